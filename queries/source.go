@@ -1,0 +1,135 @@
+// Package queries turns scaling signals into batched queries against a
+// Prometheus-compatible store: the signal catalog, namespace enforcement of
+// custom expressions, the batch planner and the Source implementations.
+package queries
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Signal names a kind of scaling signal.
+type Signal string
+
+// The signals ebb knows.
+const (
+	// SignalRequests is the request rate to a workload, in requests per second.
+	SignalRequests Signal = "requests"
+	// SignalGPU is the sum over a workload's pods of each pod's mean GPU
+	// utilization across its GPUs, in percent.
+	SignalGPU Signal = "gpu"
+	// SignalQuery is a user's own expression, reduced to one value.
+	SignalQuery Signal = "query"
+)
+
+// ParseSignal returns the signal named s.
+func ParseSignal(s string) (Signal, error) {
+	switch Signal(s) {
+	case SignalRequests, SignalGPU, SignalQuery:
+		return Signal(s), nil
+	}
+	return "", fmt.Errorf("unknown signal %q, want requests, gpu or query", s)
+}
+
+// WorkloadKey names a Deployment or StatefulSet.
+type WorkloadKey struct {
+	Namespace string
+	Name      string
+}
+
+func (k WorkloadKey) String() string { return k.Namespace + "/" + k.Name }
+
+// Shape is what one batched query is about: every workload on the same shape
+// is answered by the same query in a tick. Shape is comparable and is used as
+// a map key.
+type Shape struct {
+	Signal Signal
+	// Window is the rate or averaging window of requests and gpu; zero for
+	// query, whose ranges are part of the expression.
+	Window time.Duration
+	// Expr is, for SignalQuery only, the namespace-enforced expression
+	// (see Enforce). Its namespace is part of the text, so two ScaledObjects
+	// share a shape only when they may share a value.
+	Expr string
+}
+
+// String returns a short, stable name for logs and metric labels' values.
+func (s Shape) String() string {
+	if s.Signal == SignalQuery {
+		return string(s.Signal) + ":" + s.Expr
+	}
+	return string(s.Signal) + "[" + formatWindow(s.Window) + "]"
+}
+
+// formatWindow renders d as a PromQL duration ("1m", "30s", "1m30s").
+func formatWindow(d time.Duration) string {
+	if d <= 0 {
+		return "0s"
+	}
+	var b strings.Builder
+	if h := d / time.Hour; h > 0 {
+		b.WriteString(strconv.FormatInt(int64(h), 10) + "h")
+		d -= h * time.Hour
+	}
+	if m := d / time.Minute; m > 0 {
+		b.WriteString(strconv.FormatInt(int64(m), 10) + "m")
+		d -= m * time.Minute
+	}
+	if s := d / time.Second; s > 0 {
+		b.WriteString(strconv.FormatInt(int64(s), 10) + "s")
+		d -= s * time.Second
+	}
+	if ms := d / time.Millisecond; ms > 0 {
+		b.WriteString(strconv.FormatInt(int64(ms), 10) + "ms")
+	}
+	return b.String()
+}
+
+// Sample is one workload's value in a batched result. For SignalQuery the
+// result holds exactly one sample with an empty Workload: the value of the
+// whole expression.
+type Sample struct {
+	Workload WorkloadKey
+	Value    float64
+}
+
+// Source evaluates signal shapes for all workloads at once.
+//
+// A nil error with no sample for a workload means the store answered and has
+// no series for it: no traffic. Any error means the values are unknown.
+type Source interface {
+	// Instant evaluates shape at the instant at and returns one sample per
+	// workload the store has series for.
+	Instant(ctx context.Context, shape Shape, at time.Time) ([]Sample, error)
+}
+
+// ErrNoData reports that a query succeeded and matched no series. Batched
+// sources do not return it (an absent workload is the same fact); it is for
+// callers that ask about one value.
+var ErrNoData = errors.New("no series")
+
+// QueryError reports a query that failed: the store could not be reached,
+// timed out, refused the query, or answered something that is not a valid
+// response. Values behind a QueryError are unknown, never zero.
+type QueryError struct {
+	Shape Shape
+	// Kind is a short machine-readable class: "timeout", "unreachable",
+	// "http_status", "bad_data", "bad_response", "canceled".
+	Kind string
+	// Status is the HTTP status, when the store answered one.
+	Status int
+	Err    error
+}
+
+func (e *QueryError) Error() string {
+	if e.Status != 0 {
+		return fmt.Sprintf("query %s: %s (HTTP %d): %v", e.Shape, e.Kind, e.Status, e.Err)
+	}
+	return fmt.Sprintf("query %s: %s: %v", e.Shape, e.Kind, e.Err)
+}
+
+func (e *QueryError) Unwrap() error { return e.Err }
