@@ -1,6 +1,7 @@
 module github.com/ebbscale/ebb
 
-go 1.26
+go 1.26.0
+
 require (
 	github.com/VictoriaMetrics/metricsql v0.87.3
 	github.com/benbjohnson/clock v1.3.5
@@ -43,6 +44,7 @@ require (
 	github.com/pandatix/go-abnf v0.5.3 // indirect
 	github.com/prometheus/client_model v0.6.3 // indirect
 	github.com/prometheus/procfs v0.22.0 // indirect
+	github.com/robfig/cron/v3 v3.0.1 // indirect
 	github.com/valyala/fastrand v1.1.0 // indirect
 	github.com/valyala/histogram v1.2.0 // indirect
 	github.com/x448/float16 v0.8.4 // indirect

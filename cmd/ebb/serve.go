@@ -1,0 +1,341 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/benbjohnson/clock"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	promconfig "github.com/prometheus/common/config"
+
+	"github.com/ebbscale/ebb/externalscaler"
+	"github.com/ebbscale/ebb/queries"
+	"github.com/ebbscale/ebb/scaler"
+)
+
+// serveDeps are what tests inject into runServe.
+type serveDeps struct {
+	clock  clock.Clock
+	getenv func(string) string
+	// listening, when set, is told the bound addresses (for ":0" in tests).
+	listening func(grpcAddr, httpAddr string)
+}
+
+type serveConfig struct {
+	prometheusURL string
+	grpcAddr      string
+	httpAddr      string
+	interval      time.Duration
+	maxStaleness  time.Duration
+	queryTimeout  time.Duration
+	forgetAfter   time.Duration
+	concurrency   int
+	defaultWindow time.Duration
+	shutdownGrace time.Duration
+
+	namespaceLabel string
+	catalog        queries.Catalog
+
+	bearerTokenFile    string
+	basicAuthUser      string
+	basicAuthPassFile  string
+	headers            stringList
+	caFile             string
+	certFile           string
+	keyFile            string
+	insecureSkipVerify bool
+
+	tls externalscaler.TLSFiles
+
+	logLevel  string
+	logFormat string
+}
+
+func serveFlags(c *serveConfig) *flag.FlagSet {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	def := queries.DefaultCatalog()
+	fs.StringVar(&c.prometheusURL, "prometheus-url", "", "base URL of the Prometheus-compatible HTTP API (Prometheus, VictoriaMetrics, Thanos, Mimir), e.g. http://prometheus.monitoring:9090")
+	fs.StringVar(&c.grpcAddr, "grpc-addr", ":9090", "address of KEDA's external scaler gRPC API")
+	fs.StringVar(&c.httpAddr, "http-addr", ":8080", "address of /metrics, /healthz and /readyz")
+	fs.DurationVar(&c.interval, "interval", 5*time.Second, "how often the collector queries the store")
+	fs.DurationVar(&c.maxStaleness, "max-staleness", time.Minute, "oldest value GetMetrics serves; older answers Unavailable so KEDA's fallback applies")
+	fs.DurationVar(&c.queryTimeout, "query-timeout", 10*time.Second, "timeout of one store query")
+	fs.DurationVar(&c.forgetAfter, "forget-after", time.Hour, "stop querying a workload KEDA has not asked about for this long")
+	fs.IntVar(&c.concurrency, "query-concurrency", 4, "store queries in flight at once within a tick")
+	fs.DurationVar(&c.defaultWindow, "default-window", time.Minute, "window of requests and gpu triggers that set none")
+	fs.DurationVar(&c.shutdownGrace, "shutdown-grace", 10*time.Second, "how long a SIGTERM waits for RPCs and streams to finish")
+
+	fs.StringVar(&c.namespaceLabel, "namespace-label", "namespace", "label that custom queries are forced into the ScaledObject's namespace with")
+	c.catalog = def
+	fs.StringVar(&c.catalog.Requests.Metric, "requests-metric", def.Requests.Metric, "request counter of the requests signal")
+	fs.StringVar(&c.catalog.Requests.NamespaceLabel, "requests-namespace-label", def.Requests.NamespaceLabel, "label holding the destination workload's namespace")
+	fs.StringVar(&c.catalog.Requests.WorkloadLabel, "requests-workload-label", def.Requests.WorkloadLabel, "label holding the destination workload's name")
+	fs.StringVar(&c.catalog.Requests.ServiceNamespaceLabel, "requests-service-namespace-label", def.Requests.ServiceNamespaceLabel, "label holding the destination Service's namespace (demand while at zero replicas)")
+	fs.StringVar(&c.catalog.Requests.ServiceLabel, "requests-service-label", def.Requests.ServiceLabel, "label holding the destination Service's name (demand while at zero replicas)")
+	fs.StringVar(&c.catalog.GPU.UtilMetric, "gpu-util-metric", def.GPU.UtilMetric, "GPU utilization gauge in percent (dcgm-exporter)")
+	fs.StringVar(&c.catalog.GPU.EngineActiveMetric, "gpu-engine-active-metric", def.GPU.EngineActiveMetric, "GPU engine-active ratio preferred where present (dcgm-exporter profiling metric); empty to disable")
+
+	fs.StringVar(&c.bearerTokenFile, "bearer-token-file", "", "file holding a bearer token for the store, re-read on every request")
+	fs.StringVar(&c.basicAuthUser, "basic-auth-user", "", "basic-auth user for the store")
+	fs.StringVar(&c.basicAuthPassFile, "basic-auth-password-file", "", "file holding the basic-auth password")
+	fs.Var(&c.headers, "header", "extra HTTP header for the store, 'Name: value' (repeatable), e.g. 'X-Scope-OrgID: team-a' for Mimir")
+	fs.StringVar(&c.caFile, "ca-file", "", "CA bundle that signs the store's certificate")
+	fs.StringVar(&c.certFile, "cert-file", "", "client certificate for the store (mutual TLS)")
+	fs.StringVar(&c.keyFile, "key-file", "", "client key for the store (mutual TLS)")
+	fs.BoolVar(&c.insecureSkipVerify, "insecure-skip-verify", false, "do not verify the store's certificate (testing only)")
+
+	fs.StringVar(&c.tls.Cert, "tls-cert", "", "serve gRPC over TLS with this certificate")
+	fs.StringVar(&c.tls.Key, "tls-key", "", "key of --tls-cert")
+	fs.StringVar(&c.tls.ClientCA, "tls-client-ca", "", "require client certificates signed by this CA (mutual TLS)")
+
+	fs.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&c.logFormat, "log-format", "json", "json or text")
+	return fs
+}
+
+func (c *serveConfig) validate() error {
+	if c.prometheusURL == "" {
+		return errors.New("--prometheus-url (or EBB_PROMETHEUS_URL) is required; to try ebb without a cluster or a Prometheus, run: ebb demo")
+	}
+	switch {
+	case c.interval < time.Second || c.interval > 10*time.Minute:
+		return fmt.Errorf("--interval = %s, must be in [1s, 10m]", c.interval)
+	case c.maxStaleness < c.interval:
+		return fmt.Errorf("--max-staleness = %s, must be at least --interval (%s)", c.maxStaleness, c.interval)
+	case c.queryTimeout <= 0:
+		return fmt.Errorf("--query-timeout = %s, must be positive", c.queryTimeout)
+	case c.forgetAfter < c.interval:
+		return fmt.Errorf("--forget-after = %s, must be at least --interval (%s)", c.forgetAfter, c.interval)
+	case c.concurrency < 1 || c.concurrency > 64:
+		return fmt.Errorf("--query-concurrency = %d, must be in [1, 64]", c.concurrency)
+	case c.defaultWindow < externalscaler.MinWindow || c.defaultWindow > externalscaler.MaxWindow:
+		return fmt.Errorf("--default-window = %s, must be in [10s, 1h]", c.defaultWindow)
+	case c.shutdownGrace < 0:
+		return fmt.Errorf("--shutdown-grace = %s, must not be negative", c.shutdownGrace)
+	case c.basicAuthPassFile != "" && c.basicAuthUser == "":
+		return errors.New("--basic-auth-password-file needs --basic-auth-user")
+	case c.bearerTokenFile != "" && c.basicAuthUser != "":
+		return errors.New("--bearer-token-file and --basic-auth-user exclude each other")
+	}
+	if err := c.catalog.Validate(); err != nil {
+		return err
+	}
+	return nil
+}
+
+// httpConfig turns the store flags into prometheus/common's client config,
+// which handles token files, basic auth, headers and TLS.
+func (c *serveConfig) httpConfig() (promconfig.HTTPClientConfig, error) {
+	hc := promconfig.DefaultHTTPClientConfig
+	if c.bearerTokenFile != "" {
+		hc.Authorization = &promconfig.Authorization{Type: "Bearer", CredentialsFile: c.bearerTokenFile}
+	}
+	if c.basicAuthUser != "" {
+		hc.BasicAuth = &promconfig.BasicAuth{Username: c.basicAuthUser, PasswordFile: c.basicAuthPassFile}
+	}
+	hc.TLSConfig = promconfig.TLSConfig{CAFile: c.caFile, CertFile: c.certFile, KeyFile: c.keyFile, InsecureSkipVerify: c.insecureSkipVerify}
+	if len(c.headers) > 0 {
+		hc.HTTPHeaders = &promconfig.Headers{Headers: map[string]promconfig.Header{}}
+		for _, h := range c.headers {
+			name, value, ok := strings.Cut(h, ":")
+			name, value = strings.TrimSpace(name), strings.TrimSpace(value)
+			if !ok || name == "" {
+				return hc, fmt.Errorf("--header %q: want 'Name: value'", h)
+			}
+			hdr := hc.HTTPHeaders.Headers[name]
+			hdr.Values = append(hdr.Values, value)
+			hc.HTTPHeaders.Headers[name] = hdr
+		}
+	}
+	if err := hc.Validate(); err != nil {
+		return hc, fmt.Errorf("store client: %w", err)
+	}
+	return hc, nil
+}
+
+func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", level)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format %q: want json or text", format)
+}
+
+func runServe(ctx context.Context, args []string, stderr io.Writer, deps serveDeps) error {
+	var cfg serveConfig
+	fs := serveFlags(&cfg)
+	fs.SetOutput(stderr)
+	if err := parseFlags(fs, args, deps.getenv); err != nil {
+		return err
+	}
+	if err := cfg.validate(); err != nil {
+		return err
+	}
+	logger, err := newLogger(stderr, cfg.logLevel, cfg.logFormat)
+	if err != nil {
+		return err
+	}
+	clk := deps.clock
+	if clk == nil {
+		clk = clock.New()
+	}
+	hc, err := cfg.httpConfig()
+	if err != nil {
+		return err
+	}
+	var serverTLS *tls.Config
+	if cfg.tls.Enabled() {
+		if serverTLS, err = cfg.tls.Config(); err != nil {
+			return err
+		}
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	source, err := queries.NewPrometheus(queries.PrometheusConfig{
+		URL:        cfg.prometheusURL,
+		Catalog:    cfg.catalog,
+		Timeout:    cfg.queryTimeout,
+		HTTPConfig: hc,
+		Logger:     logger,
+	})
+	if err != nil {
+		return err
+	}
+	collector, err := scaler.NewCollector(scaler.Config{
+		Source:       source,
+		Interval:     cfg.interval,
+		QueryTimeout: cfg.queryTimeout,
+		ForgetAfter:  cfg.forgetAfter,
+		Concurrency:  cfg.concurrency,
+		Clock:        clk,
+		Logger:       logger,
+		Metrics:      scaler.NewMetrics(reg),
+	})
+	if err != nil {
+		return err
+	}
+	scaler.RegisterSnapshotAge(reg, collector)
+	srv := externalscaler.NewServer(collector, externalscaler.Options{
+		MaxStaleness: cfg.maxStaleness,
+		ForgetAfter:  cfg.forgetAfter,
+		Parse: externalscaler.ParseOptions{
+			DefaultWindow: cfg.defaultWindow,
+			Enforce:       queries.EnforceOptions{NamespaceLabel: cfg.namespaceLabel},
+		},
+		Clock:  clk,
+		Logger: logger,
+	})
+	grpcServer := externalscaler.NewGRPCServer(srv, collector.Ready(), externalscaler.GRPCOptions{TLS: serverTLS, Registry: reg, Logger: logger})
+
+	grpcLis, err := net.Listen("tcp", cfg.grpcAddr)
+	if err != nil {
+		return fmt.Errorf("--grpc-addr: %w", err)
+	}
+	httpLis, err := net.Listen("tcp", cfg.httpAddr)
+	if err != nil {
+		grpcLis.Close()
+		return fmt.Errorf("--http-addr: %w", err)
+	}
+	httpServer := &http.Server{Handler: httpHandler(reg, collector), ReadHeaderTimeout: 10 * time.Second}
+	if deps.listening != nil {
+		deps.listening(grpcLis.Addr().String(), httpLis.Addr().String())
+	}
+	logger.Info("serving", "grpc", grpcLis.Addr().String(), "http", httpLis.Addr().String(),
+		"prometheus", cfg.prometheusURL, "interval", cfg.interval.String(), "tls", serverTLS != nil, "version", version)
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errc := make(chan error, 4)
+	go func() { errc <- ignoreCanceled(collector.Run(ctx)) }()
+	go func() { srv.RunSweeper(ctx); errc <- nil }()
+	go func() {
+		if err := grpcServer.Serve(grpcLis); err != nil {
+			errc <- fmt.Errorf("grpc: %w", err)
+			return
+		}
+		errc <- nil
+	}()
+	go func() {
+		if err := httpServer.Serve(httpLis); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			errc <- fmt.Errorf("http: %w", err)
+			return
+		}
+		errc <- nil
+	}()
+
+	var first error
+	select {
+	case <-ctx.Done():
+	case first = <-errc: // a server failed: stop the rest
+	}
+	logger.Info("stopping", "grace", cfg.shutdownGrace.String())
+	cancel()
+	srv.Shutdown() // end open streams; KEDA reconnects to another replica
+	stopped := make(chan struct{})
+	go func() { grpcServer.GracefulStop(); close(stopped) }()
+	select {
+	case <-stopped:
+	case <-time.After(cfg.shutdownGrace):
+		grpcServer.Stop()
+	}
+	sctx, scancel := context.WithTimeout(context.Background(), cfg.shutdownGrace)
+	defer scancel()
+	if err := httpServer.Shutdown(sctx); err != nil && first == nil {
+		first = fmt.Errorf("http shutdown: %w", err)
+	}
+	remaining := 4
+	if first != nil {
+		remaining--
+	}
+	for range remaining {
+		if err := <-errc; err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+func ignoreCanceled(err error) error {
+	if errors.Is(err, context.Canceled) {
+		return nil
+	}
+	return err
+}
+
+// httpHandler serves /metrics, /healthz (the process is up) and /readyz
+// (the first collection succeeded).
+func httpHandler(reg *prometheus.Registry, c *scaler.Collector) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+		io.WriteString(w, "ok\n")
+	})
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
+		select {
+		case <-c.Ready():
+			io.WriteString(w, "ready\n")
+		default:
+			http.Error(w, "not ready: no successful collection yet", http.StatusServiceUnavailable)
+		}
+	})
+	return mux
+}

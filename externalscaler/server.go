@@ -1,0 +1,294 @@
+// Package externalscaler serves KEDA's external scaler gRPC API from the
+// collector's snapshot: metadata becomes a typed trigger, values and activity
+// come from memory, never from a query made during the call.
+package externalscaler
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"maps"
+	"math"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/benbjohnson/clock"
+	pb "github.com/kedacore/keda/v2/pkg/scalers/externalscaler"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/ebbscale/ebb/scaler"
+)
+
+// Options configure a Server.
+type Options struct {
+	// MaxStaleness is the oldest value GetMetrics serves; default 1m.
+	MaxStaleness time.Duration
+	// ForgetAfter drops cached triggers nobody asked about for this long;
+	// default 1h.
+	ForgetAfter time.Duration
+	Parse       ParseOptions
+	Clock       clock.Clock
+	Logger      *slog.Logger
+}
+
+// Server implements KEDA's ExternalScaler service.
+type Server struct {
+	pb.UnimplementedExternalScalerServer
+
+	collector *scaler.Collector
+	opts      Options
+
+	mu    sync.RWMutex
+	cache map[refKey][]*entry
+
+	done     chan struct{} // closed by Shutdown
+	doneOnce sync.Once
+}
+
+var _ pb.ExternalScalerServer = (*Server)(nil)
+
+type refKey struct{ namespace, name string }
+
+// entry caches one trigger's parsed metadata, keyed by the ScaledObject and
+// compared by the metadata itself.
+type entry struct {
+	md       map[string]string
+	trigger  Trigger
+	err      error
+	seen     atomic.Int64
+	interest atomic.Pointer[scaler.Interest]
+}
+
+// maxEntriesPerRef bounds how many metadata variants of one ScaledObject are
+// cached (one per trigger pointing at ebb, plus edits in flight).
+const maxEntriesPerRef = 16
+
+// NewServer returns a Server answering from c.
+func NewServer(c *scaler.Collector, opts Options) *Server {
+	if opts.MaxStaleness == 0 {
+		opts.MaxStaleness = time.Minute
+	}
+	if opts.ForgetAfter == 0 {
+		opts.ForgetAfter = time.Hour
+	}
+	if opts.Clock == nil {
+		opts.Clock = clock.New()
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Server{collector: c, opts: opts, cache: make(map[refKey][]*entry), done: make(chan struct{})}
+}
+
+// resolve returns the parsed trigger for ref and its collector interest,
+// parsing the metadata only the first time it is seen.
+func (s *Server) resolve(ref *pb.ScaledObjectRef) (*entry, *scaler.Interest, error) {
+	if ref == nil {
+		return nil, nil, status.Error(codes.InvalidArgument, "scaledObjectRef is missing")
+	}
+	key := refKey{ref.Namespace, ref.Name}
+	now := s.opts.Clock.Now()
+	e := s.lookup(key, ref.ScalerMetadata)
+	if e == nil {
+		e = s.insert(key, ref)
+	}
+	e.seen.Store(now.UnixNano())
+	if e.err != nil {
+		return nil, nil, status.Error(codes.InvalidArgument, e.err.Error())
+	}
+	in := e.interest.Load()
+	if in == nil || in.Dead() {
+		t := e.trigger
+		in = s.collector.Register(t.Shape, t.Workload, t.Activation)
+		e.interest.Store(in)
+	} else {
+		in.Touch(now)
+	}
+	return e, in, nil
+}
+
+func (s *Server) lookup(key refKey, md map[string]string) *entry {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	for _, e := range s.cache[key] {
+		if maps.Equal(e.md, md) {
+			return e
+		}
+	}
+	return nil
+}
+
+func (s *Server) insert(key refKey, ref *pb.ScaledObjectRef) *entry {
+	t, err := ParseTrigger(ref.Name, ref.Namespace, ref.ScalerMetadata, s.opts.Parse)
+	e := &entry{md: maps.Clone(ref.ScalerMetadata), trigger: t, err: err}
+	if e.md == nil {
+		e.md = map[string]string{}
+	}
+	if err != nil {
+		s.opts.Logger.Warn("bad trigger metadata", "namespace", ref.Namespace, "scaledObject", ref.Name, "err", err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, old := range s.cache[key] {
+		if maps.Equal(old.md, e.md) {
+			return old // another call inserted it first
+		}
+	}
+	list := append(s.cache[key], e)
+	if len(list) > maxEntriesPerRef {
+		list = list[1:]
+	}
+	s.cache[key] = list
+	return e
+}
+
+// Sweep drops cached triggers not asked about within ForgetAfter.
+func (s *Server) Sweep() {
+	cutoff := s.opts.Clock.Now().Add(-s.opts.ForgetAfter).UnixNano()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for key, list := range s.cache {
+		kept := list[:0]
+		for _, e := range list {
+			if e.seen.Load() >= cutoff {
+				kept = append(kept, e)
+			}
+		}
+		if len(kept) == 0 {
+			delete(s.cache, key)
+		} else {
+			s.cache[key] = kept
+		}
+	}
+}
+
+// RunSweeper calls Sweep every ForgetAfter until ctx is done.
+func (s *Server) RunSweeper(ctx context.Context) {
+	t := s.opts.Clock.Ticker(s.opts.ForgetAfter)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			s.Sweep()
+		}
+	}
+}
+
+// Shutdown ends every open stream, so that a graceful stop does not wait
+// for KEDA to close them; KEDA then reconnects, to another replica if any.
+func (s *Server) Shutdown() { s.doneOnce.Do(func() { close(s.done) }) }
+
+// activity is the IsActive answer for one trigger now.
+func (s *Server) activity(in *scaler.Interest) scaler.Activity {
+	o, _ := s.collector.Snapshot().Lookup(in)
+	return scaler.Active(o, in.Activation, s.opts.Clock.Now(), s.opts.MaxStaleness)
+}
+
+// IsActive answers whether the workload should run at all.
+func (s *Server) IsActive(_ context.Context, ref *pb.ScaledObjectRef) (*pb.IsActiveResponse, error) {
+	_, in, err := s.resolve(ref)
+	if err != nil {
+		return nil, err
+	}
+	return &pb.IsActiveResponse{Result: s.activity(in).Active}, nil
+}
+
+// StreamIsActive sends the activity when the stream opens and then on every
+// change, checked after each collector tick.
+func (s *Server) StreamIsActive(ref *pb.ScaledObjectRef, stream pb.ExternalScaler_StreamIsActiveServer) error {
+	_, in, err := s.resolve(ref)
+	if err != nil {
+		return err
+	}
+	ctx := stream.Context()
+	first, last := true, false
+	for {
+		changed := s.collector.Changed()
+		if in.Dead() {
+			if _, in, err = s.resolve(ref); err != nil {
+				return err
+			}
+		}
+		in.Touch(s.opts.Clock.Now()) // an open stream keeps the interest alive
+		if active := s.activity(in).Active; first || active != last {
+			if err := stream.Send(&pb.IsActiveResponse{Result: active}); err != nil {
+				return err
+			}
+			first, last = false, active
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-s.done:
+			return status.Error(codes.Unavailable, "server shutting down")
+		case <-changed:
+		}
+	}
+}
+
+// GetMetricSpec returns the trigger's per-replica target.
+func (s *Server) GetMetricSpec(_ context.Context, ref *pb.ScaledObjectRef) (*pb.GetMetricSpecResponse, error) {
+	e, _, err := s.resolve(ref)
+	if err != nil {
+		return nil, err
+	}
+	return metricSpec(e.trigger), nil
+}
+
+func metricSpec(t Trigger) *pb.GetMetricSpecResponse {
+	return &pb.GetMetricSpecResponse{MetricSpecs: []*pb.MetricSpec{{
+		MetricName:      t.MetricName(),
+		TargetSize:      max(1, int64(math.Round(t.Target))),
+		TargetSizeFloat: t.Target,
+	}}}
+}
+
+// StreamMetricSpec sends the spec when the stream opens. A trigger's spec
+// depends only on its metadata, and KEDA opens a new stream when that
+// changes, so the stream then stays open without further messages.
+func (s *Server) StreamMetricSpec(ref *pb.ScaledObjectRef, stream pb.ExternalScaler_StreamMetricSpecServer) error {
+	e, _, err := s.resolve(ref)
+	if err != nil {
+		return err
+	}
+	if err := stream.Send(metricSpec(e.trigger)); err != nil {
+		return err
+	}
+	select {
+	case <-stream.Context().Done():
+		return nil
+	case <-s.done:
+		return status.Error(codes.Unavailable, "server shutting down")
+	}
+}
+
+// GetMetrics returns the workload's total value; KEDA's HPA divides it by
+// the target. A value missing or older than MaxStaleness is Unavailable, so
+// KEDA's fallback applies.
+func (s *Server) GetMetrics(_ context.Context, req *pb.GetMetricsRequest) (*pb.GetMetricsResponse, error) {
+	if req == nil {
+		return nil, status.Error(codes.InvalidArgument, "request is missing")
+	}
+	e, in, err := s.resolve(req.ScaledObjectRef)
+	if err != nil {
+		return nil, err
+	}
+	o, _ := s.collector.Snapshot().Lookup(in)
+	v, err := scaler.Value(o, s.opts.Clock.Now(), s.opts.MaxStaleness)
+	if err != nil {
+		msg := e.trigger.Workload.String() + " " + e.trigger.Shape.String() + ": " + err.Error()
+		if errors.Is(err, scaler.ErrNoValue) {
+			msg += " (the first collection after a new trigger takes one tick)"
+		}
+		return nil, status.Error(codes.Unavailable, msg)
+	}
+	return &pb.GetMetricsResponse{MetricValues: []*pb.MetricValue{{
+		MetricName:       e.trigger.MetricName(),
+		MetricValue:      int64(math.Round(v)),
+		MetricValueFloat: v,
+	}}}, nil
+}

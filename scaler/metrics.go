@@ -1,0 +1,96 @@
+package scaler
+
+import (
+	"errors"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/ebbscale/ebb/queries"
+)
+
+// Metrics are the collector's Prometheus measurements. A nil *Metrics
+// records nothing.
+type Metrics struct {
+	tickDuration prometheus.Histogram
+	queries      *prometheus.CounterVec
+	queryErrors  *prometheus.CounterVec
+	series       *prometheus.CounterVec
+	shapes       prometheus.Gauge
+	workloads    prometheus.Gauge
+}
+
+// NewMetrics creates the collector's metrics and registers them with reg.
+// The snapshot-age gauge is registered apart, by RegisterSnapshotAge.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		tickDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "ebb_collector_tick_duration_seconds",
+			Help:    "Wall time of one collector tick: every shape queried and the snapshot swapped in.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 15),
+		}),
+		queries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ebb_queries_total",
+			Help: "Batched store queries, by signal.",
+		}, []string{"signal"}),
+		queryErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ebb_query_errors_total",
+			Help: "Batched store queries that failed, by signal and kind (timeout, unreachable, http_status, bad_data, bad_response, canceled, other).",
+		}, []string{"signal", "kind"}),
+		series: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ebb_series_decoded_total",
+			Help: "Workload samples decoded from store responses, by signal.",
+		}, []string{"signal"}),
+		shapes: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "ebb_signal_shapes",
+			Help: "Distinct signal shapes (one query each) in the last tick.",
+		}),
+		workloads: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "ebb_workloads_tracked",
+			Help: "Workload signals (interests) in the last snapshot.",
+		}),
+	}
+	reg.MustRegister(m.tickDuration, m.queries, m.queryErrors, m.series, m.shapes, m.workloads)
+	return m
+}
+
+// RegisterSnapshotAge registers ebb_snapshot_age_seconds, read from c at
+// scrape time.
+func RegisterSnapshotAge(reg prometheus.Registerer, c *Collector) {
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "ebb_snapshot_age_seconds",
+		Help: "Age of the current snapshot by the collector's clock; grows when ticks stall.",
+	}, func() float64 {
+		s := c.Snapshot()
+		if s.At.IsZero() {
+			return 0
+		}
+		return c.cfg.Clock.Since(s.At).Seconds()
+	}))
+}
+
+func (m *Metrics) observeQuery(signal queries.Signal, samples int, err error) {
+	if m == nil {
+		return
+	}
+	m.queries.WithLabelValues(string(signal)).Inc()
+	if err != nil {
+		kind := "other"
+		var qe *queries.QueryError
+		if errors.As(err, &qe) {
+			kind = qe.Kind
+		}
+		m.queryErrors.WithLabelValues(string(signal), kind).Inc()
+		return
+	}
+	m.series.WithLabelValues(string(signal)).Add(float64(samples))
+}
+
+func (m *Metrics) observeTick(d time.Duration, shapes, workloads int) {
+	if m == nil {
+		return
+	}
+	m.tickDuration.Observe(d.Seconds())
+	m.shapes.Set(float64(shapes))
+	m.workloads.Set(float64(workloads))
+}
