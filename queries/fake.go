@@ -1,0 +1,101 @@
+package queries
+
+import (
+	"context"
+	"sync"
+	"time"
+)
+
+// FakeSource is a Source for tests: it answers each shape from Values, or
+// fails with Err, and records every call.
+type FakeSource struct {
+	mu     sync.Mutex
+	values map[Shape][]Sample
+	errs   map[Shape]error
+	err    error
+	calls  []FakeCall
+	// Block, when set, is waited on (or ctx) before answering.
+	block chan struct{}
+}
+
+// FakeCall is one recorded Instant call.
+type FakeCall struct {
+	Shape Shape
+	At    time.Time
+}
+
+var _ Source = (*FakeSource)(nil)
+
+// Set makes shape answer samples.
+func (f *FakeSource) Set(shape Shape, samples ...Sample) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.values == nil {
+		f.values = make(map[Shape][]Sample)
+	}
+	f.values[shape] = samples
+}
+
+// Fail makes every call fail with err until Fail(nil).
+func (f *FakeSource) Fail(err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.err = err
+}
+
+// FailShape makes calls for shape fail with err until FailShape(shape, nil).
+func (f *FakeSource) FailShape(shape Shape, err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.errs == nil {
+		f.errs = make(map[Shape]error)
+	}
+	f.errs[shape] = err
+}
+
+// Hang makes calls block until Release or their context ends.
+func (f *FakeSource) Hang() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.block = make(chan struct{})
+}
+
+// Release ends Hang.
+func (f *FakeSource) Release() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.block != nil {
+		close(f.block)
+		f.block = nil
+	}
+}
+
+// Calls returns the calls made so far.
+func (f *FakeSource) Calls() []FakeCall {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]FakeCall(nil), f.calls...)
+}
+
+// Instant implements Source.
+func (f *FakeSource) Instant(ctx context.Context, shape Shape, at time.Time) ([]Sample, error) {
+	f.mu.Lock()
+	f.calls = append(f.calls, FakeCall{shape, at})
+	block, err := f.block, f.err
+	if e := f.errs[shape]; e != nil {
+		err = e
+	}
+	samples := append([]Sample(nil), f.values[shape]...)
+	f.mu.Unlock()
+	if block != nil {
+		select {
+		case <-block:
+		case <-ctx.Done():
+			return nil, &QueryError{Shape: shape, Kind: "timeout", Err: ctx.Err()}
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	return samples, nil
+}

@@ -1,0 +1,71 @@
+package scaler
+
+import (
+	"context"
+	"fmt"
+	"testing"
+
+	"github.com/ebbscale/ebb/queries"
+)
+
+var sinkObservation Observation
+
+var benchSizes = []int{100, 1_000, 10_000, 100_000}
+
+func benchCollector(b *testing.B, n int) (*Collector, []*Interest, *queries.FakeSource) {
+	b.Helper()
+	src := &queries.FakeSource{}
+	c, err := NewCollector(Config{Source: src})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ins := make([]*Interest, 0, n)
+	reqs := make([]queries.Sample, 0, n/2)
+	gpus := make([]queries.Sample, 0, n/2)
+	for i := range n {
+		w := wk(fmt.Sprintf("ns%d", i%50), fmt.Sprintf("workload-%d", i))
+		if i%2 == 0 {
+			ins = append(ins, c.Register(reqShape, w, 0))
+			reqs = append(reqs, queries.Sample{Workload: w, Value: float64(i)})
+		} else {
+			ins = append(ins, c.Register(gpuShape, w, 0))
+			gpus = append(gpus, queries.Sample{Workload: w, Value: float64(i)})
+		}
+	}
+	src.Set(reqShape, reqs...)
+	src.Set(gpuShape, gpus...)
+	return c, ins, src
+}
+
+// BenchmarkSnapshotLookup is the hot path of every KEDA call.
+func BenchmarkSnapshotLookup(b *testing.B) {
+	for _, n := range benchSizes {
+		b.Run(fmt.Sprint(n), func(b *testing.B) {
+			c, ins, _ := benchCollector(b, n)
+			c.Refresh(context.Background())
+			b.ReportAllocs()
+			b.ResetTimer()
+			i := 0
+			for b.Loop() {
+				o, _ := c.Snapshot().Lookup(ins[i%len(ins)])
+				sinkObservation = o
+				i += 7919 // stride through memory rather than hit one cache line
+			}
+		})
+	}
+}
+
+// BenchmarkRefresh measures distributing two batched results (requests and
+// gpu) over N interests and swapping the snapshot; decoding is measured in
+// queries.
+func BenchmarkRefresh(b *testing.B) {
+	for _, n := range benchSizes {
+		b.Run(fmt.Sprint(n), func(b *testing.B) {
+			c, _, _ := benchCollector(b, n)
+			b.ReportAllocs()
+			for b.Loop() {
+				c.Refresh(context.Background())
+			}
+		})
+	}
+}

@@ -1,0 +1,277 @@
+package scaler
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/benbjohnson/clock"
+
+	"github.com/ebbscale/ebb/queries"
+)
+
+var (
+	t0       = time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	reqShape = queries.Shape{Signal: queries.SignalRequests, Window: time.Minute}
+	gpuShape = queries.Shape{Signal: queries.SignalGPU, Window: time.Minute}
+	qShape   = queries.Shape{Signal: queries.SignalQuery, Expr: `sum(up{namespace="a"})`}
+)
+
+func wk(ns, name string) queries.WorkloadKey { return queries.WorkloadKey{Namespace: ns, Name: name} }
+
+func newTestCollector(t *testing.T, src queries.Source) (*Collector, *clock.Mock) {
+	t.Helper()
+	clk := clock.NewMock()
+	clk.Set(t0)
+	c, err := NewCollector(Config{Source: src, Interval: 5 * time.Second, ForgetAfter: 10 * time.Minute, Clock: clk})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, clk
+}
+
+func TestCollectorOneQueryPerShape(t *testing.T) {
+	src := &queries.FakeSource{}
+	c, _ := newTestCollector(t, src)
+	for i := range 100 {
+		c.Register(reqShape, wk("a", fmt.Sprintf("w%d", i)), 0)
+	}
+	for i := range 50 {
+		c.Register(gpuShape, wk("b", fmt.Sprintf("g%d", i)), 0)
+	}
+	for i := range 3 {
+		c.Register(qShape, wk("a", fmt.Sprintf("q%d", i)), 0)
+	}
+	c.Refresh(context.Background())
+	calls := src.Calls()
+	if len(calls) != 3 {
+		t.Fatalf("got %d queries for 153 workloads on 3 shapes, want 3: %v", len(calls), calls)
+	}
+	seen := map[queries.Shape]bool{}
+	for _, call := range calls {
+		seen[call.Shape] = true
+		if !call.At.Equal(t0) {
+			t.Errorf("query %s evaluated at %s, want the clock's now %s", call.Shape, call.At, t0)
+		}
+	}
+	for _, s := range []queries.Shape{reqShape, gpuShape, qShape} {
+		if !seen[s] {
+			t.Errorf("shape %s not queried", s)
+		}
+	}
+}
+
+func TestCollectorValues(t *testing.T) {
+	src := &queries.FakeSource{}
+	src.Set(reqShape, queries.Sample{Workload: wk("a", "busy"), Value: 12.5}, queries.Sample{Workload: wk("a", "unwatched"), Value: 99})
+	src.Set(qShape, queries.Sample{Value: 7})
+	c, _ := newTestCollector(t, src)
+	busy := c.Register(reqShape, wk("a", "busy"), 0)
+	quiet := c.Register(reqShape, wk("a", "quiet"), 0)
+	busyHigh := c.Register(reqShape, wk("a", "busy"), 20) // same workload, other activation
+	q1 := c.Register(qShape, wk("a", "x"), 0)
+	q2 := c.Register(qShape, wk("a", "y"), 10)
+	c.Refresh(context.Background())
+	snap := c.Snapshot()
+
+	tests := []struct {
+		name       string
+		in         *Interest
+		value      float64
+		lastActive time.Time
+	}{
+		{"sample", busy, 12.5, t0},
+		{"no series means zero", quiet, 0, time.Time{}},
+		{"below activation is not activity", busyHigh, 12.5, time.Time{}},
+		{"query value applies to every trigger", q1, 7, t0},
+		{"query below activation", q2, 7, time.Time{}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			o, ok := snap.Lookup(tt.in)
+			if !ok {
+				t.Fatal("no observation")
+			}
+			if o.Value != tt.value || !o.OK || !o.At.Equal(t0) || o.Err != nil {
+				t.Errorf("got value %v ok %v at %v err %v, want %v true %v nil", o.Value, o.OK, o.At, o.Err, tt.value, t0)
+			}
+			if !o.LastActive.Equal(tt.lastActive) {
+				t.Errorf("got last active %v, want %v", o.LastActive, tt.lastActive)
+			}
+		})
+	}
+	if got := snap.Len(); got != 5 {
+		t.Errorf("snapshot holds %d interests, want 5", got)
+	}
+}
+
+func TestCollectorFailureKeepsLastValue(t *testing.T) {
+	src := &queries.FakeSource{}
+	src.Set(reqShape, queries.Sample{Workload: wk("a", "w"), Value: 3})
+	c, clk := newTestCollector(t, src)
+	in := c.Register(reqShape, wk("a", "w"), 0)
+	c.Refresh(context.Background())
+	first := c.Snapshot()
+
+	boom := &queries.QueryError{Shape: reqShape, Kind: "unreachable", Err: errors.New("connection refused")}
+	src.Fail(boom)
+	clk.Add(5 * time.Second)
+	c.Refresh(context.Background())
+	o, ok := c.Snapshot().Lookup(in)
+	if !ok {
+		t.Fatal("no observation after failure")
+	}
+	if o.OK || !errors.Is(o.Err, boom) || o.Value != 3 || !o.At.Equal(t0) || !o.LastActive.Equal(t0) {
+		t.Errorf("after failure got %+v, want value 3 observed at %v, OK false, err %v", o, t0, boom)
+	}
+	if err, queried := c.Snapshot().ShapeErr(reqShape); !queried || !errors.Is(err, boom) {
+		t.Errorf("ShapeErr = %v, %v; want %v, true", err, queried, boom)
+	}
+	// The earlier snapshot is immutable.
+	if o, _ := first.Lookup(in); !o.OK || o.Err != nil {
+		t.Errorf("earlier snapshot changed: %+v", o)
+	}
+
+	src.Fail(nil)
+	src.Set(reqShape) // recovered, and no series now
+	clk.Add(5 * time.Second)
+	c.Refresh(context.Background())
+	o, _ = c.Snapshot().Lookup(in)
+	if !o.OK || o.Value != 0 || !o.At.Equal(t0.Add(10*time.Second)) || !o.LastActive.Equal(t0) {
+		t.Errorf("after recovery got %+v, want value 0 at %v, last active %v", o, t0.Add(10*time.Second), t0)
+	}
+}
+
+func TestCollectorForgetsUntouched(t *testing.T) {
+	src := &queries.FakeSource{}
+	c, clk := newTestCollector(t, src)
+	stale := c.Register(reqShape, wk("a", "stale"), 0)
+	kept := c.Register(gpuShape, wk("a", "kept"), 0)
+	c.Refresh(context.Background())
+
+	clk.Add(9 * time.Minute)
+	kept.Touch(clk.Now())
+	clk.Add(2 * time.Minute) // stale untouched for 11m > 10m
+	c.Refresh(context.Background())
+	if !stale.Dead() || kept.Dead() {
+		t.Fatalf("dead: stale %v kept %v, want true false", stale.Dead(), kept.Dead())
+	}
+	last := src.Calls()[len(src.Calls())-1]
+	if n := len(src.Calls()); n != 3 || last.Shape != gpuShape {
+		t.Errorf("got %d calls, last %v; want 3 with the forgotten shape no longer queried", n, last.Shape)
+	}
+	if _, ok := c.Snapshot().Lookup(stale); ok {
+		t.Error("forgotten interest still in the snapshot")
+	}
+	again := c.Register(reqShape, wk("a", "stale"), 0)
+	if again == stale || again.Dead() {
+		t.Error("registering a forgotten interest must create a live one")
+	}
+	c.Refresh(context.Background())
+	if _, ok := c.Snapshot().Lookup(again); !ok {
+		t.Error("re-registered interest missing from the snapshot")
+	}
+	if _, ok := c.Snapshot().Lookup(stale); ok {
+		t.Error("a dead interest must not see the slot's new owner")
+	}
+}
+
+func TestCollectorReadyAndChanged(t *testing.T) {
+	src := &queries.FakeSource{}
+	c, _ := newTestCollector(t, src)
+	c.Register(reqShape, wk("a", "w"), 0)
+	src.Fail(errors.New("down"))
+	changed := c.Changed()
+	c.Refresh(context.Background())
+	select {
+	case <-changed:
+	default:
+		t.Error("Changed not closed by a refresh")
+	}
+	select {
+	case <-c.Ready():
+		t.Fatal("ready after a failed tick")
+	default:
+	}
+	src.Fail(nil)
+	c.Refresh(context.Background())
+	select {
+	case <-c.Ready():
+	default:
+		t.Fatal("not ready after a successful tick")
+	}
+}
+
+func TestCollectorRunTicksOnClock(t *testing.T) {
+	src := &queries.FakeSource{}
+	c, clk := newTestCollector(t, src)
+	c.Register(reqShape, wk("a", "w"), 0)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	changed := c.Changed()
+	go func() { done <- c.Run(ctx) }()
+
+	waitChanged := func(what string) {
+		t.Helper()
+		select {
+		case <-changed:
+			changed = c.Changed()
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s: no snapshot", what)
+		}
+	}
+	waitChanged("first refresh at start")
+	// Registering a new interest asks for a refresh without waiting for the tick.
+	c.Register(gpuShape, wk("a", "g"), 0)
+	waitChanged("refresh after a new interest")
+	at := c.Snapshot().At
+	clk.Add(5 * time.Second)
+	waitChanged("tick after the interval")
+	if got := c.Snapshot().At; !got.Equal(at.Add(5 * time.Second)) {
+		t.Errorf("tick evaluated at %v, want %v", got, at.Add(5*time.Second))
+	}
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Errorf("Run returned %v, want context.Canceled", err)
+	}
+}
+
+func TestCollectorQueryTimeout(t *testing.T) {
+	src := &queries.FakeSource{}
+	src.Hang()
+	defer src.Release()
+	clk := clock.NewMock()
+	c, err := NewCollector(Config{Source: src, QueryTimeout: 50 * time.Millisecond, Clock: clk})
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := c.Register(reqShape, wk("a", "w"), 0)
+	c.Refresh(context.Background()) // must return once the query's context ends
+	o, _ := c.Snapshot().Lookup(in)
+	var qe *queries.QueryError
+	if o.OK || !errors.As(o.Err, &qe) || qe.Kind != "timeout" {
+		t.Errorf("got %+v, want a timeout QueryError", o)
+	}
+}
+
+func TestNewCollectorErrors(t *testing.T) {
+	src := &queries.FakeSource{}
+	tests := []struct {
+		cfg  Config
+		want string
+	}{
+		{Config{}, "collector: no source"},
+		{Config{Source: src, Interval: time.Millisecond}, "collector: interval = 1ms, must be at least 100ms"},
+		{Config{Source: src, QueryTimeout: -time.Second}, "collector: query timeout = -1s, must be positive"},
+		{Config{Source: src, ForgetAfter: time.Second}, "collector: forget-after = 1s, must be at least the interval 5s"},
+		{Config{Source: src, Concurrency: -1}, "collector: concurrency = -1, must be positive"},
+	}
+	for _, tt := range tests {
+		_, err := NewCollector(tt.cfg)
+		if err == nil || err.Error() != tt.want {
+			t.Errorf("got %v, want %q", err, tt.want)
+		}
+	}
+}

@@ -1,0 +1,103 @@
+package scaler
+
+import (
+	"errors"
+	"testing"
+	"time"
+)
+
+func TestValue(t *testing.T) {
+	boom := errors.New("connection refused")
+	now := t0.Add(time.Hour)
+	tests := []struct {
+		name    string
+		o       Observation
+		want    float64
+		wantErr string
+	}{
+		{"fresh", Observation{Value: 4, At: now.Add(-5 * time.Second), OK: true}, 4, ""},
+		{"fresh after a failed query", Observation{Value: 4, At: now.Add(-30 * time.Second), Err: boom}, 4, ""},
+		{"stale", Observation{Value: 4, At: now.Add(-61 * time.Second), Err: boom}, 0, "value is 1m1s old (max staleness 1m0s): connection refused"},
+		{"stale without error", Observation{Value: 4, At: now.Add(-2 * time.Minute), OK: true}, 0, "value is 2m0s old (max staleness 1m0s)"},
+		{"never observed", Observation{}, 0, "no value observed yet"},
+		{"never observed, failing", Observation{Err: boom}, 0, "no value observed yet: connection refused"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := Value(tt.o, now, time.Minute)
+			if got != tt.want {
+				t.Errorf("got %v, want %v", got, tt.want)
+			}
+			switch {
+			case tt.wantErr == "" && err != nil:
+				t.Errorf("got error %v, want none", err)
+			case tt.wantErr != "" && (err == nil || err.Error() != tt.wantErr):
+				t.Errorf("got error %v, want %q", err, tt.wantErr)
+			}
+		})
+	}
+	_, err := Value(Observation{Value: 1, At: t0, Err: boom}, now, time.Minute)
+	var se *StaleError
+	if !errors.As(err, &se) || !errors.Is(err, boom) || se.Age != time.Hour {
+		t.Errorf("stale error %v: want a *StaleError of age 1h wrapping the cause", err)
+	}
+	if _, err := Value(Observation{}, now, time.Minute); !errors.Is(err, ErrNoValue) {
+		t.Errorf("got %v, want ErrNoValue", err)
+	}
+}
+
+func TestActive(t *testing.T) {
+	boom := errors.New("HTTP 500")
+	now := t0.Add(time.Hour)
+	tests := []struct {
+		name       string
+		o          Observation
+		activation float64
+		want       Activity
+	}{
+		{"above activation", Observation{Value: 2, At: now, OK: true}, 1, Activity{true, true, "value 2 > activation 1"}},
+		{"at activation is inactive", Observation{Value: 1, At: now, OK: true}, 1, Activity{false, true, "value 1 <= activation 1"}},
+		{"no traffic", Observation{Value: 0, At: now, OK: true}, 0, Activity{false, true, "value 0 <= activation 0"}},
+		{"failing but fresh keeps the last answer (inactive)", Observation{Value: 0, At: now.Add(-30 * time.Second), Err: boom}, 0, Activity{false, true, "value 0 <= activation 0"}},
+		{"failing but fresh keeps the last answer (active)", Observation{Value: 5, At: now.Add(-30 * time.Second), Err: boom}, 0, Activity{true, true, "value 5 > activation 0"}},
+		{"failing and stale is active", Observation{Value: 0, At: now.Add(-90 * time.Second), Err: boom}, 0, Activity{true, false, "value 1m30s old, query failing: HTTP 500"}},
+		{"no value yet is active", Observation{}, 0, Activity{true, false, "no value yet"}},
+		{"no value, failing, is active", Observation{Err: boom}, 0, Activity{true, false, "no value yet, query failing: HTTP 500"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := Active(tt.o, tt.activation, now, time.Minute); got != tt.want {
+				t.Errorf("got %+v, want %+v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestHPADesired(t *testing.T) {
+	h := HPA{Target: 10, MinReplicas: 0, MaxReplicas: 8, Tolerance: 0.1}
+	tests := []struct {
+		name    string
+		h       HPA
+		value   float64
+		active  bool
+		current int
+		want    int
+	}{
+		{"inactive scales to min (zero)", h, 0, false, 3, 0},
+		{"inactive with min 2", HPA{Target: 10, MinReplicas: 2, MaxReplicas: 8, Tolerance: 0.1}, 0, false, 3, 2},
+		{"activation from zero goes to one", h, 55, true, 0, 1},
+		{"ceil(value/target)", h, 55, true, 1, 6},
+		{"within tolerance keeps current", h, 31, true, 3, 3},
+		{"just outside tolerance", h, 34, true, 3, 4},
+		{"scale down", h, 12, true, 5, 2},
+		{"capped at max", h, 500, true, 4, 8},
+		{"active with no load keeps one", h, 0, true, 2, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := tt.h.Desired(tt.value, tt.active, tt.current); got != tt.want {
+				t.Errorf("Desired(%v, %v, %d) = %d, want %d", tt.value, tt.active, tt.current, got, tt.want)
+			}
+		})
+	}
+}
