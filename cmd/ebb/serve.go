@@ -82,9 +82,9 @@ func serveFlags(c *serveConfig) *flag.FlagSet {
 	fs.StringVar(&c.catalog.Requests.NamespaceLabel, "requests-namespace-label", def.Requests.NamespaceLabel, "label holding the destination workload's namespace")
 	fs.StringVar(&c.catalog.Requests.WorkloadLabel, "requests-workload-label", def.Requests.WorkloadLabel, "label holding the destination workload's name")
 	fs.StringVar(&c.catalog.Requests.ServiceNamespaceLabel, "requests-service-namespace-label", def.Requests.ServiceNamespaceLabel, "label holding the destination Service's namespace (demand while at zero replicas)")
-	fs.StringVar(&c.catalog.Requests.ServiceLabel, "requests-service-label", def.Requests.ServiceLabel, "label holding the destination Service's name (demand while at zero replicas)")
+	fs.StringVar(&c.catalog.Requests.ServiceNameLabel, "requests-service-label", def.Requests.ServiceNameLabel, "label holding the destination Service's name (demand while at zero replicas)")
 	fs.StringVar(&c.catalog.GPU.UtilMetric, "gpu-util-metric", def.GPU.UtilMetric, "GPU utilization gauge in percent (dcgm-exporter)")
-	fs.StringVar(&c.catalog.GPU.EngineActiveMetric, "gpu-engine-active-metric", def.GPU.EngineActiveMetric, "GPU engine-active ratio preferred where present (dcgm-exporter profiling metric); empty to disable")
+	fs.StringVar(&c.catalog.GPU.ProfMetric, "gpu-engine-active-metric", def.GPU.ProfMetric, "GPU engine-active ratio preferred where present (dcgm-exporter profiling metric); empty to disable")
 
 	fs.StringVar(&c.bearerTokenFile, "bearer-token-file", "", "file holding a bearer token for the store, re-read on every request")
 	fs.StringVar(&c.basicAuthUser, "basic-auth-user", "", "basic-auth user for the store")
@@ -211,11 +211,11 @@ func runServe(ctx context.Context, args []string, stderr io.Writer, deps serveDe
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	source, err := queries.NewPrometheus(queries.PrometheusConfig{
-		URL:        cfg.prometheusURL,
-		Catalog:    cfg.catalog,
-		Timeout:    cfg.queryTimeout,
-		HTTPConfig: hc,
-		Logger:     logger,
+		URL:     cfg.prometheusURL,
+		Catalog: cfg.catalog,
+		Timeout: cfg.queryTimeout,
+		HTTP:    hc,
+		Logger:  logger,
 	})
 	if err != nil {
 		return err
