@@ -166,6 +166,9 @@ func (off) Requests(from, to time.Time) float64 { return 0 }
 // start+10m, then again at start+70m. If t implements GPUWork, so does the
 // result.
 func Anchor(t Traffic, origin time.Time) Traffic {
+	if _, ok := t.(off); ok {
+		return t // still without a series
+	}
 	a := anchored{t: t, shift: origin.UnixNano()}
 	if w, ok := t.(GPUWork); ok {
 		return anchoredWork{anchored: a, w: w}

@@ -1,0 +1,309 @@
+package externalscaler
+
+import (
+	"context"
+	"errors"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/benbjohnson/clock"
+	pb "github.com/kedacore/keda/v2/pkg/scalers/externalscaler"
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
+
+	"github.com/ebbscale/ebb/queries"
+	"github.com/ebbscale/ebb/scaler"
+)
+
+var (
+	t0       = time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	reqShape = queries.Shape{Signal: queries.SignalRequests, Window: time.Minute}
+	gpuShape = queries.Shape{Signal: queries.SignalGPU, Window: time.Minute}
+)
+
+// harness is ebb's gRPC server on a real 127.0.0.1 socket, fed by a fake
+// source on a mock clock, and KEDA's generated client.
+type harness struct {
+	src       *queries.FakeSource
+	clk       *clock.Mock
+	collector *scaler.Collector
+	server    *Server
+	client    pb.ExternalScalerClient
+	conn      *grpc.ClientConn
+}
+
+func newHarness(t *testing.T) *harness {
+	t.Helper()
+	h := &harness{src: &queries.FakeSource{}, clk: clock.NewMock()}
+	h.clk.Set(t0)
+	var err error
+	h.collector, err = scaler.NewCollector(scaler.Config{Source: h.src, Interval: 5 * time.Second, Clock: h.clk})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.server = NewServer(h.collector, Options{Clock: h.clk, MaxStaleness: time.Minute})
+	g := NewGRPCServer(h.server, h.collector.Ready(), GRPCOptions{Registry: prometheus.NewRegistry()})
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go g.Serve(lis)
+	t.Cleanup(g.Stop)
+	t.Cleanup(h.server.Shutdown)
+	h.conn, err = grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.conn.Close() })
+	h.client = pb.NewExternalScalerClient(h.conn)
+	return h
+}
+
+// tick advances the clock by one interval and runs one collector tick.
+func (h *harness) tick() {
+	h.clk.Add(5 * time.Second)
+	h.collector.Refresh(context.Background())
+}
+
+func ref(name string, md map[string]string) *pb.ScaledObjectRef {
+	return &pb.ScaledObjectRef{Name: name, Namespace: "shop", ScalerMetadata: md}
+}
+
+func ctx(t *testing.T) context.Context {
+	t.Helper()
+	c, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	t.Cleanup(cancel)
+	return c
+}
+
+func TestRPCs(t *testing.T) {
+	h := newHarness(t)
+	cart := ref("cart", map[string]string{"scalerAddress": "x", "signal": "requests", "target": "10", "activation": "1"})
+	llm := ref("llm", map[string]string{"signal": "gpu", "target": "70"})
+	h.src.Set(reqShape, queries.Sample{Workload: queries.WorkloadKey{Namespace: "shop", Name: "cart"}, Value: 34.5})
+	h.src.Set(gpuShape, queries.Sample{Workload: queries.WorkloadKey{Namespace: "shop", Name: "llm"}, Value: 126})
+
+	spec, err := h.client.GetMetricSpec(ctx(t), cart)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := spec.MetricSpecs; len(got) != 1 || got[0].MetricName != "ebb-requests-cart" || got[0].TargetSizeFloat != 10 || got[0].TargetSize != 10 {
+		t.Errorf("GetMetricSpec = %v, want ebb-requests-cart target 10", got)
+	}
+	// Before the first tick there is no value: active (fail-safe) and Unavailable.
+	if act, err := h.client.IsActive(ctx(t), llm); err != nil || !act.Result {
+		t.Errorf("IsActive before any data = %v, %v; want true", act, err)
+	}
+	_, err = h.client.GetMetrics(ctx(t), &pb.GetMetricsRequest{ScaledObjectRef: cart, MetricName: "ebb-requests-cart"})
+	if status.Code(err) != codes.Unavailable {
+		t.Errorf("GetMetrics before any data: %v, want Unavailable", err)
+	}
+
+	h.tick()
+	m, err := h.client.GetMetrics(ctx(t), &pb.GetMetricsRequest{ScaledObjectRef: cart, MetricName: "ebb-requests-cart"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := m.MetricValues[0]; v.MetricValueFloat != 34.5 || v.MetricValue != 35 || v.MetricName != "ebb-requests-cart" {
+		t.Errorf("GetMetrics = %v, want 34.5 (int 35)", v)
+	}
+	m, err = h.client.GetMetrics(ctx(t), &pb.GetMetricsRequest{ScaledObjectRef: llm, MetricName: "ebb-gpu-llm"})
+	if err != nil || m.MetricValues[0].MetricValueFloat != 126 {
+		t.Errorf("GetMetrics gpu = %v, %v; want 126", m, err)
+	}
+	if act, err := h.client.IsActive(ctx(t), cart); err != nil || !act.Result {
+		t.Errorf("IsActive at 34.5 > 1 = %v, %v; want true", act, err)
+	}
+
+	h.src.Set(reqShape) // no series: no traffic
+	h.tick()
+	if act, err := h.client.IsActive(ctx(t), cart); err != nil || act.Result {
+		t.Errorf("IsActive with no series = %v, %v; want false", act, err)
+	}
+	if m, err := h.client.GetMetrics(ctx(t), &pb.GetMetricsRequest{ScaledObjectRef: cart}); err != nil || m.MetricValues[0].MetricValueFloat != 0 {
+		t.Errorf("GetMetrics with no series = %v, %v; want 0", m, err)
+	}
+}
+
+func TestSourceOutage(t *testing.T) {
+	h := newHarness(t)
+	cart := ref("cart", map[string]string{"signal": "requests", "target": "10"})
+	idle := ref("idle", map[string]string{"signal": "requests", "target": "10"})
+	h.src.Set(reqShape, queries.Sample{Workload: queries.WorkloadKey{Namespace: "shop", Name: "cart"}, Value: 20})
+	h.client.IsActive(ctx(t), cart)
+	h.client.IsActive(ctx(t), idle)
+	h.tick()
+	if act, _ := h.client.IsActive(ctx(t), idle); act.GetResult() {
+		t.Fatal("idle workload active before the outage")
+	}
+
+	h.src.Fail(&queries.QueryError{Shape: reqShape, Kind: "http_status", Status: 500, Err: errors.New("internal error")})
+	// Within max staleness: the last answers stand, values are served.
+	for range 6 {
+		h.tick()
+	}
+	if act, _ := h.client.IsActive(ctx(t), cart); !act.GetResult() {
+		t.Error("active workload went inactive during a 30s outage")
+	}
+	if m, err := h.client.GetMetrics(ctx(t), &pb.GetMetricsRequest{ScaledObjectRef: cart}); err != nil || m.MetricValues[0].MetricValueFloat != 20 {
+		t.Errorf("GetMetrics 30s into an outage = %v, %v; want the last value 20", m, err)
+	}
+	// Past max staleness: every workload is active and GetMetrics is Unavailable.
+	for range 7 {
+		h.tick()
+	}
+	for _, r := range []*pb.ScaledObjectRef{cart, idle} {
+		if act, err := h.client.IsActive(ctx(t), r); err != nil || !act.Result {
+			t.Errorf("%s: IsActive 65s into an outage = %v, %v; want true", r.Name, act, err)
+		}
+	}
+	_, err := h.client.GetMetrics(ctx(t), &pb.GetMetricsRequest{ScaledObjectRef: cart})
+	want := "shop/cart requests[1m]: value is 1m5s old (max staleness 1m0s): query requests[1m]: http_status (HTTP 500): internal error"
+	if status.Code(err) != codes.Unavailable || status.Convert(err).Message() != want {
+		t.Errorf("GetMetrics 65s into an outage: %v\nwant Unavailable %q", err, want)
+	}
+}
+
+func TestBadMetadataOverSocket(t *testing.T) {
+	h := newHarness(t)
+	for _, tt := range badMetadata {
+		t.Run(tt.name, func(t *testing.T) {
+			r := ref("cart", tt.md)
+			calls := map[string]func() error{
+				"IsActive":      func() error { _, err := h.client.IsActive(ctx(t), r); return err },
+				"GetMetricSpec": func() error { _, err := h.client.GetMetricSpec(ctx(t), r); return err },
+				"GetMetrics": func() error {
+					_, err := h.client.GetMetrics(ctx(t), &pb.GetMetricsRequest{ScaledObjectRef: r})
+					return err
+				},
+				"StreamIsActive": func() error {
+					s, err := h.client.StreamIsActive(ctx(t), r)
+					if err != nil {
+						return err
+					}
+					_, err = s.Recv()
+					return err
+				},
+				"StreamMetricSpec": func() error {
+					s, err := h.client.StreamMetricSpec(ctx(t), r)
+					if err != nil {
+						return err
+					}
+					_, err = s.Recv()
+					return err
+				},
+			}
+			for method, call := range calls {
+				err := call()
+				if status.Code(err) != codes.InvalidArgument || status.Convert(err).Message() != tt.want {
+					t.Errorf("%s: got %v, want InvalidArgument %q", method, err, tt.want)
+				}
+			}
+		})
+	}
+	if _, err := h.client.GetMetrics(ctx(t), &pb.GetMetricsRequest{}); status.Code(err) != codes.InvalidArgument || status.Convert(err).Message() != "scaledObjectRef is missing" {
+		t.Errorf("GetMetrics without a ref: %v", err)
+	}
+	// The server is still healthy after all of that.
+	hc := healthpb.NewHealthClient(h.conn)
+	if r, err := hc.Check(ctx(t), &healthpb.HealthCheckRequest{}); err != nil || r.Status != healthpb.HealthCheckResponse_SERVING {
+		t.Errorf("health after bad input: %v, %v", r, err)
+	}
+}
+
+func TestStreamIsActive(t *testing.T) {
+	h := newHarness(t)
+	cart := ref("cart", map[string]string{"signal": "requests", "target": "10"})
+	key := queries.WorkloadKey{Namespace: "shop", Name: "cart"}
+	h.src.Set(reqShape, queries.Sample{Workload: key, Value: 5})
+	stream, err := h.client.StreamIsActive(ctx(t), cart)
+	if err != nil {
+		t.Fatal(err)
+	}
+	recv := func(want bool) {
+		t.Helper()
+		r, err := stream.Recv()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Result != want {
+			t.Fatalf("stream sent %v, want %v", r.Result, want)
+		}
+	}
+	recv(true) // at open: no value yet, fail-safe active
+	waitRegistered(t, h, key)
+	h.tick()
+	h.tick() // unchanged: nothing sent
+	h.src.Set(reqShape)
+	h.tick()
+	recv(false) // the change arrives after the tick that saw it
+	h.src.Set(reqShape, queries.Sample{Workload: key, Value: 0.5})
+	h.tick()
+	recv(true)
+}
+
+// waitRegistered waits until the stream's interest has been registered with
+// the collector (the stream resolves it before its first Send, so after the
+// first Recv this returns at once; it exists to make that explicit).
+func waitRegistered(t *testing.T, h *harness, key queries.WorkloadKey) {
+	t.Helper()
+	h.tick()
+	if _, queried := h.collector.Snapshot().ShapeErr(reqShape); !queried {
+		t.Fatalf("%s not registered after the stream opened", key)
+	}
+}
+
+func TestStreamMetricSpec(t *testing.T) {
+	h := newHarness(t)
+	r := ref("cart", map[string]string{"signal": "requests", "target": "2.5"})
+	stream, err := h.client.StreamMetricSpec(ctx(t), r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := stream.Recv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	unary, err := h.client.GetMetricSpec(ctx(t), r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g, u := got.MetricSpecs[0], unary.MetricSpecs[0]; g.MetricName != u.MetricName || g.TargetSizeFloat != 2.5 || g.TargetSize != u.TargetSize {
+		t.Errorf("stream spec %v differs from GetMetricSpec %v", g, u)
+	}
+	h.server.Shutdown()
+	if _, err := stream.Recv(); status.Code(err) != codes.Unavailable {
+		t.Errorf("after Shutdown the stream got %v, want Unavailable", err)
+	}
+}
+
+func TestMetadataCache(t *testing.T) {
+	h := newHarness(t)
+	md := map[string]string{"signal": "requests", "target": "10"}
+	for range 3 {
+		if _, err := h.client.IsActive(ctx(t), ref("cart", md)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	md2 := map[string]string{"signal": "gpu", "target": "70"} // a second trigger of the same ScaledObject
+	h.client.IsActive(ctx(t), ref("cart", md2))
+	h.server.mu.RLock()
+	n := len(h.server.cache[refKey{"shop", "cart"}])
+	h.server.mu.RUnlock()
+	if n != 2 {
+		t.Errorf("cache holds %d entries for one ScaledObject with two triggers, want 2", n)
+	}
+	h.clk.Add(2 * time.Hour)
+	h.server.Sweep()
+	h.server.mu.RLock()
+	n = len(h.server.cache)
+	h.server.mu.RUnlock()
+	if n != 0 {
+		t.Errorf("cache holds %d ScaledObjects after 2h unasked, want 0", n)
+	}
+}

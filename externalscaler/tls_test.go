@@ -1,0 +1,131 @@
+package externalscaler
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	pb "github.com/kedacore/keda/v2/pkg/scalers/externalscaler"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+
+	"github.com/ebbscale/ebb/queries"
+	"github.com/ebbscale/ebb/scaler"
+)
+
+// testPKI writes a CA, a server certificate for 127.0.0.1 and a client
+// certificate into dir.
+type testPKI struct {
+	caFile, serverCert, serverKey, clientCert, clientKey string
+	pool                                                 *x509.CertPool
+}
+
+func newTestPKI(t *testing.T) testPKI {
+	t.Helper()
+	dir := t.TempDir()
+	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "ebb test CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IsCA: true,
+		KeyUsage: x509.KeyUsageCertSign, BasicConstraintsValid: true}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, _ := x509.ParseCertificate(caDER)
+	write := func(name, typ string, der []byte) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	leaf := func(name string, serial int64, usage x509.ExtKeyUsage) (string, string) {
+		key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		tmpl := &x509.Certificate{SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: name},
+			NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+			KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{usage},
+			IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		kder, _ := x509.MarshalECPrivateKey(key)
+		return write(name+".crt", "CERTIFICATE", der), write(name+".key", "EC PRIVATE KEY", kder)
+	}
+	p := testPKI{caFile: write("ca.crt", "CERTIFICATE", caDER), pool: x509.NewCertPool()}
+	p.pool.AddCert(ca)
+	p.serverCert, p.serverKey = leaf("server", 2, x509.ExtKeyUsageServerAuth)
+	p.clientCert, p.clientKey = leaf("client", 3, x509.ExtKeyUsageClientAuth)
+	return p
+}
+
+func TestMutualTLS(t *testing.T) {
+	pki := newTestPKI(t)
+	cfg, err := TLSFiles{Cert: pki.serverCert, Key: pki.serverKey, ClientCA: pki.caFile}.Config()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := scaler.NewCollector(scaler.Config{Source: &queries.FakeSource{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := NewGRPCServer(NewServer(c, Options{}), c.Ready(), GRPCOptions{TLS: cfg})
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go g.Serve(lis)
+	t.Cleanup(g.Stop)
+
+	call := func(clientCerts []tls.Certificate) error {
+		conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{
+			RootCAs: pki.pool, Certificates: clientCerts, MinVersion: tls.VersionTLS12})))
+		if err != nil {
+			return err
+		}
+		defer conn.Close()
+		_, err = pb.NewExternalScalerClient(conn).GetMetricSpec(ctx(t), ref("cart", map[string]string{"signal": "requests", "target": "1"}))
+		return err
+	}
+	clientPair, err := tls.LoadX509KeyPair(pki.clientCert, pki.clientKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := call([]tls.Certificate{clientPair}); err != nil {
+		t.Errorf("with a client certificate: %v", err)
+	}
+	if err := call(nil); err == nil {
+		t.Error("without a client certificate the call succeeded; mutual TLS must refuse it")
+	}
+}
+
+func TestTLSFilesErrors(t *testing.T) {
+	pki := newTestPKI(t)
+	bogus := filepath.Join(t.TempDir(), "bogus.pem")
+	os.WriteFile(bogus, []byte("not a certificate"), 0o600)
+	tests := []struct {
+		files TLSFiles
+		want  string
+	}{
+		{TLSFiles{Cert: pki.serverCert}, "tls: --tls-cert and --tls-key go together"},
+		{TLSFiles{ClientCA: pki.caFile}, "tls: --tls-cert and --tls-key go together"},
+		{TLSFiles{Cert: pki.serverCert, Key: pki.clientKey}, "tls: tls: private key does not match public key"},
+		{TLSFiles{Cert: pki.serverCert, Key: pki.serverKey, ClientCA: bogus}, "tls: client CA " + bogus + ": no PEM certificate found"},
+	}
+	for _, tt := range tests {
+		_, err := tt.files.Config()
+		if err == nil || err.Error() != tt.want {
+			t.Errorf("%+v: got %v, want %q", tt.files, err, tt.want)
+		}
+	}
+}
