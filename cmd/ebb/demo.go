@@ -109,7 +109,9 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	defer conn.Close()
 	keda := pb.NewExternalScalerClient(conn)
 
-	rows, err := demoRows(ctx, keda, cluster, lis.Addr().String(), start)
+	// RPCs run to completion; ctx (Ctrl-C) only ends the loop.
+	rpc := context.WithoutCancel(ctx)
+	rows, err := demoRows(rpc, keda, cluster, lis.Addr().String(), start)
 	if err != nil {
 		return err
 	}
@@ -139,10 +141,10 @@ loop:
 			break
 		}
 		clk.Add(cfg.interval)
-		collector.Refresh(ctx)
+		collector.Refresh(rpc)
 		now := clk.Now()
 		for _, r := range rows {
-			if err := r.poll(ctx, keda, cfg, now); err != nil {
+			if err := r.poll(rpc, keda, cfg, now); err != nil {
 				return err
 			}
 			r.account(cfg.interval)
