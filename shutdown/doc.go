@@ -1,0 +1,78 @@
+// Package shutdown decides, as a pure function of a workload's state, its
+// policy and the time, whether the workload should run or may be shut down.
+//
+// # Decisions
+//
+// Policy.Decide returns a Decision: active or idle, a Reason, and Until, the
+// instant at which the answer changes if only time passes (zero when time
+// alone will not change it). The first reason that applies wins:
+//
+//  1. ReasonBadConfig: an ebb.dev/ annotation is broken. Active: a typo
+//     never shuts a workload down.
+//  2. ReasonUnknown: no trustworthy data (source failing for longer than
+//     the allowed staleness, no data yet, idle clock not recovered after a
+//     restart, a value that is not a number). Active: an outage never shuts
+//     a workload down.
+//  3. ReasonOptOut: ebb.dev/autoshutdown: "false". Active.
+//  4. ReasonTraffic: value > activation. Active.
+//  5. ReasonKeepAwake: inside a keep-awake window. Active until the window
+//     ends.
+//  6. ReasonMinUptime: woke less than MinUptime ago (default 5m), so that
+//     it cannot flap. Active until WokeAt+MinUptime.
+//  7. ReasonRecent: last active less than IdleAfter ago (default 15m).
+//     Active until LastActive+IdleAfter.
+//  8. ReasonIdle: none of the above. Idle until the next keep-awake window
+//     opens.
+//
+// Reasons 5 to 7 expire with time. When several apply, the reason is the
+// first, and Until is when the last of them ends (following on into any
+// window open at that instant).
+//
+// KEDA waits its own cooldownPeriod after IsActive turns false before it
+// scales to zero, so the effective wait is IdleAfter + cooldownPeriod.
+//
+// A Tracker keeps one workload's idle clock from successive observations
+// (last activity, last wake, trust in the data) and is not Known until
+// Recover has merged the last activity from the store's history, so that a
+// restart never answers idle early.
+//
+// # Annotations
+//
+// On a Deployment or StatefulSet:
+//
+//	ebb.dev/idle-after: "30m"      # a Go duration, > 0 and <= 720h
+//	ebb.dev/autoshutdown: "false"  # opt out; "true" is the default
+//	ebb.dev/keep-awake: "0 8 * * 1-5 for 12h in Europe/Berlin; 0 10 * * 6 for 4h"
+//
+// IdleAfter comes from ebb.dev/idle-after, else from the trigger metadata's
+// idleAfter, else from the server's --idle-after (see Resolve).
+//
+// ebb.dev/keep-awake holds up to 16 windows separated by ";", each
+//
+//	<cron> for <duration> [in <zone>]
+//
+// <cron> is five standard fields (minute, hour, day of month, month, day of
+// week; names such as MON-FRI and JAN allowed; Sunday is 0, not 7) or one of
+// @hourly, @daily (@midnight), @weekly, @monthly, @yearly (@annually).
+// <duration> is a Go duration, > 0 and <= 168h: 12h, 90m, 1h30m. <zone> is an
+// IANA time zone such as Europe/Berlin or America/New_York; UTC when left
+// out. Examples:
+//
+//	0 8 * * 1-5 for 12h in Europe/Berlin     weekdays 08:00-20:00 Berlin time
+//	0 20 * * * for 12h in America/New_York   every night 20:00-08:00
+//	@daily for 24h in Asia/Tokyo             always (prefer autoshutdown: "false")
+//	0 9 1 * * for 72h                        the first three days of each month from 09:00 UTC
+//
+// A window is open while the wall clock in its zone reads a time within
+// [start, start+duration) for a start its cron expression matches. So a
+// window keeps its wall-clock hours across daylight-saving changes (08:00
+// for 12h ends at 20:00 local, and a 20:00-08:00 night lasts 11h or 13h of
+// real time on the nights the clocks change); a start in the hour that is
+// skipped in spring opens when the clocks jump, if the window has not ended
+// by then; and a window within the hour that repeats in autumn applies to
+// both passes. Windows that overlap or touch merge into one.
+//
+// ebb writes ebb.dev/last-active (RFC 3339, to the minute) and ebb.dev/state
+// ("active: activity within idle-after 15m", "idle: no activity within
+// idle-after 15m"); see StateAnnotations.
+package shutdown

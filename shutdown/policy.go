@@ -1,0 +1,245 @@
+package shutdown
+
+import (
+	"math"
+	"strconv"
+	"time"
+)
+
+// Server defaults.
+const (
+	DefaultIdleAfter = 15 * time.Minute
+	DefaultMinUptime = 5 * time.Minute
+)
+
+// Policy is when one workload may be shut down.
+type Policy struct {
+	// IdleAfter is how long the workload stays active after its last activity.
+	IdleAfter time.Duration
+	// MinUptime is how long it stays active at least after a wake, so that it
+	// cannot flap.
+	MinUptime time.Duration
+	// Disabled opts the workload out: it is never idle.
+	Disabled bool
+	// KeepAwake holds windows inside which the workload is never idle.
+	KeepAwake []Window
+	// Invalid is the workload's configuration problem, if any. A Policy with
+	// a problem is never idle: a typo must not shut a workload down.
+	Invalid error
+}
+
+// DefaultPolicy returns the policy with the server defaults.
+func DefaultPolicy() Policy {
+	return Policy{IdleAfter: DefaultIdleAfter, MinUptime: DefaultMinUptime}
+}
+
+// State is what ebb knows about a workload's activity.
+type State struct {
+	// Known reports whether ebb has a trustworthy observation; false when the
+	// source fails, the data is stale, or there is none yet.
+	Known bool
+	// Why says why the state is not Known, e.g. "no data yet".
+	Why string
+	// Value is the workload's signal; it is active while Value > Activation.
+	Value      float64
+	Activation float64
+	// LastActive is the last instant Value was above Activation; zero if never.
+	LastActive time.Time
+	// WokeAt is when the workload last went from idle to active; zero if unknown.
+	WokeAt time.Time
+}
+
+// Reason is why a Decision came out as it did. The constants are in order of
+// precedence: the first that applies is the reason.
+type Reason uint8
+
+// Reasons, in order of precedence.
+const (
+	ReasonBadConfig Reason = iota + 1 // the workload's configuration is broken: active
+	ReasonUnknown                     // no trustworthy data: active (fail-safe)
+	ReasonOptOut                      // autoshutdown disabled: active
+	ReasonTraffic                     // value above activation: active
+	ReasonKeepAwake                   // inside a keep-awake window: active
+	ReasonMinUptime                   // woke less than MinUptime ago: active
+	ReasonRecent                      // active less than IdleAfter ago: active
+	ReasonIdle                        // none of the above: idle
+)
+
+var reasonNames = [...]string{
+	ReasonBadConfig: "bad-config",
+	ReasonUnknown:   "unknown",
+	ReasonOptOut:    "opt-out",
+	ReasonTraffic:   "traffic",
+	ReasonKeepAwake: "keep-awake",
+	ReasonMinUptime: "min-uptime",
+	ReasonRecent:    "recent",
+	ReasonIdle:      "idle",
+}
+
+// String returns the reason's short name, e.g. "keep-awake", fit for a
+// metric label.
+func (r Reason) String() string {
+	if int(r) < len(reasonNames) && reasonNames[r] != "" {
+		return reasonNames[r]
+	}
+	return "reason(" + strconv.Itoa(int(r)) + ")"
+}
+
+// Decision is whether a workload should run, why, and until when.
+type Decision struct {
+	Active bool
+	Reason Reason
+	// Until is when the answer next changes if nothing but time passes;
+	// zero when time alone will not change it.
+	Until time.Time
+	// Detail holds what the human-readable text is made of.
+	Detail Detail
+}
+
+// Detail is the data behind a Decision's text.
+type Detail struct {
+	At         time.Time // the now of the decision
+	Value      float64
+	Activation float64
+	LastActive time.Time
+	WokeAt     time.Time
+	IdleAfter  time.Duration
+	MinUptime  time.Duration
+	Window     string // the keep-awake window that applies
+	Why        string // why the state is not known
+	Err        error  // the configuration problem
+}
+
+// Decide answers whether the workload should be active at now. It is pure
+// and does not allocate.
+func (p Policy) Decide(s State, now time.Time) Decision {
+	d := Decision{Active: true, Detail: Detail{
+		At: now, Value: s.Value, Activation: s.Activation,
+		LastActive: s.LastActive, WokeAt: s.WokeAt,
+		IdleAfter: p.IdleAfter, MinUptime: p.MinUptime,
+		Why: s.Why, Err: p.Invalid,
+	}}
+	switch {
+	case p.Invalid != nil:
+		d.Reason = ReasonBadConfig
+		return d
+	case !s.Known || !finite(s.Value) || !finite(s.Activation):
+		if s.Known {
+			d.Detail.Why = "value or activation is not a number"
+		}
+		d.Reason = ReasonUnknown
+		return d
+	case p.Disabled:
+		d.Reason = ReasonOptOut
+		return d
+	case s.Value > s.Activation:
+		d.Reason = ReasonTraffic
+		return d
+	}
+
+	// Reasons that expire with time: the answer changes when all have.
+	for i := range p.KeepAwake {
+		if in, end := p.KeepAwake[i].Contains(now); in {
+			if d.Reason == 0 {
+				d.Reason = ReasonKeepAwake
+				d.Detail.Window = p.KeepAwake[i].String()
+			}
+			d.Until = later(d.Until, end)
+		}
+	}
+	if !s.WokeAt.IsZero() {
+		if end := s.WokeAt.Add(p.MinUptime); end.After(now) {
+			if d.Reason == 0 {
+				d.Reason = ReasonMinUptime
+			}
+			d.Until = later(d.Until, end)
+		}
+	}
+	if !s.LastActive.IsZero() {
+		if end := s.LastActive.Add(p.IdleAfter); end.After(now) {
+			if d.Reason == 0 {
+				d.Reason = ReasonRecent
+			}
+			d.Until = later(d.Until, end)
+		}
+	}
+	if d.Reason != 0 {
+		d.Until = p.pastWindows(d.Until)
+		return d
+	}
+
+	d.Active, d.Reason = false, ReasonIdle
+	for i := range p.KeepAwake {
+		if open := p.KeepAwake[i].Next(now); !open.IsZero() && (d.Until.IsZero() || open.Before(d.Until)) {
+			d.Until = open
+		}
+	}
+	return d
+}
+
+// pastWindows moves u past keep-awake windows open at u, so that Until is
+// when the workload really goes idle.
+func (p Policy) pastWindows(u time.Time) time.Time {
+	for range 3 {
+		moved := false
+		for i := range p.KeepAwake {
+			if in, end := p.KeepAwake[i].Contains(u); in && end.After(u) {
+				u, moved = end, true
+			}
+		}
+		if !moved {
+			break
+		}
+	}
+	return u
+}
+
+// Text returns the human-readable reason, e.g. "idle for 17m (idle after 15m)".
+func (d Decision) Text() string {
+	x := d.Detail
+	switch d.Reason {
+	case ReasonBadConfig:
+		if x.Err == nil {
+			return "bad configuration"
+		}
+		return "bad configuration: " + x.Err.Error()
+	case ReasonUnknown:
+		if x.Why == "" {
+			return "no trustworthy data"
+		}
+		return "no trustworthy data: " + x.Why
+	case ReasonOptOut:
+		return "autoshutdown disabled"
+	case ReasonTraffic:
+		return "value " + number(x.Value) + " > activation " + number(x.Activation)
+	case ReasonKeepAwake:
+		return "keep-awake window " + strconv.Quote(x.Window)
+	case ReasonMinUptime:
+		return "woke " + shortAgo(x.At.Sub(x.WokeAt)) + " ago, min uptime " + shortLimit(x.MinUptime)
+	case ReasonRecent:
+		return "last active " + shortAgo(x.At.Sub(x.LastActive)) + " ago, idle after " + shortLimit(x.IdleAfter)
+	case ReasonIdle:
+		if x.LastActive.IsZero() {
+			return "no activity seen (idle after " + shortLimit(x.IdleAfter) + ")"
+		}
+		return "idle for " + shortAgo(x.At.Sub(x.LastActive)) + " (idle after " + shortLimit(x.IdleAfter) + ")"
+	}
+	return d.Reason.String()
+}
+
+// String returns "active: <text>" or "idle: <text>".
+func (d Decision) String() string {
+	if d.Active {
+		return "active: " + d.Text()
+	}
+	return "idle: " + d.Text()
+}
+
+func finite(f float64) bool { return !math.IsNaN(f) && !math.IsInf(f, 0) }
+
+func later(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
+}

@@ -1,0 +1,90 @@
+package shutdown
+
+import "time"
+
+// Why a Tracker's state is not known.
+const (
+	WhyNotRecovered = "idle clock not recovered yet"
+	WhyNoData       = "no data yet"
+	WhyFailing      = "source failing, last good data too old"
+)
+
+// Tracker keeps one workload's idle clock from successive observations: the
+// last activity, the last wake, and whether the data is trustworthy. Its
+// owner calls it from one goroutine; it starts no goroutines and takes no
+// locks. The zero Tracker is ready to use.
+//
+// A Tracker is not Known until Recover has been called, so that a restarted
+// ebb never answers idle before it has recovered the idle clock from the
+// store's history.
+type Tracker struct {
+	// MaxStaleness is how long the last good observation is trusted while
+	// observations fail. Zero: not at all.
+	MaxStaleness time.Duration
+
+	value, activation float64
+	lastOK            time.Time // when the last good observation was made; zero if none
+	failing           bool      // the last observation failed
+	lastActive        time.Time
+	wokeAt            time.Time
+	recovered         bool
+	decided, active   bool // the last answer of Decide, if any
+}
+
+// Observe records an observation made at at: the workload's value and its
+// activation threshold, or ok = false when the source failed. A value or
+// activation that is not a finite number counts as a failure. Observations
+// older than the last good one are ignored.
+func (t *Tracker) Observe(value, activation float64, ok bool, at time.Time) {
+	if !ok || !finite(value) || !finite(activation) {
+		t.failing = true
+		return
+	}
+	if at.Before(t.lastOK) {
+		return
+	}
+	t.value, t.activation, t.lastOK, t.failing = value, activation, at, false
+	if value > activation && at.After(t.lastActive) {
+		t.lastActive = at
+	}
+}
+
+// Recover merges the last activity found in the store's history (zero if
+// none within the look-back) and marks the idle clock as recovered.
+func (t *Tracker) Recover(lastActive time.Time) {
+	if lastActive.After(t.lastActive) {
+		t.lastActive = lastActive
+	}
+	t.recovered = true
+}
+
+// State returns the workload's state at now, for Policy.Decide.
+func (t *Tracker) State(now time.Time) State {
+	s := State{
+		Known: true, Value: t.value, Activation: t.activation,
+		LastActive: t.lastActive, WokeAt: t.wokeAt,
+	}
+	switch {
+	case !t.recovered:
+		s.Known, s.Why = false, WhyNotRecovered
+	case t.lastOK.IsZero():
+		s.Known, s.Why = false, WhyNoData
+	case t.failing && now.Sub(t.lastOK) > t.MaxStaleness:
+		s.Known, s.Why = false, WhyFailing
+	}
+	return s
+}
+
+// Decide returns p's decision for the tracked state at now and records a
+// wake when the answer turns from idle to active, whatever the cause
+// (traffic, a keep-awake window, or the fail-safe), so that MinUptime holds
+// after every wake.
+func (t *Tracker) Decide(p Policy, now time.Time) Decision {
+	d := p.Decide(t.State(now), now)
+	if d.Active && t.decided && !t.active {
+		t.wokeAt = now
+		d = p.Decide(t.State(now), now)
+	}
+	t.decided, t.active = true, d.Active
+	return d
+}
