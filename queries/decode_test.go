@@ -1,0 +1,385 @@
+package queries
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"math"
+	"reflect"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+	"unicode/utf8"
+)
+
+// vec renders a vector response of rows, each a metric object and a value.
+func vec(rows ...string) string {
+	return `{"status":"success","data":{"resultType":"vector","result":[` + strings.Join(rows, ",") + `]}}`
+}
+
+func row(metric, value string) string {
+	return `{"metric":` + metric + `,"value":[1767225600,"` + value + `"]}`
+}
+
+func TestDecodeResponses(t *testing.T) {
+	gpu1m := Shape{Signal: SignalGPU, Window: time.Minute}
+	query := Shape{Signal: SignalQuery, Expr: `sum(up{namespace="a"})`}
+	wl := func(ns, name string, v float64) Sample {
+		return Sample{Workload: WorkloadKey{Namespace: ns, Name: name}, Value: v}
+	}
+	const html502 = "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n"
+
+	tests := []struct {
+		name   string
+		shape  Shape
+		status int
+		body   string
+		want   []Sample
+		// when kind is set, the error wanted: its kind, HTTP status, and
+		// a part of its message
+		kind, msg  string
+		wantStatus int
+	}{
+		{name: "requests vector", shape: requests1m, status: 200,
+			body: vec(
+				row(`{"destination_workload_namespace":"shop","destination_workload":"web"}`, "2.5"),
+				row(`{"destination_workload":"infer","destination_workload_namespace":"ml","extra":"x"}`, "4"),
+			),
+			want: []Sample{wl("shop", "web", 2.5), wl("ml", "infer", 4)}},
+		{name: "requests rows without a workload are dropped", shape: requests1m, status: 200,
+			body: vec(
+				row(`{"destination_workload_namespace":"shop"}`, "1"),
+				row(`{"destination_workload":"web"}`, "1"),
+				row(`{}`, "1"),
+				row(`{"destination_workload_namespace":"shop","destination_workload":"cart"}`, "0"),
+			),
+			want: []Sample{wl("shop", "cart", 0)}},
+		{name: "empty vector", shape: requests1m, status: 200, body: emptyVector},
+		{name: "NaN and infinities are dropped", shape: requests1m, status: 200,
+			body: vec(
+				row(`{"destination_workload_namespace":"a","destination_workload":"nan"}`, "NaN"),
+				row(`{"destination_workload_namespace":"a","destination_workload":"inf"}`, "+Inf"),
+				row(`{"destination_workload_namespace":"a","destination_workload":"-inf"}`, "-Inf"),
+				row(`{"destination_workload_namespace":"a","destination_workload":"ok"}`, "1e3"),
+			),
+			want: []Sample{wl("a", "ok", 1000)}},
+		{name: "native histograms are dropped", shape: requests1m, status: 200,
+			body: vec(`{"metric":{"destination_workload_namespace":"a","destination_workload":"h"},"histogram":[1767225600,{"count":"1","sum":"2"}]}`)},
+		{name: "gpu sums pods of a workload", shape: gpu1m, status: 200,
+			body: vec(
+				// Two replicas of Deployment ml/infer at 63%, seen through
+				// the exporter's own namespace and pod: 63 + 63 = 126.
+				row(`{"namespace":"gpu-operator","pod":"dcgm-exporter-x2k4z","exported_namespace":"ml","exported_pod":"infer-7c9d8f6b5-x2k4z"}`, "63"),
+				row(`{"namespace":"gpu-operator","pod":"dcgm-exporter-x2k4z","exported_namespace":"ml","exported_pod":"infer-7c9d8f6b5-q9w8r"}`, "63"),
+				// StatefulSet ml/trainer: pod 0 at 35 (its GPUs' mean), pod 1
+				// at 20: 35 + 20 = 55.
+				row(`{"namespace":"ml","pod":"trainer-0"}`, "35"),
+				row(`{"namespace":"ml","pod":"trainer-1"}`, "20"),
+				// A pod named like no controller is its own workload.
+				row(`{"namespace":"research","pod":"notebook-alice"}`, "12.5"),
+				// The same pod under its own and its exported labels:
+				// the rows are averaged, (10 + 30) / 2 = 20.
+				row(`{"namespace":"lab","pod":"sim-0"}`, "10"),
+				row(`{"namespace":"gpu-operator","pod":"dcgm-exporter-b2k4z","exported_namespace":"lab","exported_pod":"sim-0"}`, "30"),
+				// A GPU in no pod is dropped.
+				row(`{}`, "0"),
+				row(`{"namespace":"ml","pod":"trainer-2"}`, "NaN"),
+			),
+			want: []Sample{wl("lab", "sim", 20), wl("ml", "infer", 126), wl("ml", "trainer", 55), wl("research", "notebook-alice", 12.5)}},
+		{name: "query vector is summed", shape: query, status: 200,
+			body: vec(row(`{"a":"1"}`, "1.5"), row(`{"a":"2"}`, "NaN"), row(`{"a":"3"}`, "2")),
+			want: []Sample{{Value: 3.5}}},
+		{name: "query scalar", shape: query, status: 200,
+			body: `{"status":"success","data":{"resultType":"scalar","result":[1767225600,"-4"]}}`,
+			want: []Sample{{Value: -4}}},
+		{name: "query NaN scalar is no value", shape: query, status: 200,
+			body: `{"status":"success","data":{"resultType":"scalar","result":[1767225600,"NaN"]}}`},
+		{name: "query only NaN is no value", shape: query, status: 200, body: vec(row(`{}`, "NaN"))},
+		{name: "query empty vector", shape: query, status: 200, body: emptyVector},
+		{name: "result before resultType", shape: query, status: 200,
+			body: `{"data":{"result":[{"value":[1767225600,"5"],"metric":{}}],"resultType":"vector"},"status":"success"}`,
+			want: []Sample{{Value: 5}}},
+		{name: "warnings and unknown fields", shape: query, status: 200,
+			body: `{"status":"success","isPartial":false,"warnings":["partial response"],"data":{"resultType":"vector","result":[` + row(`{}`, "1") + `],"stats":{"seriesFetched":"1"}}}`,
+			want: []Sample{{Value: 1}}},
+
+		{name: "matrix", shape: requests1m, status: 200,
+			body: `{"status":"success","data":{"resultType":"matrix","result":[{"metric":{},"values":[[1767225600,"1"]]}]}}`,
+			kind: KindBadResponse, wantStatus: 200, msg: `unexpected resultType "matrix"`},
+		{name: "matrix for a query", shape: query, status: 200,
+			body: `{"status":"success","data":{"resultType":"matrix","result":[]}}`,
+			kind: KindBadResponse, wantStatus: 200, msg: `unexpected resultType "matrix"`},
+		{name: "string", shape: query, status: 200,
+			body: `{"status":"success","data":{"resultType":"string","result":[1767225600,"x"]}}`,
+			kind: KindBadResponse, wantStatus: 200, msg: `unexpected resultType "string"`},
+		{name: "scalar for a signal", shape: requests1m, status: 200,
+			body: `{"status":"success","data":{"resultType":"scalar","result":[1767225600,"1"]}}`,
+			kind: KindBadResponse, wantStatus: 200, msg: `unexpected resultType "scalar"`},
+		{name: "truncated", shape: requests1m, status: 200,
+			body: vec(row(`{"destination_workload_namespace":"a","destination_workload":"b"}`, "1"))[:90],
+			kind: KindBadResponse, wantStatus: 200, msg: "invalid JSON at offset 90: unexpected end"},
+		{name: "empty body", shape: requests1m, status: 200, body: "",
+			kind: KindBadResponse, wantStatus: 200, msg: "invalid JSON at offset 0: unexpected end"},
+		{name: "HTML with 200", shape: requests1m, status: 200, body: "<html>hello</html>",
+			kind: KindBadResponse, wantStatus: 200, msg: `invalid JSON at offset 0: got '<', want '{'`},
+		{name: "no data", shape: requests1m, status: 200, body: `{"status":"success"}`,
+			kind: KindBadResponse, wantStatus: 200, msg: "no data.result"},
+		{name: "no status", shape: requests1m, status: 200, body: `{"data":{"resultType":"vector","result":[]}}`,
+			kind: KindBadResponse, wantStatus: 200, msg: `status "", want success or error`},
+		{name: "value not a number", shape: requests1m, status: 200,
+			body: vec(row(`{}`, "lots")),
+			kind: KindBadResponse, wantStatus: 200, msg: `value "lots" is not a number`},
+		{name: "sample without value", shape: requests1m, status: 200,
+			body: vec(`{"metric":{}}`),
+			kind: KindBadResponse, wantStatus: 200, msg: "vector sample without value"},
+		{name: "label value not a string", shape: requests1m, status: 200,
+			body: vec(`{"metric":{"a":1},"value":[1767225600,"1"]}`),
+			kind: KindBadResponse, wantStatus: 200, msg: `invalid JSON at offset 75: got '1', want '"'`},
+		{name: "timestamp not a number", shape: requests1m, status: 200,
+			body: vec(`{"metric":{},"value":["now","1"]}`),
+			kind: KindBadResponse, wantStatus: 200, msg: `invalid JSON at offset 82: got '"', want a number`},
+
+		{name: "Prometheus bad_data", shape: query, status: 400,
+			body: `{"status":"error","errorType":"bad_data","error":"invalid parameter \"query\": 1:10: parse error: unclosed left parenthesis"}`,
+			kind: KindBadData, wantStatus: 400, msg: `bad_data: invalid parameter "query": 1:10: parse error: unclosed left parenthesis`},
+		{name: "VictoriaMetrics refused query", shape: query, status: 422,
+			body: `{"status":"error","errorType":"422","error":"error when executing query=\"sum(rate(\": unexpected token"}`,
+			kind: KindBadData, wantStatus: 422, msg: `422: error when executing query="sum(rate(": unexpected token`},
+		{name: "Prometheus execution error", shape: requests1m, status: 422,
+			body: `{"status":"error","errorType":"execution","error":"found duplicate series for the match group"}`,
+			kind: KindBadData, wantStatus: 422, msg: "execution: found duplicate series"},
+		{name: "error in a 200", shape: requests1m, status: 200,
+			body: `{"status":"error","errorType":"internal","error":"odd store"}`,
+			kind: KindBadData, wantStatus: 200, msg: "internal: odd store"},
+		{name: "store timeout", shape: requests1m, status: 503,
+			body: `{"status":"error","errorType":"timeout","error":"query timed out in expression evaluation"}`,
+			kind: KindTimeout, wantStatus: 503, msg: "timeout: query timed out in expression evaluation"},
+		{name: "store internal error", shape: requests1m, status: 500,
+			body: `{"status":"error","errorType":"internal","error":"expanding series: too many open files"}`,
+			kind: KindHTTPStatus, wantStatus: 500, msg: "internal: expanding series: too many open files"},
+		{name: "HTML 502 page", shape: requests1m, status: 502, body: html502,
+			kind: KindHTTPStatus, wantStatus: 502, msg: `unexpected response: "<html> <head><title>502 Bad Gateway</title></head>`},
+		{name: "401 in plain text", shape: requests1m, status: 401, body: "Unauthorized\n",
+			kind: KindHTTPStatus, wantStatus: 401, msg: `unexpected response: "Unauthorized"`},
+		{name: "404 with an empty body", shape: requests1m, status: 404, body: "",
+			kind: KindHTTPStatus, wantStatus: 404, msg: `unexpected response: ""`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := newSource(t, answer(tt.status, tt.body))
+			got, err := p.Instant(context.Background(), tt.shape, epoch)
+			if tt.kind != "" {
+				qe := checkQueryError(t, err, tt.kind, tt.wantStatus, tt.msg)
+				if qe.Shape != tt.shape {
+					t.Errorf("error shape = %v, want %v", qe.Shape, tt.shape)
+				}
+				if got != nil {
+					t.Errorf("samples = %v with an error, want none", got)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Instant: %v", err)
+			}
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("samples =\n%v\nwant\n%v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestStoreErrorIsReachable(t *testing.T) {
+	p := newSource(t, answer(400, `{"status":"error","errorType":"bad_data","error":"parse error"}`))
+	_, err := p.Instant(context.Background(), Shape{Signal: SignalQuery, Expr: "sum("}, epoch)
+	var se *StoreError
+	if !errors.As(err, &se) || *se != (StoreError{Type: "bad_data", Message: "parse error"}) {
+		t.Errorf("errors.As(%v, *StoreError) = %+v, want bad_data: parse error", err, se)
+	}
+}
+
+// sink keeps benchmark results alive.
+var sink []Sample
+
+func BenchmarkDecodeRequests(b *testing.B) {
+	for _, n := range []int{100, 1000, 10000} {
+		var body strings.Builder
+		body.WriteString(`{"status":"success","data":{"resultType":"vector","result":[`)
+		for i := 0; i < n; i++ {
+			if i > 0 {
+				body.WriteByte(',')
+			}
+			body.WriteString(row(`{"destination_workload_namespace":"ns-`+strconv.Itoa(i%50)+`","destination_workload":"workload-`+strconv.Itoa(i)+`"}`, "12.345"))
+		}
+		body.WriteString(`]}}`)
+		data := body.String()
+		b.Run(strconv.Itoa(n), func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(len(data)))
+			for i := 0; i < b.N; i++ {
+				var out []Sample
+				d := &instantDecoder{labels: []string{"destination_workload_namespace", "destination_workload"}}
+				d.emit = func(vals []string, v float64) {
+					out = append(out, Sample{Workload: WorkloadKey{Namespace: vals[0], Name: vals[1]}, Value: v})
+				}
+				if _, err := decodeResponse([]byte(data), d); err != nil {
+					b.Fatal(err)
+				}
+				sink = out
+			}
+		})
+	}
+}
+
+type refSample struct {
+	vals [2]string
+	v    float64
+}
+
+// refVector decodes a vector response with encoding/json, as a reference
+// for the scanner. ok is false unless body is a successful vector response.
+func refVector(body []byte) (out []refSample, ok bool) {
+	var top map[string]json.RawMessage
+	var data map[string]json.RawMessage
+	var status, resultType string
+	var rows []map[string]json.RawMessage
+	if json.Unmarshal(body, &top) != nil || json.Unmarshal(top["status"], &status) != nil || status != "success" ||
+		json.Unmarshal(top["data"], &data) != nil || json.Unmarshal(data["resultType"], &resultType) != nil ||
+		resultType != "vector" || json.Unmarshal(data["result"], &rows) != nil {
+		return nil, false
+	}
+	for _, r := range rows {
+		var metric map[string]string
+		var value []json.RawMessage
+		var ts float64
+		var vs string
+		if m, ok := r["metric"]; ok && json.Unmarshal(m, &metric) != nil {
+			return nil, false
+		}
+		if json.Unmarshal(r["value"], &value) != nil || len(value) != 2 ||
+			json.Unmarshal(value[0], &ts) != nil || json.Unmarshal(value[1], &vs) != nil {
+			return nil, false
+		}
+		v, err := strconv.ParseFloat(vs, 64)
+		if err != nil {
+			return nil, false
+		}
+		if !math.IsNaN(v) && !math.IsInf(v, 0) {
+			out = append(out, refSample{[2]string{metric["a"], metric["b"]}, v})
+		}
+	}
+	return out, true
+}
+
+// scanVector decodes a vector response with the scanner, keeping labels a, b.
+func scanVector(body []byte) ([]refSample, error) {
+	var out []refSample
+	d := &instantDecoder{labels: []string{"a", "b"}}
+	d.emit = func(vals []string, v float64) { out = append(out, refSample{[2]string{vals[0], vals[1]}, v}) }
+	env, err := decodeResponse(body, d)
+	if err == nil && env.Status != "success" {
+		err = errors.New("status " + env.Status)
+	}
+	return out, err
+}
+
+// decodeCorpus are valid responses that exercise the scanner's corners.
+var decodeCorpus = []string{
+	emptyVector,
+	vec(row(`{"a":"x","b":"y"}`, "1"), row(`{"b":"only b"}`, "-2.5e-3"), row(`{}`, "NaN"), row(`{"a":"inf"}`, "+Inf")),
+	// Escapes in names and values, Unicode, surrogate pairs, a lone surrogate.
+	vec(row(`{"a":"q\"uo\\te\/\b\f\n\r\t","\u0062":"\u00e9\u4e16\ud83d\ude00"}`, "3")),
+	vec(row(`{"a":"\ud800x","b":"é世😀"}`, "4")),
+	vec(row(`{"\u0061\u0062":"not a", "a":"\\u0041"}`, "5")),
+	// White space everywhere, other key orders, unknown fields and values.
+	" \n{ \"data\" : { \"result\" : [ { \"value\" : [ 1767225600.123 , \"6\" ] , \"metric\" : { \"b\" : \"z\" } } ] ,\r\n\t\"resultType\" : \"vector\" } , \"status\" : \"success\" } \n",
+	`{"status":"success","stats":{"a":[1,2.5e10,-3,true,false,null,{"b":[[]]}],"c":""},"data":{"resultType":"vector","result":[` +
+		`{"metric":{"a":"1"},"value":[1767225600,"7"],"extra":{"x":[null]}}]},"warnings":["w1","w\"2"],"infos":null}`,
+	// The same label twice: the last one counts.
+	vec(row(`{"a":"first","a":"second"}`, "8")),
+}
+
+func TestDecodeMatchesEncodingJSON(t *testing.T) {
+	for i, body := range decodeCorpus {
+		want, ok := refVector([]byte(body))
+		if !ok {
+			t.Fatalf("corpus %d is not a valid vector response: %s", i, body)
+		}
+		got, err := scanVector([]byte(body))
+		if err != nil {
+			t.Errorf("corpus %d: %v\n%s", i, err, body)
+			continue
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("corpus %d: scanner\n%+v\nencoding/json\n%+v", i, got, want)
+		}
+	}
+}
+
+func FuzzDecodeResponse(f *testing.F) {
+	for _, body := range decodeCorpus {
+		f.Add([]byte(body))
+	}
+	f.Add([]byte(`{"status":"success","data":{"resultType":"matrix","result":[{"metric":{"a":"1"},"values":[[1,"1"],[2,"NaN"]]}]}}`))
+	f.Add([]byte(`{"status":"error","errorType":"bad_data","error":"x"}`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		got, err := scanVector(body) // must not panic
+		if err != nil {
+			return
+		}
+		for _, s := range got {
+			if math.IsNaN(s.v) || math.IsInf(s.v, 0) {
+				t.Fatalf("non-finite value %v emitted", s.v)
+			}
+		}
+		// Where encoding/json reads the same vector, the values agree;
+		// except with a repeated key (Go keeps the last one) or invalid
+		// UTF-8 (Go replaces it, the scanner keeps it as the store sent it).
+		if want, ok := refVector(body); ok && utf8.Valid(body) && !hasRepeatedKey(body) && !reflect.DeepEqual(got, want) {
+			t.Fatalf("scanner\n%+v\nencoding/json\n%+v", got, want)
+		}
+		_, _ = decodeResponse(body, &rangeDecoder{}) // must not panic
+	})
+}
+
+// hasRepeatedKey reports whether an object in body has the same key twice.
+func hasRepeatedKey(body []byte) bool {
+	type frame struct {
+		keys    map[string]bool
+		obj     bool
+		wantKey bool
+	}
+	var stack []*frame
+	valueDone := func() {
+		if n := len(stack); n > 0 && stack[n-1].obj {
+			stack[n-1].wantKey = true
+		}
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return false
+		}
+		switch tok {
+		case json.Delim('{'), json.Delim('['):
+			stack = append(stack, &frame{keys: map[string]bool{}, obj: tok == json.Delim('{'), wantKey: true})
+			continue
+		case json.Delim('}'), json.Delim(']'):
+			stack = stack[:len(stack)-1]
+			valueDone()
+			continue
+		}
+		if n := len(stack); n > 0 && stack[n-1].obj && stack[n-1].wantKey {
+			key := tok.(string)
+			if stack[n-1].keys[key] {
+				return true
+			}
+			stack[n-1].keys[key] = true
+			stack[n-1].wantKey = false
+			continue
+		}
+		valueDone()
+	}
+}
