@@ -146,7 +146,7 @@ func ParseTrigger(name, namespace string, md map[string]string, opts ParseOption
 		}
 		enforced, err := queries.Enforce(expr, namespace, opts.Enforce)
 		if err != nil {
-			return t, &MetadataError{KeyQuery, err.Error()}
+			return t, &MetadataError{KeyQuery, strings.TrimPrefix(err.Error(), "query: ")}
 		}
 		t.Shape.Expr = enforced
 	default:

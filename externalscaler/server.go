@@ -101,7 +101,7 @@ func (s *Server) resolve(ref *pb.ScaledObjectRef) (*entry, *scaler.Interest, err
 	in := e.interest.Load()
 	if in == nil || in.Dead() {
 		t := e.trigger
-		in = s.collector.Register(t.Shape, t.Workload, t.Activation)
+		in = s.collector.Register(t.Shape, t.Workload, t.Activation, t.IdleAfter)
 		e.interest.Store(in)
 	} else {
 		in.Touch(now)
@@ -182,10 +182,11 @@ func (s *Server) RunSweeper(ctx context.Context) {
 // for KEDA to close them; KEDA then reconnects, to another replica if any.
 func (s *Server) Shutdown() { s.doneOnce.Do(func() { close(s.done) }) }
 
-// activity is the IsActive answer for one trigger now.
-func (s *Server) activity(in *scaler.Interest) scaler.Activity {
-	o, _ := s.collector.Snapshot().Lookup(in)
-	return scaler.Active(o, in.Activation, s.opts.Clock.Now(), s.opts.MaxStaleness)
+// active is the IsActive answer for one trigger: the idle policy's decision
+// at the last tick, and true before the first tick that saw the trigger.
+func (s *Server) active(in *scaler.Interest) bool {
+	o, ok := s.collector.Snapshot().Lookup(in)
+	return !ok || o.Decision.Active
 }
 
 // IsActive answers whether the workload should run at all.
@@ -194,7 +195,7 @@ func (s *Server) IsActive(_ context.Context, ref *pb.ScaledObjectRef) (*pb.IsAct
 	if err != nil {
 		return nil, err
 	}
-	return &pb.IsActiveResponse{Result: s.activity(in).Active}, nil
+	return &pb.IsActiveResponse{Result: s.active(in)}, nil
 }
 
 // StreamIsActive sends the activity when the stream opens and then on every
@@ -214,7 +215,7 @@ func (s *Server) StreamIsActive(ref *pb.ScaledObjectRef, stream pb.ExternalScale
 			}
 		}
 		in.Touch(s.opts.Clock.Now()) // an open stream keeps the interest alive
-		if active := s.activity(in).Active; first || active != last {
+		if active := s.active(in); first || active != last {
 			if err := stream.Send(&pb.IsActiveResponse{Result: active}); err != nil {
 				return err
 			}

@@ -120,13 +120,27 @@ func TestRPCs(t *testing.T) {
 		t.Errorf("IsActive at 34.5 > 1 = %v, %v; want true", act, err)
 	}
 
-	h.src.Set(reqShape) // no series: no traffic
+	// The traffic stops: the series stay at 0. The workload stays active for
+	// the default 15m idle-after, then goes idle.
+	h.src.Set(reqShape, queries.Sample{Workload: queries.WorkloadKey{Namespace: "shop", Name: "cart"}, Value: 0})
 	h.tick()
-	if act, err := h.client.IsActive(ctx(t), cart); err != nil || act.Result {
-		t.Errorf("IsActive with no series = %v, %v; want false", act, err)
-	}
 	if m, err := h.client.GetMetrics(ctx(t), &pb.GetMetricsRequest{ScaledObjectRef: cart}); err != nil || m.MetricValues[0].MetricValueFloat != 0 {
-		t.Errorf("GetMetrics with no series = %v, %v; want 0", m, err)
+		t.Errorf("GetMetrics with no traffic = %v, %v; want 0", m, err)
+	}
+	if act, err := h.client.IsActive(ctx(t), cart); err != nil || !act.Result {
+		t.Errorf("IsActive just after the traffic stopped = %v, %v; want true (idle after 15m)", act, err)
+	}
+	h.clk.Add(15 * time.Minute)
+	h.collector.Refresh(context.Background())
+	if act, err := h.client.IsActive(ctx(t), cart); err != nil || act.Result {
+		t.Errorf("IsActive 15m after the traffic stopped = %v, %v; want false", act, err)
+	}
+	// A workload with no series at all has no traffic.
+	nobody := ref("nobody", map[string]string{"signal": "requests", "target": "10"})
+	h.client.IsActive(ctx(t), nobody)
+	h.tick()
+	if act, err := h.client.IsActive(ctx(t), nobody); err != nil || act.Result {
+		t.Errorf("IsActive with no series = %v, %v; want false", act, err)
 	}
 }
 
@@ -218,7 +232,7 @@ func TestBadMetadataOverSocket(t *testing.T) {
 
 func TestStreamIsActive(t *testing.T) {
 	h := newHarness(t)
-	cart := ref("cart", map[string]string{"signal": "requests", "target": "10"})
+	cart := ref("cart", map[string]string{"signal": "requests", "target": "10", "idleAfter": "10s"})
 	key := queries.WorkloadKey{Namespace: "shop", Name: "cart"}
 	h.src.Set(reqShape, queries.Sample{Workload: key, Value: 5})
 	stream, err := h.client.StreamIsActive(ctx(t), cart)
@@ -239,8 +253,10 @@ func TestStreamIsActive(t *testing.T) {
 	waitRegistered(t, h, key)
 	h.tick()
 	h.tick() // unchanged: nothing sent
-	h.src.Set(reqShape)
-	h.tick()
+	h.src.Set(reqShape, queries.Sample{Workload: key, Value: 0})
+	for range 4 { // idleAfter 10s
+		h.tick()
+	}
 	recv(false) // the change arrives after the tick that saw it
 	h.src.Set(reqShape, queries.Sample{Workload: key, Value: 0.5})
 	h.tick()

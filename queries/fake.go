@@ -99,3 +99,65 @@ func (f *FakeSource) Instant(ctx context.Context, shape Shape, at time.Time) ([]
 	}
 	return samples, nil
 }
+
+// FakeHistory is a FakeSource that also answers LastActive, from what
+// SetLastActive recorded, or fails with the error given to FailHistory.
+type FakeHistory struct {
+	FakeSource
+	hmu     sync.Mutex
+	last    map[Shape][]LastActive
+	herr    error
+	lookups []FakeLookback
+}
+
+// FakeLookback is one recorded LastActive call.
+type FakeLookback struct {
+	Shape      Shape
+	Activation float64
+	Lookback   time.Duration
+	Step       time.Duration
+	At         time.Time
+}
+
+var _ HistorySource = (*FakeHistory)(nil)
+
+// SetLastActive makes LastActive answer found for shape.
+func (f *FakeHistory) SetLastActive(shape Shape, found ...LastActive) {
+	f.hmu.Lock()
+	defer f.hmu.Unlock()
+	if f.last == nil {
+		f.last = make(map[Shape][]LastActive)
+	}
+	f.last[shape] = found
+}
+
+// FailHistory makes LastActive fail with err until FailHistory(nil).
+func (f *FakeHistory) FailHistory(err error) {
+	f.hmu.Lock()
+	defer f.hmu.Unlock()
+	f.herr = err
+}
+
+// Lookbacks returns the LastActive calls made so far.
+func (f *FakeHistory) Lookbacks() []FakeLookback {
+	f.hmu.Lock()
+	defer f.hmu.Unlock()
+	return append([]FakeLookback(nil), f.lookups...)
+}
+
+// LastActive implements HistorySource.
+func (f *FakeHistory) LastActive(_ context.Context, shape Shape, activation float64, lookback, step time.Duration, at time.Time) ([]LastActive, error) {
+	f.hmu.Lock()
+	defer f.hmu.Unlock()
+	f.lookups = append(f.lookups, FakeLookback{shape, activation, lookback, step, at})
+	if f.herr != nil {
+		return nil, f.herr
+	}
+	var out []LastActive
+	for _, l := range f.last[shape] {
+		if !l.At.After(at) && l.At.After(at.Add(-lookback)) {
+			out = append(out, l)
+		}
+	}
+	return out, nil
+}

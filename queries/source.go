@@ -133,3 +133,21 @@ func (e *QueryError) Error() string {
 }
 
 func (e *QueryError) Unwrap() error { return e.Err }
+
+// LastActive is when a workload's value was last above an activation level.
+type LastActive struct {
+	Workload WorkloadKey
+	At       time.Time
+}
+
+// HistorySource is a Source that can also look back. After a restart ebb
+// recovers each workload's idle clock from it, so that a restart neither
+// resets nor shortens an idle period.
+type HistorySource interface {
+	Source
+	// LastActive evaluates shape at every step from at-lookback to at and
+	// returns, for each workload whose value was above activation at some
+	// step, the last such step. Workloads never above it are absent. For
+	// SignalQuery the single result has an empty Workload.
+	LastActive(ctx context.Context, shape Shape, activation float64, lookback, step time.Duration, at time.Time) ([]LastActive, error)
+}

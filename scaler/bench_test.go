@@ -25,10 +25,10 @@ func benchCollector(b *testing.B, n int) (*Collector, []*Interest, *queries.Fake
 	for i := range n {
 		w := wk(fmt.Sprintf("ns%d", i%50), fmt.Sprintf("workload-%d", i))
 		if i%2 == 0 {
-			ins = append(ins, c.Register(reqShape, w, 0))
+			ins = append(ins, c.Register(reqShape, w, 0, 0))
 			reqs = append(reqs, queries.Sample{Workload: w, Value: float64(i)})
 		} else {
-			ins = append(ins, c.Register(gpuShape, w, 0))
+			ins = append(ins, c.Register(gpuShape, w, 0, 0))
 			gpus = append(gpus, queries.Sample{Workload: w, Value: float64(i)})
 		}
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/benbjohnson/clock"
 
 	"github.com/ebbscale/ebb/queries"
+	"github.com/ebbscale/ebb/shutdown"
 )
 
 // Config configures a Collector.
@@ -32,6 +33,21 @@ type Config struct {
 	Logger *slog.Logger
 	// Metrics, when set, receives the collector's measurements.
 	Metrics *Metrics
+
+	// MaxStaleness is how long the last good value is trusted while queries
+	// fail; after that a workload's state is unknown and it is active.
+	// Default 1m.
+	MaxStaleness time.Duration
+	// Policy is the server's default idle policy (--idle-after,
+	// --min-uptime); zero fields take shutdown's defaults.
+	Policy shutdown.Policy
+	// Overrides, when set, gives workloads' annotation overrides.
+	Overrides OverrideSource
+	// States, when set, is told each workload's state when it changes.
+	States StateSink
+	// RecoveryStep is the resolution of idle-clock recovery from history;
+	// default the Interval, at least 15s.
+	RecoveryStep time.Duration
 }
 
 func (c *Config) setDefaults() error {
@@ -65,6 +81,24 @@ func (c *Config) setDefaults() error {
 	if c.Clock == nil {
 		c.Clock = clock.New()
 	}
+	if c.MaxStaleness == 0 {
+		c.MaxStaleness = time.Minute
+	}
+	if c.MaxStaleness < 0 {
+		return fmt.Errorf("collector: max staleness = %s, must be positive", c.MaxStaleness)
+	}
+	if c.Policy.IdleAfter == 0 {
+		c.Policy.IdleAfter = shutdown.DefaultIdleAfter
+	}
+	if c.Policy.MinUptime == 0 {
+		c.Policy.MinUptime = shutdown.DefaultMinUptime
+	}
+	if c.Policy.IdleAfter < 0 || c.Policy.MinUptime < 0 {
+		return fmt.Errorf("collector: idle-after = %s and min-uptime = %s, must be positive", c.Policy.IdleAfter, c.Policy.MinUptime)
+	}
+	if c.RecoveryStep == 0 {
+		c.RecoveryStep = max(c.Interval, 15*time.Second)
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -76,6 +110,7 @@ type interestKey struct {
 	shape      queries.Shape
 	workload   queries.WorkloadKey
 	activation float64
+	idleAfter  time.Duration
 }
 
 // Collector refreshes a Snapshot of every registered interest once per
@@ -94,6 +129,11 @@ type Collector struct {
 	dirty  bool
 	groups map[queries.Shape]map[queries.WorkloadKey][]*Interest
 
+	// published is the last state sent to States, per workload; used only
+	// under refreshMu.
+	published map[queries.WorkloadKey]publishedState
+	noHistory sync.Once
+
 	snap    snapshotPointer
 	changed chan struct{} // closed when a new snapshot is swapped in; guarded by mu
 	kick    chan struct{}
@@ -109,6 +149,7 @@ func NewCollector(cfg Config) (*Collector, error) {
 	return &Collector{
 		cfg:       cfg,
 		interests: make(map[interestKey]*Interest),
+		published: make(map[queries.WorkloadKey]publishedState),
 		changed:   make(chan struct{}),
 		kick:      make(chan struct{}, 1),
 		ready:     make(chan struct{}),
@@ -117,14 +158,17 @@ func NewCollector(cfg Config) (*Collector, error) {
 
 // Register returns the interest for a workload's shape, creating it if it is
 // new; a new interest makes the collector refresh soon rather than at the
-// next tick. The caller Touches it whenever it is asked about.
-func (c *Collector) Register(shape queries.Shape, workload queries.WorkloadKey, activation float64) *Interest {
-	key := interestKey{shape, workload, activation}
+// next tick. idleAfter is the trigger's own idle period (zero: the server's
+// default or the workload's annotation). The caller Touches the interest
+// whenever it is asked about.
+func (c *Collector) Register(shape queries.Shape, workload queries.WorkloadKey, activation float64, idleAfter time.Duration) *Interest {
+	key := interestKey{shape, workload, activation, idleAfter}
 	now := c.cfg.Clock.Now()
 	c.mu.Lock()
 	in, ok := c.interests[key]
 	if !ok {
-		in = &Interest{Shape: shape, Workload: workload, Activation: activation, slot: c.allocSlot()}
+		in = &Interest{Shape: shape, Workload: workload, Activation: activation, IdleAfter: idleAfter, slot: c.allocSlot()}
+		in.tracker.MaxStaleness = c.cfg.MaxStaleness
 		c.interests[key] = in
 		c.dirty = true
 	}
@@ -174,99 +218,6 @@ func (c *Collector) Run(ctx context.Context) error {
 			return ctx.Err()
 		case <-ticker.C:
 		case <-c.kick:
-		}
-	}
-}
-
-// Refresh runs one tick: it forgets stale interests, queries every shape
-// once at the clock's now, and swaps in the new snapshot.
-func (c *Collector) Refresh(ctx context.Context) {
-	c.refreshMu.Lock()
-	defer c.refreshMu.Unlock()
-	now := c.cfg.Clock.Now()
-	start := time.Now() // wall time for the duration metric only
-	groups, slots := c.plan(now)
-	prev := c.snap.load()
-	obs := make([]Observation, slots)
-	shapeErrs := make(map[queries.Shape]error, len(groups))
-
-	type result struct {
-		shape   queries.Shape
-		samples []queries.Sample
-		err     error
-	}
-	results := make(chan result, len(groups))
-	sem := make(chan struct{}, c.cfg.Concurrency)
-	for shape := range groups {
-		sem <- struct{}{}
-		go func() {
-			defer func() { <-sem }()
-			qctx, cancel := context.WithTimeout(ctx, c.cfg.QueryTimeout)
-			samples, err := c.cfg.Source.Instant(qctx, shape, now)
-			cancel()
-			results <- result{shape, samples, err}
-		}()
-	}
-	failed := 0
-	for range groups {
-		r := <-results
-		shapeErrs[r.shape] = r.err
-		c.cfg.Metrics.observeQuery(r.shape.Signal, len(r.samples), r.err)
-		if r.err != nil {
-			failed++
-			c.cfg.Logger.Warn("query failed", "shape", r.shape.String(), "err", r.err)
-			for _, ins := range groups[r.shape] {
-				for _, in := range ins {
-					o, _ := prev.Lookup(in)
-					o.OK, o.Err, o.owner = false, r.err, in
-					obs[in.slot] = o
-				}
-			}
-			continue
-		}
-		apply(obs, prev, groups[r.shape], r.samples, r.shape.Signal == queries.SignalQuery, now)
-	}
-
-	next := &Snapshot{At: now, obs: obs, shapes: shapeErrs}
-	c.snap.p.Store(next)
-	c.mu.Lock()
-	close(c.changed)
-	c.changed = make(chan struct{})
-	c.mu.Unlock()
-	c.cfg.Metrics.observeTick(time.Since(start), len(groups), next.Len())
-	if failed == 0 && ctx.Err() == nil {
-		c.once.Do(func() { close(c.ready) })
-	}
-}
-
-// apply writes a successful query's samples into obs for every interest of
-// the shape. Interests without a sample observe 0: the store answered and had
-// no series for them. A query shape's single sample applies to all of them.
-func apply(obs []Observation, prev *Snapshot, interests map[queries.WorkloadKey][]*Interest, samples []queries.Sample, whole bool, now time.Time) {
-	for _, ins := range interests {
-		for _, in := range ins {
-			o, _ := prev.Lookup(in)
-			obs[in.slot] = Observation{At: now, OK: true, LastActive: o.LastActive, owner: in}
-		}
-	}
-	set := func(in *Interest, v float64) {
-		o := &obs[in.slot]
-		o.Value = v
-		if v > in.Activation {
-			o.LastActive = now
-		}
-	}
-	for _, s := range samples {
-		if whole {
-			for _, ins := range interests {
-				for _, in := range ins {
-					set(in, s.Value)
-				}
-			}
-			break
-		}
-		for _, in := range interests[s.Workload] {
-			set(in, s.Value)
 		}
 	}
 }

@@ -36,13 +36,13 @@ func TestCollectorOneQueryPerShape(t *testing.T) {
 	src := &queries.FakeSource{}
 	c, _ := newTestCollector(t, src)
 	for i := range 100 {
-		c.Register(reqShape, wk("a", fmt.Sprintf("w%d", i)), 0)
+		c.Register(reqShape, wk("a", fmt.Sprintf("w%d", i)), 0, 0)
 	}
 	for i := range 50 {
-		c.Register(gpuShape, wk("b", fmt.Sprintf("g%d", i)), 0)
+		c.Register(gpuShape, wk("b", fmt.Sprintf("g%d", i)), 0, 0)
 	}
 	for i := range 3 {
-		c.Register(qShape, wk("a", fmt.Sprintf("q%d", i)), 0)
+		c.Register(qShape, wk("a", fmt.Sprintf("q%d", i)), 0, 0)
 	}
 	c.Refresh(context.Background())
 	calls := src.Calls()
@@ -68,11 +68,11 @@ func TestCollectorValues(t *testing.T) {
 	src.Set(reqShape, queries.Sample{Workload: wk("a", "busy"), Value: 12.5}, queries.Sample{Workload: wk("a", "unwatched"), Value: 99})
 	src.Set(qShape, queries.Sample{Value: 7})
 	c, _ := newTestCollector(t, src)
-	busy := c.Register(reqShape, wk("a", "busy"), 0)
-	quiet := c.Register(reqShape, wk("a", "quiet"), 0)
-	busyHigh := c.Register(reqShape, wk("a", "busy"), 20) // same workload, other activation
-	q1 := c.Register(qShape, wk("a", "x"), 0)
-	q2 := c.Register(qShape, wk("a", "y"), 10)
+	busy := c.Register(reqShape, wk("a", "busy"), 0, 0)
+	quiet := c.Register(reqShape, wk("a", "quiet"), 0, 0)
+	busyHigh := c.Register(reqShape, wk("a", "busy"), 20, 0) // same workload, other activation
+	q1 := c.Register(qShape, wk("a", "x"), 0, 0)
+	q2 := c.Register(qShape, wk("a", "y"), 10, 0)
 	c.Refresh(context.Background())
 	snap := c.Snapshot()
 
@@ -111,7 +111,7 @@ func TestCollectorFailureKeepsLastValue(t *testing.T) {
 	src := &queries.FakeSource{}
 	src.Set(reqShape, queries.Sample{Workload: wk("a", "w"), Value: 3})
 	c, clk := newTestCollector(t, src)
-	in := c.Register(reqShape, wk("a", "w"), 0)
+	in := c.Register(reqShape, wk("a", "w"), 0, 0)
 	c.Refresh(context.Background())
 	first := c.Snapshot()
 
@@ -135,7 +135,7 @@ func TestCollectorFailureKeepsLastValue(t *testing.T) {
 	}
 
 	src.Fail(nil)
-	src.Set(reqShape) // recovered, and no series now
+	src.Set(reqShape, queries.Sample{Workload: wk("a", "w"), Value: 0}) // recovered, no traffic now
 	clk.Add(5 * time.Second)
 	c.Refresh(context.Background())
 	o, _ = c.Snapshot().Lookup(in)
@@ -147,8 +147,8 @@ func TestCollectorFailureKeepsLastValue(t *testing.T) {
 func TestCollectorForgetsUntouched(t *testing.T) {
 	src := &queries.FakeSource{}
 	c, clk := newTestCollector(t, src)
-	stale := c.Register(reqShape, wk("a", "stale"), 0)
-	kept := c.Register(gpuShape, wk("a", "kept"), 0)
+	stale := c.Register(reqShape, wk("a", "stale"), 0, 0)
+	kept := c.Register(gpuShape, wk("a", "kept"), 0, 0)
 	c.Refresh(context.Background())
 
 	clk.Add(9 * time.Minute)
@@ -165,7 +165,7 @@ func TestCollectorForgetsUntouched(t *testing.T) {
 	if _, ok := c.Snapshot().Lookup(stale); ok {
 		t.Error("forgotten interest still in the snapshot")
 	}
-	again := c.Register(reqShape, wk("a", "stale"), 0)
+	again := c.Register(reqShape, wk("a", "stale"), 0, 0)
 	if again == stale || again.Dead() {
 		t.Error("registering a forgotten interest must create a live one")
 	}
@@ -181,7 +181,7 @@ func TestCollectorForgetsUntouched(t *testing.T) {
 func TestCollectorReadyAndChanged(t *testing.T) {
 	src := &queries.FakeSource{}
 	c, _ := newTestCollector(t, src)
-	c.Register(reqShape, wk("a", "w"), 0)
+	c.Register(reqShape, wk("a", "w"), 0, 0)
 	src.Fail(errors.New("down"))
 	changed := c.Changed()
 	c.Refresh(context.Background())
@@ -207,7 +207,7 @@ func TestCollectorReadyAndChanged(t *testing.T) {
 func TestCollectorRunTicksOnClock(t *testing.T) {
 	src := &queries.FakeSource{}
 	c, clk := newTestCollector(t, src)
-	c.Register(reqShape, wk("a", "w"), 0)
+	c.Register(reqShape, wk("a", "w"), 0, 0)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
 	changed := c.Changed()
@@ -224,7 +224,7 @@ func TestCollectorRunTicksOnClock(t *testing.T) {
 	}
 	waitChanged("first refresh at start")
 	// Registering a new interest asks for a refresh without waiting for the tick.
-	c.Register(gpuShape, wk("a", "g"), 0)
+	c.Register(gpuShape, wk("a", "g"), 0, 0)
 	waitChanged("refresh after a new interest")
 	at := c.Snapshot().At
 	clk.Add(5 * time.Second)
@@ -247,7 +247,7 @@ func TestCollectorQueryTimeout(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	in := c.Register(reqShape, wk("a", "w"), 0)
+	in := c.Register(reqShape, wk("a", "w"), 0, 0)
 	c.Refresh(context.Background()) // must return once the query's context ends
 	o, _ := c.Snapshot().Lookup(in)
 	var qe *queries.QueryError

@@ -42,35 +42,6 @@ func Value(o Observation, now time.Time, maxStaleness time.Duration) (float64, e
 	return o.Value, nil
 }
 
-// Activity is whether an interest is active, and why.
-type Activity struct {
-	Active bool
-	// Known is false when the answer is the fail-safe "active" because no
-	// trustworthy value exists.
-	Known  bool
-	Reason string
-}
-
-// Active decides KEDA's IsActive from an observation: active while the value
-// is above activation. A metrics outage never makes a workload inactive: with
-// no value, or a failed query whose last value is older than maxStaleness,
-// the answer is active; while the last value is fresh it keeps that answer.
-func Active(o Observation, activation float64, now time.Time, maxStaleness time.Duration) Activity {
-	if !o.Known() {
-		if o.Err != nil {
-			return Activity{Active: true, Reason: "no value yet, query failing: " + o.Err.Error()}
-		}
-		return Activity{Active: true, Reason: "no value yet"}
-	}
-	if !o.OK && o.Age(now) > maxStaleness {
-		return Activity{Active: true, Reason: fmt.Sprintf("value %s old, query failing: %v", o.Age(now).Round(time.Second), o.Err)}
-	}
-	if o.Value > activation {
-		return Activity{Active: true, Known: true, Reason: fmt.Sprintf("value %g > activation %g", o.Value, activation)}
-	}
-	return Activity{Active: false, Known: true, Reason: fmt.Sprintf("value %g <= activation %g", o.Value, activation)}
-}
-
 // HPA is the part of the Kubernetes HorizontalPodAutoscaler's algorithm that
 // KEDA relies on for an AverageValue external metric, plus KEDA's own
 // activation step to and from zero.

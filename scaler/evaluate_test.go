@@ -46,33 +46,6 @@ func TestValue(t *testing.T) {
 	}
 }
 
-func TestActive(t *testing.T) {
-	boom := errors.New("HTTP 500")
-	now := t0.Add(time.Hour)
-	tests := []struct {
-		name       string
-		o          Observation
-		activation float64
-		want       Activity
-	}{
-		{"above activation", Observation{Value: 2, At: now, OK: true}, 1, Activity{true, true, "value 2 > activation 1"}},
-		{"at activation is inactive", Observation{Value: 1, At: now, OK: true}, 1, Activity{false, true, "value 1 <= activation 1"}},
-		{"no traffic", Observation{Value: 0, At: now, OK: true}, 0, Activity{false, true, "value 0 <= activation 0"}},
-		{"failing but fresh keeps the last answer (inactive)", Observation{Value: 0, At: now.Add(-30 * time.Second), Err: boom}, 0, Activity{false, true, "value 0 <= activation 0"}},
-		{"failing but fresh keeps the last answer (active)", Observation{Value: 5, At: now.Add(-30 * time.Second), Err: boom}, 0, Activity{true, true, "value 5 > activation 0"}},
-		{"failing and stale is active", Observation{Value: 0, At: now.Add(-90 * time.Second), Err: boom}, 0, Activity{true, false, "value 1m30s old, query failing: HTTP 500"}},
-		{"no value yet is active", Observation{}, 0, Activity{true, false, "no value yet"}},
-		{"no value, failing, is active", Observation{Err: boom}, 0, Activity{true, false, "no value yet, query failing: HTTP 500"}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			if got := Active(tt.o, tt.activation, now, time.Minute); got != tt.want {
-				t.Errorf("got %+v, want %+v", got, tt.want)
-			}
-		})
-	}
-}
-
 func TestHPADesired(t *testing.T) {
 	h := HPA{Target: 10, MinReplicas: 0, MaxReplicas: 8, Tolerance: 0.1}
 	tests := []struct {

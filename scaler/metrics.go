@@ -7,6 +7,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ebbscale/ebb/queries"
+	"github.com/ebbscale/ebb/shutdown"
 )
 
 // Metrics are the collector's Prometheus measurements. A nil *Metrics
@@ -18,6 +19,8 @@ type Metrics struct {
 	series       *prometheus.CounterVec
 	shapes       prometheus.Gauge
 	workloads    prometheus.Gauge
+	decisions    *prometheus.GaugeVec
+	recoveries   *prometheus.CounterVec
 }
 
 // NewMetrics creates the collector's metrics and registers them with reg.
@@ -49,8 +52,16 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "ebb_workloads_tracked",
 			Help: "Workload signals (interests) in the last snapshot.",
 		}),
+		decisions: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "ebb_activity",
+			Help: "Workload signals by the idle policy's answer (active, idle) and reason (traffic, recent, min-uptime, keep-awake, opt-out, unknown, bad-config, idle) in the last snapshot.",
+		}, []string{"state", "reason"}),
+		recoveries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ebb_idle_clock_recoveries_total",
+			Help: "History queries that recovered idle clocks after a start or for new triggers, by signal and result (ok, error).",
+		}, []string{"signal", "result"}),
 	}
-	reg.MustRegister(m.tickDuration, m.queries, m.queryErrors, m.series, m.shapes, m.workloads)
+	reg.MustRegister(m.tickDuration, m.queries, m.queryErrors, m.series, m.shapes, m.workloads, m.decisions, m.recoveries)
 	return m
 }
 
@@ -86,11 +97,42 @@ func (m *Metrics) observeQuery(signal queries.Signal, samples int, err error) {
 	m.series.WithLabelValues(string(signal)).Add(float64(samples))
 }
 
-func (m *Metrics) observeTick(d time.Duration, shapes, workloads int) {
+func (m *Metrics) observeTick(d time.Duration, shapes int, s *Snapshot) {
 	if m == nil {
 		return
 	}
 	m.tickDuration.Observe(d.Seconds())
 	m.shapes.Set(float64(shapes))
-	m.workloads.Set(float64(workloads))
+	type key struct {
+		active bool
+		reason shutdown.Reason
+	}
+	counts := make(map[key]int)
+	n := 0
+	for i := range s.obs {
+		if s.obs[i].owner != nil {
+			n++
+			counts[key{s.obs[i].Decision.Active, s.obs[i].Decision.Reason}]++
+		}
+	}
+	m.workloads.Set(float64(n))
+	m.decisions.Reset()
+	for k, v := range counts {
+		state := "idle"
+		if k.active {
+			state = "active"
+		}
+		m.decisions.WithLabelValues(state, k.reason.String()).Set(float64(v))
+	}
+}
+
+func (m *Metrics) observeRecovery(signal queries.Signal, err error) {
+	if m == nil {
+		return
+	}
+	result := "ok"
+	if err != nil {
+		result = "error"
+	}
+	m.recoveries.WithLabelValues(string(signal), result).Inc()
 }

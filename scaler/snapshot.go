@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/ebbscale/ebb/queries"
+	"github.com/ebbscale/ebb/shutdown"
 )
 
 // Interest is one workload's signal that somebody (a KEDA trigger) watches.
@@ -17,6 +18,13 @@ type Interest struct {
 	Shape      queries.Shape
 	Workload   queries.WorkloadKey
 	Activation float64
+	// IdleAfter is the trigger's own idle period; zero for the default.
+	IdleAfter time.Duration
+
+	// tracker is the idle clock and recovered whether it was recovered from
+	// history; both are used only by the collector's refresh.
+	tracker   shutdown.Tracker
+	recovered bool
 
 	slot    int
 	touched atomic.Int64 // unix nanoseconds of the last Touch
@@ -43,8 +51,12 @@ type Observation struct {
 	// Err is the last query's error when OK is false.
 	Err error
 	// LastActive is the last evaluation time at which Value was above the
-	// interest's activation; zero if never seen.
+	// interest's activation (or, after a restart, recovered from the
+	// store's history); zero if never seen.
 	LastActive time.Time
+	// Decision is the idle policy's answer at the snapshot's tick: whether
+	// KEDA should keep the workload running, and why.
+	Decision shutdown.Decision
 
 	owner *Interest
 }

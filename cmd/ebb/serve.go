@@ -84,7 +84,7 @@ func serveFlags(c *serveConfig) *flag.FlagSet {
 	fs.StringVar(&c.catalog.Requests.ServiceNamespaceLabel, "requests-service-namespace-label", def.Requests.ServiceNamespaceLabel, "label holding the destination Service's namespace (demand while at zero replicas)")
 	fs.StringVar(&c.catalog.Requests.ServiceNameLabel, "requests-service-label", def.Requests.ServiceNameLabel, "label holding the destination Service's name (demand while at zero replicas)")
 	fs.StringVar(&c.catalog.GPU.UtilMetric, "gpu-util-metric", def.GPU.UtilMetric, "GPU utilization gauge in percent (dcgm-exporter)")
-	fs.StringVar(&c.catalog.GPU.ProfMetric, "gpu-engine-active-metric", def.GPU.ProfMetric, "GPU engine-active ratio preferred where present (dcgm-exporter profiling metric); empty to disable")
+	fs.StringVar(&c.catalog.GPU.ProfMetric, "gpu-engine-active-metric", def.GPU.ProfMetric, "GPU engine-active ratio (0-1), preferred over --gpu-util-metric on GPUs that have it (dcgm-exporter profiling metric)")
 
 	fs.StringVar(&c.bearerTokenFile, "bearer-token-file", "", "file holding a bearer token for the store, re-read on every request")
 	fs.StringVar(&c.basicAuthUser, "basic-auth-user", "", "basic-auth user for the store")

@@ -1,0 +1,262 @@
+package scaler
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/ebbscale/ebb/queries"
+	"github.com/ebbscale/ebb/shutdown"
+)
+
+// ErrVanished is the error of a workload whose series disappeared from a
+// successful query while it was active. Traffic that stops shows first as a
+// rate falling to 0 on series that still exist; series that vanish while the
+// value is above activation mean the store lost them (scrape targets down,
+// a relabelling change), so the value is unknown, not zero.
+var ErrVanished = errors.New("series vanished while the workload was active: treated as missing data, not as no traffic")
+
+type shapeResult struct {
+	samples []queries.Sample
+	err     error
+}
+
+// Refresh runs one tick: it forgets stale interests, queries every shape
+// once at the clock's now, recovers new interests' idle clocks from history,
+// decides every interest's activity, and swaps in the new snapshot.
+func (c *Collector) Refresh(ctx context.Context) {
+	c.refreshMu.Lock()
+	defer c.refreshMu.Unlock()
+	now := c.cfg.Clock.Now()
+	start := time.Now() // wall time for the duration metric only
+	groups, slots := c.plan(now)
+	results := c.query(ctx, groups, now)
+	c.recover(ctx, groups, now)
+
+	prev := c.snap.load()
+	obs := make([]Observation, slots)
+	shapeErrs := make(map[queries.Shape]error, len(groups))
+	failed := 0
+	for shape, byWorkload := range groups {
+		r := results[shape]
+		shapeErrs[shape] = r.err
+		c.cfg.Metrics.observeQuery(shape.Signal, len(r.samples), r.err)
+		if r.err != nil {
+			failed++
+			c.cfg.Logger.Warn("query failed", "shape", shape.String(), "err", r.err)
+		}
+		var values map[queries.WorkloadKey]float64
+		var whole *float64
+		if r.err == nil {
+			if shape.Signal == queries.SignalQuery {
+				if len(r.samples) > 0 {
+					whole = &r.samples[0].Value
+				}
+			} else {
+				values = make(map[queries.WorkloadKey]float64, len(r.samples))
+				for _, s := range r.samples {
+					values[s.Workload] = s.Value
+				}
+			}
+		}
+		for wk, ins := range byWorkload {
+			for _, in := range ins {
+				o := c.observe(in, prev, r.err, values, whole, wk, now)
+				o.Decision = in.tracker.Decide(c.policy(in), now)
+				obs[in.slot] = o
+			}
+		}
+	}
+	c.publish(groups, obs)
+
+	next := &Snapshot{At: now, obs: obs, shapes: shapeErrs}
+	c.snap.p.Store(next)
+	c.mu.Lock()
+	close(c.changed)
+	c.changed = make(chan struct{})
+	c.mu.Unlock()
+	c.cfg.Metrics.observeTick(time.Since(start), len(groups), next)
+	if failed == 0 && ctx.Err() == nil {
+		c.once.Do(func() { close(c.ready) })
+	}
+}
+
+// query runs one query per shape, at most Concurrency at a time.
+func (c *Collector) query(ctx context.Context, groups map[queries.Shape]map[queries.WorkloadKey][]*Interest, now time.Time) map[queries.Shape]shapeResult {
+	type result struct {
+		shape queries.Shape
+		shapeResult
+	}
+	ch := make(chan result, len(groups))
+	sem := make(chan struct{}, c.cfg.Concurrency)
+	for shape := range groups {
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem }()
+			qctx, cancel := context.WithTimeout(ctx, c.cfg.QueryTimeout)
+			samples, err := c.cfg.Source.Instant(qctx, shape, now)
+			cancel()
+			ch <- result{shape, shapeResult{samples, err}}
+		}()
+	}
+	out := make(map[queries.Shape]shapeResult, len(groups))
+	for range groups {
+		r := <-ch
+		out[r.shape] = r.shapeResult
+	}
+	return out
+}
+
+// observe turns a shape's result into one interest's observation and feeds
+// its idle clock. A failed query keeps the last value with its time; a
+// workload without a sample observes 0 (no traffic), unless it was active,
+// in which case its series vanished and its value is unknown.
+func (c *Collector) observe(in *Interest, prev *Snapshot, err error, values map[queries.WorkloadKey]float64, whole *float64, wk queries.WorkloadKey, now time.Time) Observation {
+	o, _ := prev.Lookup(in)
+	o.owner = in
+	if err == nil {
+		v, found := 0.0, false
+		if whole != nil {
+			v, found = *whole, true
+		} else if values != nil {
+			v, found = values[wk]
+		}
+		if !found && o.Known() && o.Value > in.Activation {
+			err = ErrVanished
+		} else {
+			o.Value, o.At, o.OK, o.Err = v, now, true, nil
+			if v > in.Activation {
+				o.LastActive = now
+			}
+			in.tracker.Observe(v, in.Activation, true, now)
+			return o
+		}
+	}
+	o.OK, o.Err = false, err
+	in.tracker.Observe(0, in.Activation, false, now)
+	return o
+}
+
+// policy resolves an interest's idle policy: the workload's annotations,
+// then the trigger's idleAfter, then the server's default.
+func (c *Collector) policy(in *Interest) shutdown.Policy {
+	var o shutdown.Overrides
+	if c.cfg.Overrides != nil {
+		o, _ = c.cfg.Overrides.Overrides(in.Workload)
+	}
+	return shutdown.Resolve(c.cfg.Policy, in.IdleAfter, o)
+}
+
+// recoverKey groups interests whose idle clocks one history query recovers.
+type recoverKey struct {
+	shape      queries.Shape
+	activation float64
+}
+
+// recover recovers the idle clocks of interests that have not been
+// recovered yet, with one history query per shape and activation over the
+// longest idle period among them. An interest whose recovery fails stays
+// unknown, and therefore active, and is tried again next tick.
+func (c *Collector) recover(ctx context.Context, groups map[queries.Shape]map[queries.WorkloadKey][]*Interest, now time.Time) {
+	pending := make(map[recoverKey][]*Interest)
+	for shape, byWorkload := range groups {
+		for _, ins := range byWorkload {
+			for _, in := range ins {
+				if !in.recovered {
+					k := recoverKey{shape, in.Activation}
+					pending[k] = append(pending[k], in)
+				}
+			}
+		}
+	}
+	if len(pending) == 0 {
+		return
+	}
+	hs, ok := c.cfg.Source.(queries.HistorySource)
+	if !ok {
+		c.noHistory.Do(func() {
+			c.cfg.Logger.Info("the source keeps no history: idle clocks start at ebb's start")
+		})
+		for _, ins := range pending {
+			for _, in := range ins {
+				in.tracker.Recover(time.Time{})
+				in.recovered = true
+			}
+		}
+		return
+	}
+	for k, ins := range pending {
+		lookback := time.Duration(0)
+		for _, in := range ins {
+			p := c.policy(in)
+			lookback = max(lookback, p.IdleAfter, p.MinUptime)
+		}
+		lookback += k.shape.Window
+		qctx, cancel := context.WithTimeout(ctx, c.cfg.QueryTimeout)
+		found, err := hs.LastActive(qctx, k.shape, k.activation, lookback, c.cfg.RecoveryStep, now)
+		cancel()
+		c.cfg.Metrics.observeRecovery(k.shape.Signal, err)
+		if err != nil {
+			c.cfg.Logger.Warn("idle clock recovery failed; workloads stay active until it succeeds", "shape", k.shape.String(), "err", err)
+			continue
+		}
+		last := make(map[queries.WorkloadKey]time.Time, len(found))
+		for _, f := range found {
+			last[f.Workload] = f.At
+		}
+		for _, in := range ins {
+			wk := in.Workload
+			if k.shape.Signal == queries.SignalQuery {
+				wk = queries.WorkloadKey{}
+			}
+			in.tracker.Recover(last[wk])
+			in.recovered = true
+		}
+	}
+}
+
+// publishedState is what was last published for a workload.
+type publishedState struct {
+	active     bool
+	reason     shutdown.Reason
+	lastActive time.Time
+}
+
+// publish tells the StateSink about every workload whose state changed: its
+// activity, its reason, or its last activity to the minute.
+func (c *Collector) publish(groups map[queries.Shape]map[queries.WorkloadKey][]*Interest, obs []Observation) {
+	if c.cfg.States == nil {
+		return
+	}
+	states := make(map[queries.WorkloadKey]WorkloadState)
+	for _, byWorkload := range groups {
+		for wk, ins := range byWorkload {
+			for _, in := range ins {
+				o := obs[in.slot]
+				s, seen := states[wk]
+				// Active wins over idle; among equals the first reason stays.
+				if !seen || (o.Decision.Active && !s.Decision.Active) {
+					s.Decision = o.Decision
+				}
+				if o.LastActive.After(s.LastActive) {
+					s.LastActive = o.LastActive
+				}
+				s.Workload = wk
+				states[wk] = s
+			}
+		}
+	}
+	for wk, s := range states {
+		p := publishedState{s.Decision.Active, s.Decision.Reason, s.LastActive.Truncate(time.Minute)}
+		if old, ok := c.published[wk]; ok && old == p {
+			continue
+		}
+		c.published[wk] = p
+		c.cfg.States.Publish(s)
+	}
+	for wk := range c.published {
+		if _, ok := states[wk]; !ok {
+			delete(c.published, wk)
+		}
+	}
+}
