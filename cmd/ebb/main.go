@@ -21,6 +21,7 @@ const usage = `ebb: autoscaling and autoshutdown for Kubernetes, as a KEDA exter
 Usage:
   ebb serve --prometheus-url URL [flags]   serve KEDA's external scaler API
   ebb demo [flags]                         run ebb end to end on the embedded simulator
+  ebb recommend [--prometheus-url URL | --source sim] [flags]   right-size workloads from their history
   ebb version                              print the version
 
 Run 'ebb COMMAND -h' for a command's flags. Every flag can also be set as an
@@ -51,6 +52,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runServe(ctx, args[1:], stderr, serveDeps{})
 	case "demo":
 		return runDemo(ctx, args[1:], stdout, stderr)
+	case "recommend":
+		return runRecommend(ctx, args[1:], stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, "ebb", version)
 		return nil

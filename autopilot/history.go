@@ -1,0 +1,354 @@
+package autopilot
+
+import (
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/ebbscale/ebb/queries"
+)
+
+// ContainerRef names one container of one pod of a workload.
+type ContainerRef struct {
+	Workload  queries.WorkloadKey
+	Pod       string
+	Container string
+}
+
+// GPURef names one GPU of one pod of a workload, with its model as
+// dcgm-exporter reports it ("NVIDIA A100-SXM4-40GB").
+type GPURef struct {
+	Workload queries.WorkloadKey
+	Pod      string
+	GPU      string
+	Model    string
+}
+
+// History accumulates workloads' usage between Start and End as it is read,
+// in a size that depends on the number of workloads, containers and pods,
+// never on the length of the history: samples go into decaying histograms,
+// daily peaks, streaming autoshutdown backtests and fixed-size chart bins.
+//
+// Samples of one series must be added in time order; series may interleave.
+// A History is not safe for concurrent use.
+type History struct {
+	cfg        Config
+	start, end time.Time
+	step       time.Duration
+	workloads  map[queries.WorkloadKey]*workloadHistory
+	finished   bool
+}
+
+type workloadHistory struct {
+	key        queries.WorkloadKey
+	containers map[string]*containerHistory
+	pods       map[string]bool // pods with current requests
+	replicas   int             // set by SetReplicas; -1: count pods
+	rps        *Histogram
+	rpsActive  *Histogram // samples above the activation
+	rpsChart   []float64
+	rpsSum     float64
+	idleN      int // samples at or below the activation
+	backtests  []*backtest
+	gpu        *gpuHistory
+}
+
+type containerHistory struct {
+	cpu      *Histogram
+	memPeaks *Histogram // one sample per pod and day: its peak
+	memMax   float64
+	memN     int
+	memFirst time.Time
+	memLast  time.Time
+	day      map[string]*dayPeak // per pod: the peak of its current day
+	oomLast  map[string]bool     // per pod: the last value of the OOM flag
+	ooms     int
+	current  Resources
+	cpuChart []float64
+	memChart []float64
+}
+
+type dayPeak struct {
+	day  int
+	peak float64
+	at   time.Time
+}
+
+// Resources are a container's requests and limits; 0 means not set.
+type Resources struct {
+	CPURequest    float64 `json:"cpuRequestCores"`
+	CPULimit      float64 `json:"cpuLimitCores"`
+	MemoryRequest float64 `json:"memoryRequestBytes"`
+	MemoryLimit   float64 `json:"memoryLimitBytes"`
+	GPUs          float64 `json:"gpus"`
+}
+
+type gpuHistory struct {
+	util      *Histogram // per GPU, percent
+	model     string
+	fbUsed    float64 // highest framebuffer in use on one GPU, MiB
+	fbTotal   float64 // framebuffer of one GPU, MiB
+	gpusOfPod map[string]map[string]bool
+	kv        *Histogram // percent
+	kvMax     float64
+	waiting   float64 // highest vllm:num_requests_waiting
+}
+
+// NewHistory returns an empty history of (start, end] read every step.
+func NewHistory(cfg Config, start, end time.Time, step time.Duration) (*History, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	switch {
+	case !end.After(start):
+		return nil, fmt.Errorf("history: end %v is not after start %v", end, start)
+	case step <= 0 || step > end.Sub(start):
+		return nil, fmt.Errorf("history: step = %v, must be in (0, %v]", step, end.Sub(start))
+	}
+	return &History{cfg: cfg, start: start, end: end, step: step, workloads: map[queries.WorkloadKey]*workloadHistory{}}, nil
+}
+
+// Start, End and Step return what the history covers.
+func (h *History) Start() time.Time    { return h.start }
+func (h *History) End() time.Time      { return h.end }
+func (h *History) Step() time.Duration { return h.step }
+
+func (h *History) workload(k queries.WorkloadKey) *workloadHistory {
+	w := h.workloads[k]
+	if w == nil {
+		w = &workloadHistory{key: k, containers: map[string]*containerHistory{}, pods: map[string]bool{}, replicas: -1}
+		h.workloads[k] = w
+	}
+	return w
+}
+
+func (h *History) container(r ContainerRef) *containerHistory {
+	w := h.workload(r.Workload)
+	c := w.containers[r.Container]
+	if c == nil {
+		// The options were validated by NewHistory.
+		cpu, _ := NewHistogram(h.cfg.CPU, h.start)
+		mem, _ := NewHistogram(h.cfg.Memory, h.start)
+		c = &containerHistory{
+			cpu: cpu, memPeaks: mem,
+			day: map[string]*dayPeak{}, oomLast: map[string]bool{},
+			cpuChart: h.newChart(), memChart: h.newChart(),
+		}
+		w.containers[r.Container] = c
+	}
+	return c
+}
+
+func (h *History) newChart() []float64 {
+	c := make([]float64, h.cfg.ChartBins)
+	for i := range c {
+		c[i] = math.NaN()
+	}
+	return c
+}
+
+// bin returns the chart bin of t, -1 outside the history.
+func (h *History) bin(t time.Time) int {
+	if t.Before(h.start) || t.After(h.end) {
+		return -1
+	}
+	i := int(int64(t.Sub(h.start)) * int64(h.cfg.ChartBins) / int64(h.end.Sub(h.start)))
+	return min(i, h.cfg.ChartBins-1)
+}
+
+func chartMax(c []float64, i int, v float64) {
+	if i >= 0 && !(c[i] >= v) {
+		c[i] = v
+	}
+}
+
+func valid(v float64) bool { return v >= 0 && !math.IsInf(v, 0) }
+
+// CPU adds a container's CPU usage in cores at t.
+func (h *History) CPU(r ContainerRef, t time.Time, cores float64) {
+	if !valid(cores) {
+		return
+	}
+	c := h.container(r)
+	c.cpu.Add(cores, 1, t)
+	chartMax(c.cpuChart, h.bin(t), cores)
+}
+
+// Memory adds a container's working set in bytes at t. The recommender uses
+// each pod's peak of each day (24 h from Start).
+func (h *History) Memory(r ContainerRef, t time.Time, bytes float64) {
+	if !valid(bytes) {
+		return
+	}
+	c := h.container(r)
+	c.memMax = max(c.memMax, bytes)
+	c.memN++
+	if c.memFirst.IsZero() || t.Before(c.memFirst) {
+		c.memFirst = t
+	}
+	if t.After(c.memLast) {
+		c.memLast = t
+	}
+	chartMax(c.memChart, h.bin(t), bytes)
+	day := int(t.Sub(h.start) / (24 * time.Hour))
+	p := c.day[r.Pod]
+	switch {
+	case p == nil:
+		c.day[r.Pod] = &dayPeak{day: day, peak: bytes, at: t}
+	case p.day != day:
+		c.memPeaks.Add(p.peak, 1, p.at)
+		*p = dayPeak{day: day, peak: bytes, at: t}
+	case bytes > p.peak:
+		p.peak, p.at = bytes, t
+	}
+}
+
+// OOMKilled adds the state of a container's "last terminated because
+// OOMKilled" flag at t; every rise of the flag, and a flag already up in the
+// first sample of a pod, counts as one OOM kill.
+func (h *History) OOMKilled(r ContainerRef, t time.Time, killed bool) {
+	c := h.container(r)
+	prev, seen := c.oomLast[r.Pod]
+	if killed && (!seen || !prev) {
+		c.ooms++
+	}
+	c.oomLast[r.Pod] = killed
+}
+
+// SetResources records a container's current requests and limits; the pod
+// counts as a current replica of its workload.
+func (h *History) SetResources(r ContainerRef, res Resources) {
+	c := h.container(r)
+	c.current = res
+	h.workload(r.Workload).pods[r.Pod] = true
+}
+
+// SetReplicas sets a workload's current replicas; without it the replicas
+// are the pods given to SetResources.
+func (h *History) SetReplicas(w queries.WorkloadKey, n int) {
+	h.workload(w).replicas = n
+}
+
+// RequestRate adds a workload's total request rate at t.
+func (h *History) RequestRate(k queries.WorkloadKey, t time.Time, rps float64) {
+	if !valid(rps) {
+		return
+	}
+	w := h.workload(k)
+	if w.rps == nil {
+		o := HistogramOptions{FirstBucket: 0.001, MaxValue: 1e7, Growth: h.cfg.CPU.Growth, HalfLife: h.cfg.CPU.HalfLife}
+		w.rps, _ = NewHistogram(o, h.start)
+		w.rpsActive, _ = NewHistogram(o, h.start)
+		w.rpsChart = h.newChart()
+		for _, c := range h.cfg.IdleAfterCandidates {
+			w.backtests = append(w.backtests, newBacktest(h.cfg, c, h.step))
+		}
+	}
+	w.rps.Add(rps, 1, t)
+	w.rpsSum += rps
+	if rps <= h.cfg.Activation {
+		w.idleN++
+	} else {
+		w.rpsActive.Add(rps, 1, t)
+	}
+	chartMax(w.rpsChart, h.bin(t), rps)
+	for _, b := range w.backtests {
+		b.observe(t, rps)
+	}
+}
+
+func (h *History) gpu(k queries.WorkloadKey) *gpuHistory {
+	w := h.workload(k)
+	if w.gpu == nil {
+		util, _ := NewHistogram(HistogramOptions{FirstBucket: 0.1, MaxValue: 100, Growth: h.cfg.CPU.Growth, HalfLife: h.cfg.CPU.HalfLife}, h.start)
+		kv, _ := NewHistogram(HistogramOptions{FirstBucket: 0.1, MaxValue: 100, Growth: h.cfg.CPU.Growth, HalfLife: h.cfg.CPU.HalfLife}, h.start)
+		w.gpu = &gpuHistory{util: util, kv: kv, gpusOfPod: map[string]map[string]bool{}}
+	}
+	return w.gpu
+}
+
+func (g *gpuHistory) see(r GPURef) {
+	if r.Model != "" {
+		g.model = r.Model
+	}
+	s := g.gpusOfPod[r.Pod]
+	if s == nil {
+		s = map[string]bool{}
+		g.gpusOfPod[r.Pod] = s
+	}
+	s[r.GPU] = true
+}
+
+// GPUUtil adds one GPU's utilization in percent at t.
+func (h *History) GPUUtil(r GPURef, t time.Time, percent float64) {
+	if !valid(percent) {
+		return
+	}
+	g := h.gpu(r.Workload)
+	g.see(r)
+	g.util.Add(min(percent, 100), 1, t)
+}
+
+// Framebuffer adds one GPU's framebuffer in use at t and its total size
+// (used + free; 0 if unknown), in MiB.
+func (h *History) Framebuffer(r GPURef, t time.Time, usedMiB, totalMiB float64) {
+	g := h.gpu(r.Workload)
+	g.see(r)
+	if valid(usedMiB) {
+		g.fbUsed = max(g.fbUsed, usedMiB)
+	}
+	if valid(totalMiB) {
+		g.fbTotal = max(g.fbTotal, totalMiB)
+	}
+}
+
+// KVCache adds a vLLM server's KV-cache usage (0 to 1) at t.
+func (h *History) KVCache(k queries.WorkloadKey, t time.Time, usage float64) {
+	if !valid(usage) {
+		return
+	}
+	g := h.gpu(k)
+	g.kv.Add(min(usage, 1)*100, 1, t)
+	g.kvMax = max(g.kvMax, min(usage, 1)*100)
+}
+
+// RequestsWaiting adds a vLLM server's queue length at t.
+func (h *History) RequestsWaiting(k queries.WorkloadKey, t time.Time, n float64) {
+	if valid(n) {
+		g := h.gpu(k)
+		g.waiting = max(g.waiting, n)
+	}
+}
+
+// finish folds the pending daily peaks into the histograms; it is
+// idempotent. When the store reported request rates for some workload, a
+// running workload without any had no traffic at all: it is backtested as
+// idle throughout, as ebb serve would see it.
+func (h *History) finish() {
+	if h.finished {
+		return
+	}
+	h.finished = true
+	anyRPS := false
+	for _, w := range h.workloads {
+		anyRPS = anyRPS || w.rps != nil
+	}
+	for k, w := range h.workloads {
+		if anyRPS && w.rps == nil && (w.replicas > 0 || w.replicas < 0 && len(w.pods) > 0) {
+			for t := h.start.Add(h.step); !t.After(h.end); t = t.Add(h.step) {
+				h.RequestRate(k, t, 0)
+			}
+		}
+	}
+	for _, w := range h.workloads {
+		for _, c := range w.containers {
+			for pod, p := range c.day {
+				c.memPeaks.Add(p.peak, 1, p.at)
+				delete(c.day, pod)
+			}
+		}
+		for _, b := range w.backtests {
+			b.finish(h.end)
+		}
+	}
+}

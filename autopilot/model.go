@@ -1,0 +1,172 @@
+package autopilot
+
+import (
+	"encoding/json"
+	"math"
+	"time"
+)
+
+// SchemaVersion names the version of the JSON report's schema. It changes
+// when a field is removed or changes meaning; adding a field does not.
+const SchemaVersion = "ebb.dev/autopilot/v1"
+
+// Report is the result of a recommendation run: one entry per workload,
+// sorted by monthly savings, most first. Its JSON form is the documented,
+// versioned schema (see SCHEMA.md).
+type Report struct {
+	Schema       string    `json:"schema"`
+	Source       string    `json:"source"`
+	HistoryStart time.Time `json:"historyStart"`
+	HistoryEnd   time.Time `json:"historyEnd"`
+	Step         string    `json:"step"`
+	// Policy explains the choices the recommendations follow, such as the
+	// percentiles and the limits.
+	Policy    Policy           `json:"policy"`
+	Prices    Prices           `json:"prices"`
+	Totals    Cost             `json:"totals"`
+	Workloads []WorkloadReport `json:"workloads"`
+}
+
+// Policy is the recommender's configuration as the report explains it.
+type Policy struct {
+	CPU          string `json:"cpu"`
+	Memory       string `json:"memory"`
+	CPULimit     string `json:"cpuLimit"`
+	MemoryLimit  string `json:"memoryLimit"`
+	Autoshutdown string `json:"autoshutdown"`
+}
+
+// Severity grades how far a workload is from its recommendation, like KRR's.
+type Severity string
+
+// Severities, from best to worst.
+const (
+	SeverityUnknown  Severity = "unknown"  // not enough data for any recommendation
+	SeverityOK       Severity = "ok"       // within 25% of the recommendation
+	SeverityWarning  Severity = "warning"  // off by more than 25%, no request set, or an opportunity
+	SeverityCritical Severity = "critical" // at least 2x over or under, or OOM-killed below the recommendation
+)
+
+func (s Severity) rank() int {
+	switch s {
+	case SeverityOK:
+		return 1
+	case SeverityWarning:
+		return 2
+	case SeverityCritical:
+		return 3
+	}
+	return 0
+}
+
+// WorkloadReport is every recommendation for one Deployment or StatefulSet.
+type WorkloadReport struct {
+	Namespace    string                      `json:"namespace"`
+	Name         string                      `json:"name"`
+	Replicas     int                         `json:"replicas"`
+	Severity     Severity                    `json:"severity"`
+	Containers   []ContainerReport           `json:"containers"`
+	Scaling      *ScalingRecommendation      `json:"scaling,omitempty"`
+	Autoshutdown *AutoshutdownRecommendation `json:"autoshutdown,omitempty"`
+	GPU          *GPURecommendation          `json:"gpu,omitempty"`
+	Cost         Cost                        `json:"cost"`
+	Chart        Chart                       `json:"chart"`
+}
+
+// ContainerReport holds one container's CPU and memory recommendations.
+type ContainerReport struct {
+	Name     string                 `json:"name"`
+	CPU      ResourceRecommendation `json:"cpu"`
+	Memory   ResourceRecommendation `json:"memory"`
+	OOMKills int                    `json:"oomKills"`
+}
+
+// ResourceRecommendation is a request and limit for one resource, in cores
+// for CPU and bytes for memory. A zero request or limit means none.
+type ResourceRecommendation struct {
+	CurrentRequest float64 `json:"currentRequest"`
+	CurrentLimit   float64 `json:"currentLimit"`
+	// Request, Limit, Lower and Upper are zero when NotEnoughData is set.
+	Request float64 `json:"request"`
+	Limit   float64 `json:"limit"`
+	// Lower and Upper bound the request: they widen as history gets short.
+	Lower float64 `json:"lower"`
+	Upper float64 `json:"upper"`
+	// Percentile is the observed value the request is built on, Max the
+	// highest observed.
+	Percentile float64 `json:"percentile"`
+	Max        float64 `json:"max"`
+	Samples    int     `json:"samples"`
+	// HistoryHours is the time between the first and last sample.
+	HistoryHours float64 `json:"historyHours"`
+	// Confidence is in days of evidence: the lesser of the history's span
+	// and the samples' worth of time.
+	Confidence float64 `json:"confidence"`
+	Basis      string  `json:"basis,omitempty"`
+	// NotEnoughData, when set, says why there is no recommendation.
+	NotEnoughData string `json:"notEnoughData,omitempty"`
+}
+
+// Cost is monthly (730 h) cost in the price table's currency.
+type Cost struct {
+	MonthlyNow         float64 `json:"monthlyNow"`
+	MonthlyRecommended float64 `json:"monthlyRecommended"`
+	MonthlySavings     float64 `json:"monthlySavings"`
+}
+
+// Chart is a workload's usage over the history in fixed bins, for the HTML
+// report: the highest per-pod CPU of its main container in each bin, and
+// the container's current and recommended CPU requests.
+type Chart struct {
+	Container   string      `json:"container,omitempty"`
+	BinSeconds  float64     `json:"binSeconds"`
+	CPU         ChartValues `json:"cpu"`
+	CPURequest  float64     `json:"cpuRequest"`
+	CPUTarget   float64     `json:"cpuRecommended"`
+	RequestRate ChartValues `json:"requestRate,omitempty"`
+}
+
+// ChartValues are a chart's points; a bin without samples is NaN in Go and
+// null in JSON.
+type ChartValues []float64
+
+// MarshalJSON writes NaN as null.
+func (v ChartValues) MarshalJSON() ([]byte, error) {
+	if v == nil {
+		return []byte("null"), nil
+	}
+	b := []byte{'['}
+	for i, x := range v {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		if math.IsNaN(x) || math.IsInf(x, 0) {
+			b = append(b, "null"...)
+			continue
+		}
+		xb, _ := json.Marshal(round(x, 4))
+		b = append(b, xb...)
+	}
+	return append(b, ']'), nil
+}
+
+// UnmarshalJSON reads null as NaN.
+func (v *ChartValues) UnmarshalJSON(b []byte) error {
+	var raw []*float64
+	if err := json.Unmarshal(b, &raw); err != nil {
+		return err
+	}
+	if raw == nil {
+		*v = nil
+		return nil
+	}
+	out := make(ChartValues, len(raw))
+	for i, p := range raw {
+		out[i] = math.NaN()
+		if p != nil {
+			out[i] = *p
+		}
+	}
+	*v = out
+	return nil
+}

@@ -1,0 +1,321 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/ebbscale/ebb/autopilot"
+	"github.com/ebbscale/ebb/autopilot/report"
+	"github.com/ebbscale/ebb/queries"
+	"github.com/ebbscale/ebb/sim"
+)
+
+type recommendConfig struct {
+	source        string
+	prometheusURL string
+	namespaces    stringList
+	history       string
+	step          time.Duration
+	end           string
+	format        string
+	output        string
+	annotate      bool
+	apply         bool
+	prices        string
+	queryTimeout  time.Duration
+	seed          int64
+
+	cpuPercentile     float64
+	margin            float64
+	halfLife          time.Duration
+	minHistory        time.Duration
+	cpuLimitFactor    float64
+	memoryLimitFactor float64
+}
+
+// recommendDeps are what tests replace.
+type recommendDeps struct {
+	now    func() time.Time
+	getenv func(string) string
+	// progress, when set, overrides the terminal check for the progress bar.
+	progress *bool
+}
+
+// simEnd is the end of the embedded simulator's history when --end is not
+// given, so that `ebb recommend --source sim` prints the same every time.
+var simEnd = time.Date(2026, 11, 16, 8, 0, 0, 0, time.UTC)
+
+func recommendFlags(c *recommendConfig) *flag.FlagSet {
+	d := autopilot.DefaultConfig()
+	fs := flag.NewFlagSet("recommend", flag.ContinueOnError)
+	fs.StringVar(&c.source, "source", "prometheus", "where history comes from: prometheus or sim (the embedded simulator)")
+	fs.StringVar(&c.prometheusURL, "prometheus-url", "", "base URL of the Prometheus-compatible API")
+	fs.Var(&c.namespaces, "namespace", "namespace to read (repeatable; default all)")
+	fs.StringVar(&c.history, "history", "14d", "how much history to read: 14d, 36h, 90m")
+	fs.DurationVar(&c.step, "step", 5*time.Minute, "resolution of the history")
+	fs.StringVar(&c.end, "end", "", "end of the history (RFC 3339); default now, or "+simEnd.Format(time.RFC3339)+" for --source sim")
+	fs.StringVar(&c.format, "format", "table", "output: "+strings.Join(report.Formats, ", "))
+	fs.StringVar(&c.output, "output", "", "write the report to this file instead of stdout")
+	fs.BoolVar(&c.annotate, "annotate", false, "print the "+autopilot.AnnotationKey+" patch of every workload (a dry run unless --apply)")
+	fs.BoolVar(&c.apply, "apply", false, "with --annotate, patch the workloads in the cluster")
+	fs.StringVar(&c.prices, "prices", "", "JSON file overriding the default price table")
+	fs.DurationVar(&c.queryTimeout, "query-timeout", time.Minute, "timeout of each range query")
+	fs.Int64Var(&c.seed, "seed", 1, "seed of the simulator's bursts (--source sim)")
+	fs.Float64Var(&c.cpuPercentile, "cpu-percentile", d.CPUPercentile, "share of CPU usage the request covers")
+	fs.Float64Var(&c.margin, "margin", d.Margin, "margin on top of the CPU and memory percentiles")
+	fs.DurationVar(&c.halfLife, "half-life", d.CPU.HalfLife, "half-life of the histograms' weights")
+	fs.DurationVar(&c.minHistory, "min-history", d.MinHistory, "least history for a recommendation")
+	fs.Float64Var(&c.cpuLimitFactor, "cpu-limit-factor", d.CPULimitFactor, "CPU limit as a multiple of the request; 0: no limit")
+	fs.Float64Var(&c.memoryLimitFactor, "memory-limit-factor", d.MemoryLimitFactor, "memory limit as a multiple of the request; 0: no limit")
+	return fs
+}
+
+// parseHistory reads a duration with a day unit too: "14d", "1d12h", "90m".
+func parseHistory(s string) (time.Duration, error) {
+	var days int64
+	rest := s
+	if i := strings.IndexByte(s, 'd'); i > 0 {
+		n, err := strconv.ParseInt(s[:i], 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("--history %q: want a duration such as 14d, 36h or 1d12h", s)
+		}
+		days, rest = n, s[i+1:]
+	}
+	var d time.Duration
+	if rest != "" {
+		var err error
+		if d, err = time.ParseDuration(rest); err != nil {
+			return 0, fmt.Errorf("--history %q: want a duration such as 14d, 36h or 1d12h", s)
+		}
+	}
+	return time.Duration(days)*24*time.Hour + d, nil
+}
+
+func runRecommend(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	return recommend(ctx, args, stdout, stderr, recommendDeps{})
+}
+
+func recommend(ctx context.Context, args []string, stdout, stderr io.Writer, deps recommendDeps) error {
+	if deps.now == nil {
+		deps.now = time.Now
+	}
+	var c recommendConfig
+	fs := recommendFlags(&c)
+	fs.SetOutput(stderr)
+	if err := parseFlags(fs, args, deps.getenv); err != nil {
+		return err
+	}
+	history, err := parseHistory(c.history)
+	if err != nil {
+		return err
+	}
+	switch {
+	case c.source != "prometheus" && c.source != "sim":
+		return fmt.Errorf("--source %q: want prometheus or sim", c.source)
+	case c.source == "prometheus" && c.prometheusURL == "":
+		return errors.New("--prometheus-url (or EBB_PROMETHEUS_URL) is required; to try it on the embedded simulator, run: ebb recommend --source sim")
+	case c.source == "sim" && c.prometheusURL != "":
+		return errors.New("--prometheus-url and --source sim exclude each other")
+	case c.step < time.Second || c.step%time.Second != 0:
+		return fmt.Errorf("--step = %s, must be a whole number of seconds, at least 1s", c.step)
+	case history < c.step:
+		return fmt.Errorf("--history = %s, must be at least --step (%s)", c.history, c.step)
+	case c.apply && !c.annotate:
+		return errors.New("--apply needs --annotate")
+	case c.apply:
+		return errors.New("--apply is not implemented yet; --annotate alone prints the patches")
+	case c.queryTimeout <= 0:
+		return fmt.Errorf("--query-timeout = %s, must be positive", c.queryTimeout)
+	}
+	if _, err := formatOK(c.format); err != nil {
+		return err
+	}
+	for _, ns := range c.namespaces {
+		if err := autopilot.ValidNamespace(ns); err != nil {
+			return fmt.Errorf("--namespace: %w", err)
+		}
+	}
+	var end time.Time
+	switch {
+	case c.end != "":
+		if end, err = time.Parse(time.RFC3339, c.end); err != nil {
+			return fmt.Errorf("--end %q: want RFC 3339, e.g. 2026-11-16T08:00:00Z", c.end)
+		}
+	case c.source == "sim":
+		end = simEnd
+	default:
+		end = deps.now().UTC().Truncate(c.step)
+	}
+	start := end.Add(-history)
+
+	cfg := autopilot.DefaultConfig()
+	cfg.CPUPercentile, cfg.Margin, cfg.MinHistory = c.cpuPercentile, c.margin, c.minHistory
+	cfg.CPU.HalfLife, cfg.Memory.HalfLife = c.halfLife, c.halfLife
+	cfg.CPULimitFactor, cfg.MemoryLimitFactor = c.cpuLimitFactor, c.memoryLimitFactor
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	prices := autopilot.DefaultPrices()
+	if c.prices != "" {
+		f, err := os.Open(c.prices)
+		if err != nil {
+			return fmt.Errorf("--prices: %w", err)
+		}
+		prices, err = autopilot.ReadPrices(f)
+		f.Close()
+		if err != nil {
+			return fmt.Errorf("--prices %s: %w", c.prices, err)
+		}
+	}
+	h, err := autopilot.NewHistory(cfg, start, end, c.step)
+	if err != nil {
+		return err
+	}
+
+	bar := newProgress(stderr, deps.progress)
+	source := c.source
+	if c.source == "sim" {
+		r := simReader(start, c.seed, c.namespaces)
+		r.Progress = bar.update
+		err = r.Read(ctx, h)
+	} else {
+		source = c.prometheusURL
+		store, perr := queries.NewPrometheus(queries.PrometheusConfig{URL: c.prometheusURL, Timeout: c.queryTimeout})
+		if perr != nil {
+			return fmt.Errorf("--prometheus-url: %w", perr)
+		}
+		r := &autopilot.PrometheusReader{Store: store, Namespaces: c.namespaces, Progress: bar.update}
+		err = r.Read(ctx, h)
+	}
+	bar.done()
+	if err != nil {
+		return err
+	}
+	rep, err := autopilot.Recommend(h, prices, source)
+	if err != nil {
+		return err
+	}
+
+	out := stdout
+	if c.output != "" {
+		f, err := os.Create(c.output)
+		if err != nil {
+			return fmt.Errorf("--output: %w", err)
+		}
+		defer f.Close()
+		out = f
+	}
+	if err := report.Render(out, rep, c.format); err != nil {
+		return err
+	}
+	if c.output != "" {
+		if err := out.(*os.File).Close(); err != nil {
+			return fmt.Errorf("--output: %w", err)
+		}
+	}
+	if c.annotate {
+		return printPatches(stdout, rep, end)
+	}
+	return nil
+}
+
+func formatOK(f string) (string, error) {
+	for _, x := range report.Formats {
+		if f == x {
+			return f, nil
+		}
+	}
+	return "", fmt.Errorf("--format %q: want %s", f, strings.Join(report.Formats, ", "))
+}
+
+// printPatches prints, as a dry run, the merge patch of every workload.
+func printPatches(w io.Writer, r *autopilot.Report, at time.Time) error {
+	fmt.Fprintf(w, "\n# dry run: the patches --apply would send (kubectl patch --type merge)\n")
+	for _, wl := range r.Workloads {
+		p, err := wl.Patch(at)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(w, "%s/%s: %s\n", wl.Namespace, wl.Name, p)
+	}
+	return nil
+}
+
+// simReader returns a reader of the embedded demo cluster, its workloads
+// given pods with a fixed resource model: what `ebb demo` scales.
+func simReader(start time.Time, seed int64, namespaces []string) *autopilot.SourceReader {
+	cluster := sim.DemoCluster(start, seed)
+	gpus := map[string]struct {
+		model string
+		fbMiB float64
+		vllm  bool
+	}{
+		"llm-code":       {"NVIDIA A100-SXM4-40GB", 30000, false},
+		"llm-chat":       {"NVIDIA H100 80GB HBM3", 73000, true},
+		"dev-llm":        {"NVIDIA A100-SXM4-40GB", 12000, false},
+		"alice-notebook": {"Tesla T4", 5000, false},
+		"bob-notebook":   {"Tesla T4", 3000, false},
+	}
+	in := map[string]bool{}
+	for _, ns := range namespaces {
+		in[ns] = true
+	}
+	r := &autopilot.SourceReader{Source: cluster}
+	for _, w := range cluster.Workloads() {
+		if len(in) > 0 && !in[w.Key.Namespace] {
+			continue
+		}
+		sw := autopilot.SyntheticWorkload{
+			Key: w.Key, Replicas: w.Replicas, GPUsPerReplica: w.GPUsPerReplica,
+			Current: autopilot.Resources{CPURequest: 1, MemoryRequest: autopilot.GiB, MemoryLimit: autopilot.GiB},
+			CPUBase: 0.05, CPUPerRPS: 0.01, MemoryBase: 200 * autopilot.MiB, MemoryPerRPS: 2 * autopilot.MiB,
+		}
+		if g, ok := gpus[w.Key.Name]; ok && w.GPUsPerReplica > 0 {
+			sw.GPUModel, sw.FramebufferMiB, sw.VLLM = g.model, g.fbMiB, g.vllm
+			sw.Current = autopilot.Resources{CPURequest: 4, MemoryRequest: 16 * autopilot.GiB, MemoryLimit: 16 * autopilot.GiB, GPUs: float64(w.GPUsPerReplica)}
+			sw.CPUBase, sw.CPUPerRPS, sw.MemoryBase, sw.MemoryPerRPS = 0.5, 0.2, 6*autopilot.GiB, 20*autopilot.MiB
+		}
+		r.Workloads = append(r.Workloads, sw)
+	}
+	return r
+}
+
+// progress draws a bar on stderr while history is read, only on a terminal.
+type progress struct {
+	w  io.Writer
+	on bool
+}
+
+func newProgress(w io.Writer, force *bool) *progress {
+	p := &progress{w: w}
+	if force != nil {
+		p.on = *force
+	} else if f, ok := w.(*os.File); ok {
+		if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
+			p.on = true
+		}
+	}
+	return p
+}
+
+func (p *progress) update(done, total int) {
+	if !p.on || total <= 0 {
+		return
+	}
+	const width = 30
+	n := min(done*width/total, width)
+	fmt.Fprintf(p.w, "\rreading history [%s%s] %d/%d", strings.Repeat("#", n), strings.Repeat(".", width-n), done, total)
+}
+
+func (p *progress) done() {
+	if p.on {
+		fmt.Fprint(p.w, "\r\033[K")
+	}
+}

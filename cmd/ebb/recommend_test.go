@@ -1,0 +1,249 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ebbscale/ebb/autopilot"
+	"github.com/ebbscale/ebb/queries/storetest"
+)
+
+func TestRecommendFlagErrors(t *testing.T) {
+	deps := recommendDeps{getenv: func(string) string { return "" }}
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{nil, "--prometheus-url (or EBB_PROMETHEUS_URL) is required; to try it on the embedded simulator, run: ebb recommend --source sim"},
+		{[]string{"--source=thanos"}, `--source "thanos": want prometheus or sim`},
+		{[]string{"--source=sim", "--prometheus-url=http://x"}, "--prometheus-url and --source sim exclude each other"},
+		{[]string{"--source=sim", "--history=two weeks"}, `--history "two weeks": want a duration such as 14d, 36h or 1d12h`},
+		{[]string{"--source=sim", "--history=1m"}, "--history = 1m, must be at least --step (5m0s)"},
+		{[]string{"--source=sim", "--step=1500ms"}, "--step = 1.5s, must be a whole number of seconds, at least 1s"},
+		{[]string{"--source=sim", "--format=yaml"}, `--format "yaml": want table, json, csv, markdown, html`},
+		{[]string{"--source=sim", "--namespace=Shop"}, `--namespace: namespace "Shop": not a valid namespace name (DNS-1123 label)`},
+		{[]string{"--source=sim", "--apply"}, "--apply needs --annotate"},
+		{[]string{"--source=sim", "--annotate", "--apply"}, "--apply is not implemented yet; --annotate alone prints the patches"},
+		{[]string{"--source=sim", "--end=yesterday"}, `--end "yesterday": want RFC 3339, e.g. 2026-11-16T08:00:00Z`},
+		{[]string{"--source=sim", "--cpu-percentile=2"}, "cpu percentile = 2, must be in [0, 1]"},
+		{[]string{"--source=sim", "--prices=/nonexistent/prices.json"}, "--prices: open /nonexistent/prices.json: no such file or directory"},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			err := recommend(context.Background(), tt.args, &bytes.Buffer{}, &bytes.Buffer{}, deps)
+			if err == nil || err.Error() != tt.want {
+				t.Errorf("got %v, want %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestParseHistory(t *testing.T) {
+	for in, want := range map[string]time.Duration{"14d": 14 * 24 * time.Hour, "1d12h": 36 * time.Hour, "90m": 90 * time.Minute} {
+		if got, err := parseHistory(in); err != nil || got != want {
+			t.Errorf("parseHistory(%q) = %v, %v; want %v", in, got, err, want)
+		}
+	}
+}
+
+// The embedded simulator path: deterministic, every workload of the demo.
+func TestRecommendSim(t *testing.T) {
+	run := func() []byte {
+		var out bytes.Buffer
+		args := []string{"--source=sim", "--history=3d", "--format=json", "--namespace=notebooks"}
+		if err := recommend(context.Background(), args, &out, &bytes.Buffer{}, recommendDeps{getenv: func(string) string { return "" }}); err != nil {
+			t.Fatal(err)
+		}
+		return out.Bytes()
+	}
+	a, b := run(), run()
+	if !bytes.Equal(a, b) {
+		t.Fatal("two runs differ")
+	}
+	var r autopilot.Report
+	if err := json.Unmarshal(a, &r); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]autopilot.WorkloadReport{}
+	for _, w := range r.Workloads {
+		got[w.Namespace+"/"+w.Name] = w
+	}
+	if len(got) != 2 {
+		t.Fatalf("workloads %v, want the two notebooks", got)
+	}
+	// Bob's notebook is never used: no GPU, shut down after 5m.
+	bob := got["notebooks/bob-notebook"]
+	if bob.GPU == nil || bob.GPU.Recommended != "no GPU" || bob.Autoshutdown == nil || bob.Autoshutdown.IdleAfter != "5m" {
+		t.Errorf("bob: gpu %+v, autoshutdown %+v", bob.GPU, bob.Autoshutdown)
+	}
+	// Alice works 20 minutes every 2 hours: autoshutdown with 12 cold
+	// starts a day at most.
+	alice := got["notebooks/alice-notebook"]
+	if a := alice.Autoshutdown; a == nil || !a.Recommended {
+		t.Errorf("alice: autoshutdown %+v", a)
+	}
+}
+
+var (
+	histStart = storetest.Epoch.Add(10 * time.Minute)
+	histEnd   = histStart.Add(72 * time.Hour)
+	switchAt  = histStart.Add(48 * time.Hour)
+)
+
+// minutes returns a sample every minute from the epoch to histEnd of f.
+func minutes(f func(at time.Time) float64) []storetest.Sample {
+	var out []storetest.Sample
+	for at := storetest.Epoch; !at.After(histEnd); at = at.Add(time.Minute) {
+		out = append(out, storetest.Sample{T: at, V: f(at)})
+	}
+	return out
+}
+
+func labels(kv ...string) map[string]string {
+	m := map[string]string{}
+	for i := 0; i < len(kv); i += 2 {
+		m[kv[i]] = kv[i+1]
+	}
+	return m
+}
+
+// knownHistory is three days of shop/web (CPU at 0.2 cores for two days,
+// then 0.5; memory at 300 MiB with one 400 MiB sample on day 1; 10 req/s;
+// requests of 1 core and 1 GiB), ml/llm (one A100 at 20% graphics engine
+// activity but 90% DCGM_FI_DEV_GPU_UTIL, 6000 MiB of its framebuffer in
+// use) and other/x, which --namespace leaves out.
+func knownHistory() []storetest.Series {
+	web := func(kv ...string) map[string]string {
+		return labels(append([]string{"namespace", "shop", "pod", "web-0", "container", "app"}, kv...)...)
+	}
+	gpu := labels("namespace", "ml", "pod", "llm-0", "gpu", "0", "modelName", "NVIDIA A100-SXM4-40GB", "UUID", "GPU-1")
+	cpu := func(at time.Time) float64 {
+		if !at.After(switchAt) {
+			return 0.2 * at.Sub(storetest.Epoch).Seconds()
+		}
+		return 0.2*switchAt.Sub(storetest.Epoch).Seconds() + 0.5*at.Sub(switchAt).Seconds()
+	}
+	peakAt := histStart.Add(36 * time.Hour)
+	mem := func(at time.Time) float64 {
+		if at.Equal(peakAt) {
+			return 400 * autopilot.MiB
+		}
+		return 300 * autopilot.MiB
+	}
+	constant := func(v float64) []storetest.Sample { return minutes(func(time.Time) float64 { return v }) }
+	return []storetest.Series{
+		{Metric: "container_cpu_usage_seconds_total", Labels: web(), Samples: minutes(cpu)},
+		{Metric: "container_memory_working_set_bytes", Labels: web(), Samples: minutes(mem)},
+		{Metric: "kube_pod_container_resource_requests", Labels: web("resource", "cpu", "unit", "core"), Samples: constant(1)},
+		{Metric: "kube_pod_container_resource_requests", Labels: web("resource", "memory", "unit", "byte"), Samples: constant(autopilot.GiB)},
+		{Metric: "kube_pod_container_resource_limits", Labels: web("resource", "memory", "unit", "byte"), Samples: constant(autopilot.GiB)},
+		{Metric: "istio_requests_total", Labels: labels("reporter", "destination", "destination_workload_namespace", "shop", "destination_workload", "web"),
+			Samples: minutes(func(at time.Time) float64 { return 10 * at.Sub(storetest.Epoch).Seconds() })},
+		{Metric: "DCGM_FI_DEV_GPU_UTIL", Labels: gpu, Samples: constant(90)},
+		{Metric: "DCGM_FI_PROF_GR_ENGINE_ACTIVE", Labels: gpu, Samples: constant(0.2)},
+		{Metric: "DCGM_FI_DEV_FB_USED", Labels: gpu, Samples: constant(6000)},
+		{Metric: "DCGM_FI_DEV_FB_FREE", Labels: gpu, Samples: constant(34960)},
+		{Metric: "kube_pod_container_resource_requests", Labels: labels("namespace", "ml", "pod", "llm-0", "container", "server", "resource", "nvidia.com/gpu", "unit", "integer"), Samples: constant(1)},
+		{Metric: "container_cpu_usage_seconds_total", Labels: labels("namespace", "other", "pod", "x-0", "container", "app"), Samples: minutes(cpu)},
+	}
+}
+
+// The whole command against a real Prometheus loaded with known history.
+func TestRecommendPrometheusIntegration(t *testing.T) {
+	prom := storetest.StartPrometheus(t, storetest.PromOptions{History: knownHistory()})
+	dir := t.TempDir()
+	out := filepath.Join(dir, "report.json")
+	var stdout, stderr bytes.Buffer
+	args := []string{
+		"--prometheus-url=" + prom.URL, "--namespace=shop", "--namespace=ml",
+		"--history=3d", "--end=" + histEnd.Format(time.RFC3339),
+		"--format=json", "--output=" + out, "--annotate",
+	}
+	deps := recommendDeps{getenv: func(string) string { return "" }, now: func() time.Time {
+		t.Fatal("the command read the clock despite --end")
+		return time.Time{}
+	}}
+	if err := recommend(context.Background(), args, &stdout, &stderr, deps); err != nil {
+		t.Fatalf("%v\nstderr: %s", err, stderr.String())
+	}
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r autopilot.Report
+	if err := json.Unmarshal(b, &r); err != nil {
+		t.Fatal(err)
+	}
+	byName := map[string]autopilot.WorkloadReport{}
+	for _, w := range r.Workloads {
+		byName[w.Namespace+"/"+w.Name] = w
+	}
+	if len(byName) != 2 || byName["shop/web"].Name == "" || byName["ml/llm"].Name == "" {
+		t.Fatalf("workloads %v, want shop/web and ml/llm only", keys(byName))
+	}
+
+	web := byName["shop/web"]
+	if len(web.Containers) != 1 || web.Replicas != 1 {
+		t.Fatalf("shop/web: %d containers, %d replicas", len(web.Containers), web.Replicas)
+	}
+	c := web.Containers[0]
+	// CPU: 864 points every 5m; 288 at 0.5 cores in the last day hold
+	// (2^3 - 2^2) / (2^3 - 1) = 4/7 of the decayed weight, so p90 = 0.5;
+	// +15% = 575m. Confidence 3 days: bounds 575m / (4/3) = 432m and
+	// 575m * 4/3 = 767m.
+	if c.CPU.Samples != 864 || c.CPU.Percentile != 0.5 || c.CPU.Request != 0.575 || c.CPU.Lower != 0.432 ||
+		c.CPU.Upper != 0.767 || c.CPU.Confidence != 3 || c.CPU.Limit != 0 || c.CPU.CurrentRequest != 1 {
+		t.Errorf("cpu %+v", c.CPU)
+	}
+	// Memory: daily peaks 300, 400, 300 and 300 MiB; p95 = 400 MiB,
+	// +15% = 460 MiB, the limit equal to the request.
+	if c.Memory.Percentile != 400*autopilot.MiB || c.Memory.Request != 460*autopilot.MiB ||
+		c.Memory.Limit != 460*autopilot.MiB || c.Memory.CurrentRequest != autopilot.GiB || c.Memory.CurrentLimit != autopilot.GiB {
+		t.Errorf("memory %+v", c.Memory)
+	}
+	// 10 req/s on one replica: target 10, 1 to ceil(11.5/10) = 2 replicas,
+	// never idle.
+	if s := web.Scaling; s == nil || s.TargetRPS != 10 || s.MinReplicas != 1 || s.MaxReplicas != 2 {
+		t.Errorf("scaling %+v", web.Scaling)
+	}
+	if a := web.Autoshutdown; a == nil || a.Recommended || a.IdleShare != 0 {
+		t.Errorf("autoshutdown %+v", web.Autoshutdown)
+	}
+	// 1Gi requested, 460Mi recommended: more than 2x.
+	if web.Severity != autopilot.SeverityCritical {
+		t.Errorf("severity %s", web.Severity)
+	}
+	// Cost: (1 * 0.0316 + 1 * 0.0042) * 730 = 26.13 now;
+	// (0.575 * 0.0316 + 460/1024 * 0.0042) * 730 = 14.64 recommended.
+	if want := (autopilot.Cost{MonthlyNow: 26.13, MonthlyRecommended: 14.64, MonthlySavings: 11.49}); web.Cost != want {
+		t.Errorf("cost %+v, want %+v", web.Cost, want)
+	}
+
+	// The graphics engine's 20% wins over DCGM_FI_DEV_GPU_UTIL's 90%:
+	// 20/80 = 0.25 of the GPU, 6000 MiB * 1.15 = 6900 MiB: MIG 2g.10gb.
+	g := byName["ml/llm"].GPU
+	if g == nil || g.UtilP95 != 20 || g.FramebufferTotalMiB != 40960 || g.FramebufferUsedMiB != 6000 ||
+		g.Action != autopilot.GPUMIG || g.Recommended != "MIG 2g.10gb" || math.Abs(g.GPUs-2.0/7) > 1e-9 {
+		t.Errorf("gpu %+v", g)
+	}
+
+	wantPatch := `shop/web: {"metadata":{"annotations":{"ebb.dev/recommendation":"{\"schema\":\"ebb.dev/autopilot/v1\",\"generatedAt\":\"2026-01-04T00:10:00Z\",\"severity\":\"critical\",\"containers\":{\"app\":{\"cpuRequest\":\"575m\",\"memoryRequest\":\"460Mi\",\"memoryLimit\":\"460Mi\"}},\"minReplicas\":1,\"maxReplicas\":2,\"targetRPS\":10}"}}}`
+	if !strings.Contains(stdout.String(), wantPatch+"\n") {
+		t.Errorf("stdout lacks the patch %s:\n%s", wantPatch, stdout.String())
+	}
+}
+
+func keys(m map[string]autopilot.WorkloadReport) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}
