@@ -128,7 +128,7 @@ func exported(ns, pod string) map[string]string {
 
 func history() []storetest.Series {
 	const util, prof = "DCGM_FI_DEV_GPU_UTIL", "DCGM_FI_PROF_GR_ENGINE_ACTIVE"
-	return []storetest.Series{
+	return append([]storetest.Series{
 		// shop/web runs: its own proxies report 2 + 0.5 req/s. Its callers
 		// report the same requests again (2 req/s), and a few that found no
 		// endpoint during a rollout (0.25 req/s): neither may count.
@@ -163,7 +163,7 @@ func history() []storetest.Series {
 		gpu(util, 12.5, "node-c", "0", exported("research", "notebook-alice")),
 		// A GPU in no pod carries only the exporter's own pod.
 		gpu(util, 0, "node-c", "1", map[string]string{"namespace": "gpu-operator", "pod": "nvidia-dcgm-exporter-7xk2p"}),
-	}
+	}, burstHistory()...)
 }
 
 // checkSamples compares samples, in any order, with a tolerance of 1e-9.
@@ -195,6 +195,7 @@ func TestIntegrationRequests(t *testing.T) {
 		sample("shop", "sleepy", 0.5+0.25), // zero replicas: callers' "unknown" rows for Service shop/sleepy
 		sample("ml", "infer", 4),
 		sample("ml", "web", 1), // zero replicas, kept apart from shop/web
+		sample("hist", "burst", 0), // busy until +4m only (history_test.go)
 	}
 	eachStore(t, func(t *testing.T, _ *storetest.Server, src *queries.Prometheus) {
 		// Rates are constant, so every window gives the same values.
@@ -215,6 +216,7 @@ func TestIntegrationGPU(t *testing.T) {
 		sample("research", "notebook-alice", 12.5),
 		// The GPU in no pod is attributed to the exporter's pod.
 		sample("gpu-operator", "nvidia-dcgm-exporter-7xk2p", 0),
+		sample("hist", "burst", 0), // busy until +4m only (history_test.go)
 	}
 	eachStore(t, func(t *testing.T, _ *storetest.Server, src *queries.Prometheus) {
 		got, err := src.Instant(context.Background(), queries.Shape{Signal: queries.SignalGPU, Window: time.Minute}, at)

@@ -1,0 +1,104 @@
+package queries
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"time"
+)
+
+var _ HistorySource = (*Prometheus)(nil)
+
+// LastActive evaluates shape over (at-lookback, at] at every step with one
+// range query, and returns for each workload the last step at which its
+// value was above activation.
+//
+// For requests the store filters the rows (`(expr) > activation`), so only
+// active steps travel. For gpu it filters pods with a positive utilization,
+// which changes no workload's sum, and the pods are summed per workload and
+// step here. For query the whole result is summed per step, as Instant
+// reduces it.
+func (p *Prometheus) LastActive(ctx context.Context, shape Shape, activation float64, lookback, step time.Duration, at time.Time) ([]LastActive, error) {
+	expr, err := p.catalog.Expr(shape)
+	if err != nil {
+		return nil, &QueryError{Shape: shape, Kind: KindBadData, Err: err}
+	}
+	if lookback <= 0 || step <= 0 || math.IsNaN(activation) || math.IsInf(activation, 0) {
+		return nil, &QueryError{Shape: shape, Kind: KindBadData,
+			Err: fmt.Errorf("lookback = %s, step = %s, activation = %g: want positive durations and a finite activation", lookback, step, activation)}
+	}
+	start := at.Add(-lookback).Add(step)
+	if start.After(at) {
+		start = at
+	}
+	threshold := strconv.FormatFloat(activation, 'g', -1, 64)
+	switch shape.Signal {
+	case SignalRequests:
+		expr = "(" + expr + ") > " + threshold
+	case SignalGPU:
+		expr = "(" + expr + ") > 0"
+	}
+	series, err := p.Range(ctx, expr, start, at, step)
+	if err != nil {
+		var qe *QueryError
+		if errors.As(err, &qe) {
+			qe.Shape = shape
+		}
+		return nil, err
+	}
+
+	// per workload and step: the value, summed over rows
+	sums := make(map[WorkloadKey]map[int64]float64)
+	add := func(w WorkloadKey, pts []Point) {
+		m := sums[w]
+		if m == nil {
+			m = make(map[int64]float64, len(pts))
+			sums[w] = m
+		}
+		for _, pt := range pts {
+			if !math.IsNaN(pt.V) && !math.IsInf(pt.V, 0) {
+				m[pt.T.UnixMilli()] += pt.V
+			}
+		}
+	}
+	for _, s := range series {
+		switch shape.Signal {
+		case SignalRequests:
+			r := p.catalog.Requests
+			ns, wl := s.Labels[r.NamespaceLabel], s.Labels[r.WorkloadLabel]
+			if ns != "" && wl != "" {
+				add(WorkloadKey{Namespace: ns, Name: wl}, s.Points)
+			}
+		case SignalGPU:
+			labels := p.catalog.gpuLabels()
+			vals := make([]string, len(labels))
+			for i, l := range labels {
+				vals[i] = s.Labels[l]
+			}
+			ns, pod := podOf(vals)
+			if ns != "" && pod != "" {
+				// One row per pod: its mean across its GPUs. (A pod
+				// reported under both its own and exported labels counts
+				// twice here, which can only make it look more active.)
+				add(WorkloadKey{Namespace: ns, Name: WorkloadOfPod(pod)}, s.Points)
+			}
+		default:
+			add(WorkloadKey{}, s.Points)
+		}
+	}
+	out := make([]LastActive, 0, len(sums))
+	for w, steps := range sums {
+		var last int64 = math.MinInt64
+		for t, v := range steps {
+			if v > activation && t > last {
+				last = t
+			}
+		}
+		if last != math.MinInt64 {
+			out = append(out, LastActive{Workload: w, At: time.UnixMilli(last).UTC()})
+		}
+	}
+	return out, nil
+}
