@@ -39,7 +39,7 @@ type Config struct {
 	// Default 1m.
 	MaxStaleness time.Duration
 	// Policy is the server's default idle policy (--idle-after,
-	// --min-uptime); zero fields take shutdown's defaults.
+	// --min-uptime); the zero Policy means shutdown's defaults.
 	Policy shutdown.Policy
 	// Overrides, when set, gives workloads' annotation overrides.
 	Overrides OverrideSource
@@ -87,11 +87,8 @@ func (c *Config) setDefaults() error {
 	if c.MaxStaleness < 0 {
 		return fmt.Errorf("collector: max staleness = %s, must be positive", c.MaxStaleness)
 	}
-	if c.Policy.IdleAfter == 0 {
-		c.Policy.IdleAfter = shutdown.DefaultIdleAfter
-	}
-	if c.Policy.MinUptime == 0 {
-		c.Policy.MinUptime = shutdown.DefaultMinUptime
+	if c.Policy.IdleAfter == 0 && c.Policy.MinUptime == 0 {
+		c.Policy.IdleAfter, c.Policy.MinUptime = shutdown.DefaultIdleAfter, shutdown.DefaultMinUptime
 	}
 	if c.Policy.IdleAfter < 0 || c.Policy.MinUptime < 0 {
 		return fmt.Errorf("collector: idle-after = %s and min-uptime = %s, must be positive", c.Policy.IdleAfter, c.Policy.MinUptime)

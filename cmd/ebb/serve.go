@@ -22,6 +22,7 @@ import (
 	"github.com/ebbscale/ebb/externalscaler"
 	"github.com/ebbscale/ebb/queries"
 	"github.com/ebbscale/ebb/scaler"
+	"github.com/ebbscale/ebb/shutdown"
 )
 
 // serveDeps are what tests inject into runServe.
@@ -30,6 +31,9 @@ type serveDeps struct {
 	getenv func(string) string
 	// listening, when set, is told the bound addresses (for ":0" in tests).
 	listening func(grpcAddr, httpAddr string)
+	// started, when set, is given the collector, so that tests can wait for
+	// its ticks.
+	started func(*scaler.Collector)
 }
 
 type serveConfig struct {
@@ -43,6 +47,8 @@ type serveConfig struct {
 	concurrency   int
 	defaultWindow time.Duration
 	shutdownGrace time.Duration
+	idleAfter     time.Duration
+	minUptime     time.Duration
 
 	namespaceLabel string
 	catalog        queries.Catalog
@@ -75,6 +81,8 @@ func serveFlags(c *serveConfig) *flag.FlagSet {
 	fs.IntVar(&c.concurrency, "query-concurrency", 4, "store queries in flight at once within a tick")
 	fs.DurationVar(&c.defaultWindow, "default-window", time.Minute, "window of requests and gpu triggers that set none")
 	fs.DurationVar(&c.shutdownGrace, "shutdown-grace", 10*time.Second, "how long a SIGTERM waits for RPCs and streams to finish")
+	fs.DurationVar(&c.idleAfter, "idle-after", shutdown.DefaultIdleAfter, "autoshutdown: a workload stays active this long after its last activity, unless its trigger (idleAfter) or annotation (ebb.dev/idle-after) says otherwise")
+	fs.DurationVar(&c.minUptime, "min-uptime", shutdown.DefaultMinUptime, "autoshutdown: a workload stays active at least this long after it wakes, so it cannot flap")
 
 	fs.StringVar(&c.namespaceLabel, "namespace-label", "namespace", "label that custom queries are forced into the ScaledObject's namespace with")
 	c.catalog = def
@@ -123,6 +131,10 @@ func (c *serveConfig) validate() error {
 		return fmt.Errorf("--default-window = %s, must be in [10s, 1h]", c.defaultWindow)
 	case c.shutdownGrace < 0:
 		return fmt.Errorf("--shutdown-grace = %s, must not be negative", c.shutdownGrace)
+	case c.idleAfter <= 0 || c.idleAfter > shutdown.MaxIdleAfter:
+		return fmt.Errorf("--idle-after = %s, must be in (0s, 720h]", c.idleAfter)
+	case c.minUptime < 0 || c.minUptime > shutdown.MaxIdleAfter:
+		return fmt.Errorf("--min-uptime = %s, must be in [0s, 720h]", c.minUptime)
 	case c.basicAuthPassFile != "" && c.basicAuthUser == "":
 		return errors.New("--basic-auth-password-file needs --basic-auth-user")
 	case c.bearerTokenFile != "" && c.basicAuthUser != "":
@@ -229,11 +241,16 @@ func runServe(ctx context.Context, args []string, stderr io.Writer, deps serveDe
 		Clock:        clk,
 		Logger:       logger,
 		Metrics:      scaler.NewMetrics(reg),
+		MaxStaleness: cfg.maxStaleness,
+		Policy:       shutdown.Policy{IdleAfter: cfg.idleAfter, MinUptime: cfg.minUptime},
 	})
 	if err != nil {
 		return err
 	}
 	scaler.RegisterSnapshotAge(reg, collector)
+	if deps.started != nil {
+		deps.started(collector)
+	}
 	srv := externalscaler.NewServer(collector, externalscaler.Options{
 		MaxStaleness: cfg.maxStaleness,
 		ForgetAfter:  cfg.forgetAfter,
