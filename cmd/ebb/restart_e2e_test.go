@@ -1,0 +1,134 @@
+package main
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/benbjohnson/clock"
+	pb "github.com/kedacore/keda/v2/pkg/scalers/externalscaler"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/ebbscale/ebb/queries/storetest"
+	"github.com/ebbscale/ebb/scaler"
+)
+
+// instance is one `ebb serve` process-alike on a mock clock.
+type instance struct {
+	clk       *clock.Mock
+	client    pb.ExternalScalerClient
+	collector *scaler.Collector
+	stop      func()
+}
+
+func startInstance(t *testing.T, promURL string, at time.Time) *instance {
+	t.Helper()
+	in := &instance{clk: clock.NewMock()}
+	in.clk.Set(at)
+	ctx, cancel := context.WithCancel(context.Background())
+	addrs := make(chan string, 1)
+	cols := make(chan *scaler.Collector, 1)
+	done := make(chan error, 1)
+	stderr := &syncBuffer{}
+	go func() {
+		done <- runServe(ctx, []string{"--prometheus-url=" + promURL, "--grpc-addr=127.0.0.1:0", "--http-addr=127.0.0.1:0",
+			"--interval=5s", "--log-format=text", "--idle-after=10m", "--min-uptime=0s"}, stderr,
+			serveDeps{clock: in.clk, getenv: func(string) string { return "" },
+				listening: func(g, _ string) { addrs <- g },
+				started:   func(c *scaler.Collector) { cols <- c }})
+	}()
+	var addr string
+	select {
+	case addr = <-addrs:
+	case err := <-done:
+		t.Fatalf("ebb serve exited: %v\n%s", err, stderr)
+	}
+	in.collector = <-cols
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	in.client = pb.NewExternalScalerClient(conn)
+	stopped := false
+	in.stop = func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		conn.Close()
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("ebb serve: %v\n%s", err, stderr)
+		}
+	}
+	t.Cleanup(in.stop)
+	return in
+}
+
+// advance moves the mock clock to at and waits for the tick that evaluates
+// at (the collector ticks every 5s of mock time).
+func (in *instance) advance(t *testing.T, at time.Time) {
+	t.Helper()
+	for in.collector.Snapshot().At.Before(at) {
+		changed := in.collector.Changed()
+		if in.clk.Now().Before(at) {
+			in.clk.Set(at)
+		}
+		select {
+		case <-changed:
+		case <-time.After(20 * time.Second):
+			t.Fatalf("no tick evaluating %v (last %v)", at, in.collector.Snapshot().At)
+		}
+	}
+}
+
+func (in *instance) isActive(t *testing.T, ref *pb.ScaledObjectRef) bool {
+	t.Helper()
+	r, err := in.client.IsActive(context.Background(), ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r.Result
+}
+
+// TestRestartKeepsIdleClock restarts ebb halfway through a workload's idle
+// period: the new instance recovers the last activity from the store and
+// shuts the workload down at the original time, not a full idle period
+// after its own start, and not at once.
+func TestRestartKeepsIdleClock(t *testing.T) {
+	prom := storetest.StartPrometheus(t, storetest.PromOptions{History: e2eHistory()})
+	wave := soRef("shop", "wave", map[string]string{"signal": "requests", "target": "5"})
+
+	// wave's counter grows until +31m. In Prometheus 2.x rate(x[1m]) at t
+	// covers [t-1m, t], so the last 15s step with a positive rate is
+	// +31m45s; with --idle-after=10m the workload is idle from +41m45s.
+	lastActive := evalAt.Add(time.Minute + 45*time.Second)
+	idleAt := lastActive.Add(10 * time.Minute)
+
+	first := startInstance(t, prom.URL, evalAt)
+	if !first.isActive(t, wave) {
+		t.Fatal("wave inactive while it has traffic")
+	}
+	first.advance(t, evalAt)
+	if !first.isActive(t, wave) {
+		t.Fatal("wave inactive at +30m")
+	}
+	first.stop()
+
+	// Restarted at +36m, halfway through the idle period.
+	second := startInstance(t, prom.URL, evalAt.Add(6*time.Minute))
+	second.isActive(t, wave) // KEDA asks: the trigger registers
+	second.advance(t, evalAt.Add(6*time.Minute+5*time.Second))
+	if !second.isActive(t, wave) {
+		t.Fatal("restarted ebb answered idle at +36m: it must recover the last activity (+31m45s), not start from nothing")
+	}
+	second.advance(t, idleAt.Add(-5*time.Second))
+	if !second.isActive(t, wave) {
+		t.Fatalf("idle before %v", idleAt.Sub(storetest.Epoch))
+	}
+	second.advance(t, idleAt)
+	if second.isActive(t, wave) {
+		t.Fatalf("still active at %v: the restart must not restart the idle period", idleAt.Sub(storetest.Epoch))
+	}
+}
