@@ -3,6 +3,7 @@ package scaler
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -262,5 +263,26 @@ func TestStatesPublishedOnChange(t *testing.T) {
 		if got[i] != want[i] {
 			t.Errorf("publish %d: got %s, want %s", i, got[i], want[i])
 		}
+	}
+}
+
+func TestBusyWorkloadPublishedEveryFiveMinutes(t *testing.T) {
+	src := &queries.FakeSource{}
+	w := wk("a", "w")
+	src.Set(reqShape, queries.Sample{Workload: w, Value: 1})
+	sink := &recordingSink{}
+	c, clk := policyCollector(t, src, func(cfg *Config) { cfg.States = sink })
+	c.Register(reqShape, w, 0, 0)
+	c.Refresh(context.Background())
+	for range 12 * 12 { // 12 minutes of busy 5s ticks
+		clk.Add(5 * time.Second)
+		c.Refresh(context.Background())
+	}
+	var got []string
+	for _, s := range sink.states {
+		got = append(got, s.LastActive.Format("15:04"))
+	}
+	if want := []string{"12:00", "12:05", "12:10"}; strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("published last-active %v, want %v", got, want)
 	}
 }

@@ -222,8 +222,13 @@ type publishedState struct {
 	lastActive time.Time
 }
 
+// lastActiveEvery is how far a busy workload's last activity must move
+// before it is published again: writing it every minute would patch every
+// busy Deployment every minute.
+const lastActiveEvery = 5 * time.Minute
+
 // publish tells the StateSink about every workload whose state changed: its
-// activity, its reason, or its last activity to the minute.
+// activity or its reason, or its last activity by lastActiveEvery.
 func (c *Collector) publish(groups map[queries.Shape]map[queries.WorkloadKey][]*Interest, obs []Observation) {
 	if c.cfg.States == nil {
 		return
@@ -248,7 +253,8 @@ func (c *Collector) publish(groups map[queries.Shape]map[queries.WorkloadKey][]*
 	}
 	for wk, s := range states {
 		p := publishedState{s.Decision.Active, s.Decision.Reason, s.LastActive.Truncate(time.Minute)}
-		if old, ok := c.published[wk]; ok && old == p {
+		if old, ok := c.published[wk]; ok && old.active == p.active && old.reason == p.reason &&
+			p.lastActive.Sub(old.lastActive) < lastActiveEvery {
 			continue
 		}
 		c.published[wk] = p

@@ -35,6 +35,10 @@ func TestServeFlagErrors(t *testing.T) {
 		{[]string{url, "--log-level=loud"}, nil, `--log-level "loud": want debug, info, warn or error`},
 		{[]string{url, "--tls-cert=/x"}, nil, "tls: --tls-cert and --tls-key go together"},
 		{[]string{url, "extra"}, nil, `unexpected argument "extra"`},
+		{[]string{url, "--idle-after=0s"}, nil, "--idle-after = 0s, must be in (0s, 720h]"},
+		{[]string{url, "--min-uptime=-1s"}, nil, "--min-uptime = -1s, must be in [0s, 720h]"},
+		{[]string{url, "--annotation-qps=0"}, nil, "--annotation-qps = 0 and --annotation-burst = 10, must be positive"},
+		{[]string{url, "--kubeconfig=/nonexistent/kubeconfig"}, nil, "kubeconfig /nonexistent/kubeconfig: stat /nonexistent/kubeconfig: no such file or directory"},
 		{nil, map[string]string{"EBB_PROMETHEUS_URL": "http://x", "EBB_INTERVAL": "soon"}, `EBB_INTERVAL="soon": parse error`},
 		// The command line wins over the environment.
 		{[]string{"--interval=2m"}, map[string]string{"EBB_PROMETHEUS_URL": "http://x", "EBB_INTERVAL": "5s"}, "--max-staleness = 1m0s, must be at least --interval (2m0s)"},

@@ -64,6 +64,11 @@ type serveConfig struct {
 
 	tls externalscaler.TLSFiles
 
+	kubeconfig      string
+	watchNamespaces stringList
+	annotationQPS   float64
+	annotationBurst int
+
 	logLevel  string
 	logFormat string
 }
@@ -107,6 +112,11 @@ func serveFlags(c *serveConfig) *flag.FlagSet {
 	fs.StringVar(&c.tls.Key, "tls-key", "", "key of --tls-cert")
 	fs.StringVar(&c.tls.ClientCA, "tls-client-ca", "", "require client certificates signed by this CA (mutual TLS)")
 
+	fs.StringVar(&c.kubeconfig, "kubeconfig", "", "kubeconfig for reading and writing workloads' ebb.dev/ annotations; in a cluster the service account is used; with neither, ebb runs on trigger metadata alone")
+	fs.Var(&c.watchNamespaces, "watch-namespace", "namespace whose Deployments and StatefulSets ebb watches (repeatable; default all)")
+	fs.Float64Var(&c.annotationQPS, "annotation-qps", 5, "most ebb.dev/state and ebb.dev/last-active writes per second")
+	fs.IntVar(&c.annotationBurst, "annotation-burst", 10, "burst of annotation writes")
+
 	fs.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&c.logFormat, "log-format", "json", "json or text")
 	return fs
@@ -137,6 +147,8 @@ func (c *serveConfig) validate() error {
 		return fmt.Errorf("--min-uptime = %s, must be in [0s, 720h]", c.minUptime)
 	case c.basicAuthPassFile != "" && c.basicAuthUser == "":
 		return errors.New("--basic-auth-password-file needs --basic-auth-user")
+	case c.annotationQPS <= 0 || c.annotationBurst < 1:
+		return fmt.Errorf("--annotation-qps = %g and --annotation-burst = %d, must be positive", c.annotationQPS, c.annotationBurst)
 	case c.bearerTokenFile != "" && c.basicAuthUser != "":
 		return errors.New("--bearer-token-file and --basic-auth-user exclude each other")
 	}
@@ -232,6 +244,10 @@ func runServe(ctx context.Context, args []string, stderr io.Writer, deps serveDe
 	if err != nil {
 		return err
 	}
+	cluster, err := newCluster(cfg, clk, reg, logger)
+	if err != nil {
+		return err
+	}
 	collector, err := scaler.NewCollector(scaler.Config{
 		Source:       source,
 		Interval:     cfg.interval,
@@ -243,6 +259,8 @@ func runServe(ctx context.Context, args []string, stderr io.Writer, deps serveDe
 		Metrics:      scaler.NewMetrics(reg),
 		MaxStaleness: cfg.maxStaleness,
 		Policy:       shutdown.Policy{IdleAfter: cfg.idleAfter, MinUptime: cfg.minUptime},
+		Overrides:    cluster.overrides(),
+		States:       cluster.states(),
 	})
 	if err != nil {
 		return err
@@ -281,8 +299,9 @@ func runServe(ctx context.Context, args []string, stderr io.Writer, deps serveDe
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	errc := make(chan error, 4)
+	errc := make(chan error, 5)
 	go func() { errc <- ignoreCanceled(collector.Run(ctx)) }()
+	go func() { cluster.run(ctx); errc <- nil }()
 	go func() { srv.RunSweeper(ctx); errc <- nil }()
 	go func() {
 		if err := grpcServer.Serve(grpcLis); err != nil {
@@ -319,7 +338,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer, deps serveDe
 	if err := httpServer.Shutdown(sctx); err != nil && first == nil {
 		first = fmt.Errorf("http shutdown: %w", err)
 	}
-	remaining := 4
+	remaining := 5
 	if first != nil {
 		remaining--
 	}
