@@ -249,6 +249,9 @@ func writeDemoTable(w io.Writer, rows []*demoRow, now, start time.Time) {
 		if r.err != "" {
 			note = "GetMetrics: " + r.err
 		}
+		if len(note) > 60 {
+			note = note[:57] + "..."
+		}
 		fmt.Fprintf(w, "%-26s %-9s %10.2f %8g %5d/%-3d %7v  %s\n",
 			r.spec.Key, r.spec.Signal, r.value, r.spec.Target, r.replicas, r.spec.MaxReplicas, r.active, note)
 	}
