@@ -161,3 +161,14 @@ func (f *FakeHistory) LastActive(_ context.Context, shape Shape, activation floa
 	}
 	return out, nil
 }
+
+// FakePinger is a FakeSource whose Ping fails with PingErr.
+type FakePinger struct {
+	FakeSource
+	PingErr error
+}
+
+var _ Pinger = (*FakePinger)(nil)
+
+// Ping implements Pinger.
+func (f *FakePinger) Ping(context.Context, time.Time) error { return f.PingErr }

@@ -102,3 +102,12 @@ func (p *Prometheus) LastActive(ctx context.Context, shape Shape, activation flo
 	}
 	return out, nil
 }
+
+var _ Pinger = (*Prometheus)(nil)
+
+// Ping evaluates `vector(1)` at at: it reads no series, so it checks only
+// that the store answers queries.
+func (p *Prometheus) Ping(ctx context.Context, at time.Time) error {
+	_, err := p.Instant(ctx, Shape{Signal: SignalQuery, Expr: "vector(1)"}, at)
+	return err
+}

@@ -104,3 +104,19 @@ func TestLastActiveBadInput(t *testing.T) {
 		t.Errorf("got %v", err)
 	}
 }
+
+func TestIntegrationPing(t *testing.T) {
+	eachStore(t, func(t *testing.T, _ *storetest.Server, src *queries.Prometheus) {
+		if err := src.Ping(context.Background(), at); err != nil {
+			t.Errorf("Ping: %v", err)
+		}
+	})
+	down, err := queries.NewPrometheus(queries.PrometheusConfig{URL: "http://127.0.0.1:1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var qe *queries.QueryError
+	if err := down.Ping(context.Background(), at); !errors.As(err, &qe) || qe.Kind != queries.KindUnreachable {
+		t.Errorf("Ping of a closed port: %v, want unreachable", err)
+	}
+}

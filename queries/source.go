@@ -151,3 +151,9 @@ type HistorySource interface {
 	// SignalQuery the single result has an empty Workload.
 	LastActive(ctx context.Context, shape Shape, activation float64, lookback, step time.Duration, at time.Time) ([]LastActive, error)
 }
+
+// Pinger is a Source that can check that its store answers at all, for
+// readiness before any workload is watched.
+type Pinger interface {
+	Ping(ctx context.Context, at time.Time) error
+}

@@ -275,3 +275,21 @@ func TestNewCollectorErrors(t *testing.T) {
 		}
 	}
 }
+
+func TestReadyNeedsTheStoreWhenNothingIsWatched(t *testing.T) {
+	src := &queries.FakePinger{PingErr: errors.New("connection refused")}
+	c, _ := newTestCollector(t, src)
+	c.Refresh(context.Background())
+	select {
+	case <-c.Ready():
+		t.Fatal("ready while the store does not answer")
+	default:
+	}
+	src.PingErr = nil
+	c.Refresh(context.Background())
+	select {
+	case <-c.Ready():
+	default:
+		t.Fatal("not ready once the store answers")
+	}
+}

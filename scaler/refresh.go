@@ -76,9 +76,33 @@ func (c *Collector) Refresh(ctx context.Context) {
 	c.changed = make(chan struct{})
 	c.mu.Unlock()
 	c.cfg.Metrics.observeTick(time.Since(start), len(groups), next)
+	if failed == 0 && len(groups) == 0 {
+		failed = c.ping(ctx, now)
+	}
 	if failed == 0 && ctx.Err() == nil {
 		c.once.Do(func() { close(c.ready) })
 	}
+}
+
+// ping checks, while nothing is watched, that the store answers, so that
+// readiness means the store was reached. It returns 1 on failure.
+func (c *Collector) ping(ctx context.Context, now time.Time) int {
+	p, ok := c.cfg.Source.(queries.Pinger)
+	if !ok {
+		return 0
+	}
+	select {
+	case <-c.ready:
+		return 0 // only readiness needs it
+	default:
+	}
+	pctx, cancel := context.WithTimeout(ctx, c.cfg.QueryTimeout)
+	defer cancel()
+	if err := p.Ping(pctx, now); err != nil {
+		c.cfg.Logger.Warn("store not reachable", "err", err)
+		return 1
+	}
+	return 0
 }
 
 // query runs one query per shape, at most Concurrency at a time.
