@@ -21,7 +21,7 @@ test-deps:
 		$$SUDO apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends prometheus victoria-metrics >/dev/null; \
 	fi
-	@prometheus --version 2>&1 | head -1; victoria-metrics --version 2>&1 | head -1
+	@prometheus --version 2>&1 | head -1; echo "victoria-metrics $$(dpkg-query -W -f='$${Version}' victoria-metrics 2>/dev/null || echo '(not from Debian)')" 
 
 test: test-deps
 	$(GO) vet ./...
