@@ -194,7 +194,7 @@ func TestIntegrationRequests(t *testing.T) {
 		sample("shop", "cart", 1.25),
 		sample("shop", "sleepy", 0.5+0.25), // zero replicas: callers' "unknown" rows for Service shop/sleepy
 		sample("ml", "infer", 4),
-		sample("ml", "web", 1), // zero replicas, kept apart from shop/web
+		sample("ml", "web", 1),     // zero replicas, kept apart from shop/web
 		sample("hist", "burst", 0), // busy until +4m only (history_test.go)
 	}
 	eachStore(t, func(t *testing.T, _ *storetest.Server, src *queries.Prometheus) {

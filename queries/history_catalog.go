@@ -1,0 +1,303 @@
+package queries
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// HistoryMetric is one metric autopilot reads over a workload's history.
+type HistoryMetric int
+
+// The metrics of a history read. The first three are read once, at the end
+// of the history; the others at every step.
+const (
+	// HistoryRequests and HistoryLimits are containers' current CPU, memory
+	// and nvidia.com/gpu requests and limits (kube-state-metrics).
+	HistoryRequests HistoryMetric = iota + 1
+	HistoryLimits
+	// HistoryFramebufferSize is each GPU's framebuffer, used + free, in MiB.
+	HistoryFramebufferSize
+	// HistoryCPU is each container's CPU usage in cores (cAdvisor).
+	HistoryCPU
+	// HistoryMemory is each container's highest working set in the window,
+	// in bytes (cAdvisor).
+	HistoryMemory
+	// HistoryOOMKills is 1 while a container's last termination was an OOM
+	// kill within the window, else 0 or absent (kube-state-metrics).
+	HistoryOOMKills
+	// HistoryRequestRate is each workload's request rate (Istio), as the
+	// requests signal.
+	HistoryRequestRate
+	// HistoryGPUUtil is each GPU's mean utilization in the window, percent:
+	// the graphics engine activity where the GPU reports it, else
+	// DCGM_FI_DEV_GPU_UTIL.
+	HistoryGPUUtil
+	// HistoryFramebufferUsed is each GPU's highest framebuffer in use in the
+	// window, MiB.
+	HistoryFramebufferUsed
+	// HistoryKVCache is each vLLM pod's highest KV-cache usage in the
+	// window, 0 to 1.
+	HistoryKVCache
+	// HistoryRequestsWaiting is each vLLM pod's longest queue in the window.
+	HistoryRequestsWaiting
+)
+
+// HistoryMetrics lists every HistoryMetric in the order above.
+var HistoryMetrics = []HistoryMetric{
+	HistoryRequests, HistoryLimits, HistoryFramebufferSize,
+	HistoryCPU, HistoryMemory, HistoryOOMKills, HistoryRequestRate,
+	HistoryGPUUtil, HistoryFramebufferUsed, HistoryKVCache, HistoryRequestsWaiting,
+}
+
+var historyMetricNames = map[HistoryMetric]string{
+	HistoryRequests:        "requests",
+	HistoryLimits:          "limits",
+	HistoryFramebufferSize: "gpu framebuffer size",
+	HistoryCPU:             "cpu",
+	HistoryMemory:          "memory",
+	HistoryOOMKills:        "oom kills",
+	HistoryRequestRate:     "request rate",
+	HistoryGPUUtil:         "gpu utilization",
+	HistoryFramebufferUsed: "gpu framebuffer used",
+	HistoryKVCache:         "vllm kv cache",
+	HistoryRequestsWaiting: "vllm waiting",
+}
+
+// String names the metric in words: "cpu", "oom kills", "vllm kv cache".
+func (m HistoryMetric) String() string {
+	if s, ok := historyMetricNames[m]; ok {
+		return s
+	}
+	return "history metric " + strconv.Itoa(int(m))
+}
+
+// Namespaced reports whether HistoryCatalog.Expr narrows the metric to a
+// namespace. The request rate and the GPU metrics are not narrowed: their
+// namespace is in a label that differs from row to row (the destination
+// Service's, dcgm-exporter's exported_namespace), so the caller filters
+// their rows.
+func (m HistoryMetric) Namespaced() bool {
+	switch m {
+	case HistoryRequests, HistoryLimits, HistoryCPU, HistoryMemory, HistoryOOMKills, HistoryKVCache, HistoryRequestsWaiting:
+		return true
+	}
+	return false
+}
+
+// HistoryCatalog turns the metrics of a history read into PromQL, one query
+// per metric and namespace that answers for every container, pod or GPU in
+// it. Its metric and label names are configurable, as Catalog's are.
+type HistoryCatalog struct {
+	// Signals names Istio's request counter and dcgm-exporter's utilization
+	// metrics and the labels that place a GPU in a pod.
+	Signals Catalog
+	// Containers names cAdvisor's and kube-state-metrics' metrics and the
+	// labels that place a container; vLLM's series carry the same
+	// namespace and pod labels.
+	Containers ContainerMetrics
+	// GPU names dcgm-exporter's framebuffer metrics and the labels of one GPU.
+	GPU GPUHistoryMetrics
+	// VLLM names vLLM's metrics.
+	VLLM VLLMMetrics
+}
+
+// ContainerMetrics names the per-container metrics and their labels.
+type ContainerMetrics struct {
+	// CPU is the CPU time counter in seconds, "container_cpu_usage_seconds_total".
+	CPU string
+	// Memory is the working set in bytes, "container_memory_working_set_bytes".
+	Memory string
+	// Requests and Limits are "kube_pod_container_resource_requests" and
+	// "kube_pod_container_resource_limits".
+	Requests string
+	Limits   string
+	// LastTerminatedReason is "kube_pod_container_status_last_terminated_reason";
+	// its ReasonLabel is "OOMKilled" after an OOM kill.
+	LastTerminatedReason string
+	// The labels: "namespace", "pod", "container", "resource" and "reason".
+	NamespaceLabel string
+	PodLabel       string
+	ContainerLabel string
+	ResourceLabel  string
+	ReasonLabel    string
+}
+
+// GPUHistoryMetrics names dcgm-exporter's framebuffer metrics, in MiB, and
+// the labels that tell one GPU of a pod from another and name its model.
+type GPUHistoryMetrics struct {
+	// FramebufferUsed and FramebufferFree are "DCGM_FI_DEV_FB_USED" and
+	// "DCGM_FI_DEV_FB_FREE".
+	FramebufferUsed string
+	FramebufferFree string
+	// GPULabel is the GPU's index, "gpu"; ModelLabel its model, "modelName".
+	GPULabel   string
+	ModelLabel string
+}
+
+// VLLMMetrics names vLLM's metrics.
+type VLLMMetrics struct {
+	// KVCacheUsage is the KV-cache usage from 0 to 1,
+	// "vllm:kv_cache_usage_perc"; LegacyKVCacheUsage is its name before
+	// vLLM 0.10, "vllm:gpu_cache_usage_perc", read for pods without the
+	// first.
+	KVCacheUsage       string
+	LegacyKVCacheUsage string
+	// RequestsWaiting is the queue length, "vllm:num_requests_waiting".
+	RequestsWaiting string
+}
+
+// DefaultHistoryCatalog returns the names of cAdvisor, kube-state-metrics,
+// dcgm-exporter, Istio and vLLM as kube-prometheus-stack scrapes them.
+func DefaultHistoryCatalog() HistoryCatalog {
+	return HistoryCatalog{
+		Signals: DefaultCatalog(),
+		Containers: ContainerMetrics{
+			CPU:                  "container_cpu_usage_seconds_total",
+			Memory:               "container_memory_working_set_bytes",
+			Requests:             "kube_pod_container_resource_requests",
+			Limits:               "kube_pod_container_resource_limits",
+			LastTerminatedReason: "kube_pod_container_status_last_terminated_reason",
+			NamespaceLabel:       "namespace",
+			PodLabel:             "pod",
+			ContainerLabel:       "container",
+			ResourceLabel:        "resource",
+			ReasonLabel:          "reason",
+		},
+		GPU: GPUHistoryMetrics{
+			FramebufferUsed: "DCGM_FI_DEV_FB_USED",
+			FramebufferFree: "DCGM_FI_DEV_FB_FREE",
+			GPULabel:        "gpu",
+			ModelLabel:      "modelName",
+		},
+		VLLM: VLLMMetrics{
+			KVCacheUsage:       "vllm:kv_cache_usage_perc",
+			LegacyKVCacheUsage: "vllm:gpu_cache_usage_perc",
+			RequestsWaiting:    "vllm:num_requests_waiting",
+		},
+	}
+}
+
+// Validate reports every field that is empty or not a valid metric or label
+// name, one line per field, Signals' included.
+func (c HistoryCatalog) Validate() error {
+	var errs []error
+	if err := c.Signals.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	field := func(name, value string, metric bool) {
+		switch {
+		case value == "":
+			errs = append(errs, fmt.Errorf("%s: empty", name))
+		case metric && !validMetricName(value):
+			errs = append(errs, fmt.Errorf("%s: %q is not a valid metric name", name, value))
+		case !metric && !validLabelName(value):
+			errs = append(errs, fmt.Errorf("%s: %q is not a valid label name", name, value))
+		}
+	}
+	k := c.Containers
+	field("containers.cpu", k.CPU, true)
+	field("containers.memory", k.Memory, true)
+	field("containers.requests", k.Requests, true)
+	field("containers.limits", k.Limits, true)
+	field("containers.last_terminated_reason", k.LastTerminatedReason, true)
+	field("containers.namespace_label", k.NamespaceLabel, false)
+	field("containers.pod_label", k.PodLabel, false)
+	field("containers.container_label", k.ContainerLabel, false)
+	field("containers.resource_label", k.ResourceLabel, false)
+	field("containers.reason_label", k.ReasonLabel, false)
+	g := c.GPU
+	field("gpu.framebuffer_used", g.FramebufferUsed, true)
+	field("gpu.framebuffer_free", g.FramebufferFree, true)
+	field("gpu.gpu_label", g.GPULabel, false)
+	field("gpu.model_label", g.ModelLabel, false)
+	v := c.VLLM
+	field("vllm.kv_cache_usage", v.KVCacheUsage, true)
+	field("vllm.legacy_kv_cache_usage", v.LegacyKVCacheUsage, true)
+	field("vllm.requests_waiting", v.RequestsWaiting, true)
+	return errors.Join(errs...)
+}
+
+// Expr returns the PromQL that reads metric m over window w (the window of
+// its rate or *_over_time; the current requests, limits and framebuffer
+// size take none) in namespace ns, or in all namespaces when ns is "".
+// A metric that is not Namespaced takes only "".
+//
+// Each row of the answer is labelled so that the caller can place it:
+//   - requests and limits: the container labels and ResourceLabel (cpu,
+//     memory or nvidia.com/gpu);
+//   - cpu, memory and oom kills: NamespaceLabel, PodLabel, ContainerLabel;
+//   - request rate: as the requests signal (see Catalog.Expr);
+//   - the GPU metrics: the four labels of Signals.GPU, GPULabel and
+//     ModelLabel, one row per GPU;
+//   - the vLLM metrics: NamespaceLabel and PodLabel.
+//
+// With the default names, namespace "shop" and a 5m window, cpu is
+//
+//	sum by (namespace, pod, container) (rate(container_cpu_usage_seconds_total{container!="",container!="POD",namespace="shop"}[5m]))
+func (c HistoryCatalog) Expr(m HistoryMetric, ns string, w time.Duration) (string, error) {
+	if _, ok := historyMetricNames[m]; !ok {
+		return "", fmt.Errorf("unknown history metric %d", int(m))
+	}
+	if ns != "" && !m.Namespaced() {
+		return "", fmt.Errorf("%s: not narrowed to a namespace; filter its rows instead", m)
+	}
+	if w <= 0 || w%time.Millisecond != 0 {
+		return "", fmt.Errorf("%s: window = %v, must be a positive whole number of milliseconds", m, w)
+	}
+	window := "[" + formatWindow(w) + "]"
+	k := c.Containers
+	// nsm is the namespace matcher to append to a selector's matchers.
+	nsm := ""
+	if ns != "" {
+		nsm = k.NamespaceLabel + "=" + strconv.Quote(ns)
+	}
+	sel := func(metric string, matchers ...string) string {
+		var ms []string
+		for _, x := range append(matchers, nsm) {
+			if x != "" {
+				ms = append(ms, x)
+			}
+		}
+		if len(ms) == 0 {
+			return metric
+		}
+		return metric + "{" + strings.Join(ms, ",") + "}"
+	}
+	byContainer := "(" + k.NamespaceLabel + ", " + k.PodLabel + ", " + k.ContainerLabel + ")"
+	byPod := "(" + k.NamespaceLabel + ", " + k.PodLabel + ")"
+	realContainer := []string{k.ContainerLabel + `!=""`, k.ContainerLabel + `!="POD"`}
+	sg := c.Signals.GPU
+	byGPU := "(" + strings.Join([]string{sg.NamespaceLabel, sg.PodLabel, sg.ExportedNamespaceLabel, sg.ExportedPodLabel, c.GPU.GPULabel, c.GPU.ModelLabel}, ", ") + ")"
+
+	switch m {
+	case HistoryRequests, HistoryLimits:
+		metric := k.Requests
+		if m == HistoryLimits {
+			metric = k.Limits
+		}
+		by := "(" + k.NamespaceLabel + ", " + k.PodLabel + ", " + k.ContainerLabel + ", " + k.ResourceLabel + ")"
+		return "max by " + by + " (" + sel(metric, k.ResourceLabel+`=~"cpu|memory|nvidia.com/gpu"`) + ")", nil
+	case HistoryFramebufferSize:
+		return "max by " + byGPU + " (" + c.GPU.FramebufferUsed + " + " + c.GPU.FramebufferFree + ")", nil
+	case HistoryCPU:
+		return "sum by " + byContainer + " (rate(" + sel(k.CPU, realContainer...) + window + "))", nil
+	case HistoryMemory:
+		return "max by " + byContainer + " (max_over_time(" + sel(k.Memory, realContainer...) + window + "))", nil
+	case HistoryOOMKills:
+		return "max by " + byContainer + " (max_over_time(" + sel(k.LastTerminatedReason, k.ReasonLabel+`="OOMKilled"`) + window + "))", nil
+	case HistoryRequestRate:
+		return c.Signals.Expr(Shape{Signal: SignalRequests, Window: w})
+	case HistoryGPUUtil:
+		return "max by " + byGPU + " ((avg_over_time(" + sg.ProfMetric + window + ") * 100) or avg_over_time(" + sg.UtilMetric + window + "))", nil
+	case HistoryFramebufferUsed:
+		return "max by " + byGPU + " (max_over_time(" + c.GPU.FramebufferUsed + window + "))", nil
+	case HistoryKVCache:
+		v := c.VLLM
+		return "max by " + byPod + " (max_over_time(" + sel(v.KVCacheUsage) + window + ") or max_over_time(" + sel(v.LegacyKVCacheUsage) + window + "))", nil
+	default: // HistoryRequestsWaiting
+		return "max by " + byPod + " (max_over_time(" + sel(c.VLLM.RequestsWaiting) + window + "))", nil
+	}
+}

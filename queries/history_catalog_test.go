@@ -1,0 +1,143 @@
+package queries
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/VictoriaMetrics/metricsql"
+)
+
+func TestHistoryCatalogExprDefault(t *testing.T) {
+	c := DefaultHistoryCatalog()
+	const gpuBy = "(namespace, pod, exported_namespace, exported_pod, gpu, modelName)"
+	f := func(m HistoryMetric, ns, want string) {
+		t.Helper()
+		got, err := c.Expr(m, ns, 5*time.Minute)
+		if err != nil {
+			t.Fatalf("Expr(%s, %q): %v", m, ns, err)
+		}
+		if got != want {
+			t.Errorf("Expr(%s, %q)\n got %s\nwant %s", m, ns, got, want)
+		}
+		if _, err := metricsql.Parse(got); err != nil {
+			t.Errorf("Expr(%s, %q) does not parse: %v", m, ns, err)
+		}
+	}
+	f(HistoryRequests, "shop", `max by (namespace, pod, container, resource) (kube_pod_container_resource_requests{resource=~"cpu|memory|nvidia.com/gpu",namespace="shop"})`)
+	f(HistoryLimits, "", `max by (namespace, pod, container, resource) (kube_pod_container_resource_limits{resource=~"cpu|memory|nvidia.com/gpu"})`)
+	f(HistoryFramebufferSize, "", "max by "+gpuBy+" (DCGM_FI_DEV_FB_USED + DCGM_FI_DEV_FB_FREE)")
+	f(HistoryCPU, "shop", `sum by (namespace, pod, container) (rate(container_cpu_usage_seconds_total{container!="",container!="POD",namespace="shop"}[5m]))`)
+	f(HistoryCPU, "", `sum by (namespace, pod, container) (rate(container_cpu_usage_seconds_total{container!="",container!="POD"}[5m]))`)
+	f(HistoryMemory, "shop", `max by (namespace, pod, container) (max_over_time(container_memory_working_set_bytes{container!="",container!="POD",namespace="shop"}[5m]))`)
+	f(HistoryOOMKills, "shop", `max by (namespace, pod, container) (max_over_time(kube_pod_container_status_last_terminated_reason{reason="OOMKilled",namespace="shop"}[5m]))`)
+	f(HistoryRequestRate, "", mustExpr(t, c.Signals, Shape{Signal: SignalRequests, Window: 5 * time.Minute}))
+	f(HistoryGPUUtil, "", "max by "+gpuBy+" ((avg_over_time(DCGM_FI_PROF_GR_ENGINE_ACTIVE[5m]) * 100) or avg_over_time(DCGM_FI_DEV_GPU_UTIL[5m]))")
+	f(HistoryFramebufferUsed, "", "max by "+gpuBy+" (max_over_time(DCGM_FI_DEV_FB_USED[5m]))")
+	f(HistoryKVCache, "llm", `max by (namespace, pod) (max_over_time(vllm:kv_cache_usage_perc{namespace="llm"}[5m]) or max_over_time(vllm:gpu_cache_usage_perc{namespace="llm"}[5m]))`)
+	f(HistoryKVCache, "", `max by (namespace, pod) (max_over_time(vllm:kv_cache_usage_perc[5m]) or max_over_time(vllm:gpu_cache_usage_perc[5m]))`)
+	f(HistoryRequestsWaiting, "llm", `max by (namespace, pod) (max_over_time(vllm:num_requests_waiting{namespace="llm"}[5m]))`)
+}
+
+// Every metric and label name comes from the catalog.
+func TestHistoryCatalogExprCustomNames(t *testing.T) {
+	c := DefaultHistoryCatalog()
+	c.Containers = ContainerMetrics{
+		CPU: "cpu_total", Memory: "mem_ws", Requests: "req", Limits: "lim", LastTerminatedReason: "term",
+		NamespaceLabel: "ns", PodLabel: "p", ContainerLabel: "c", ResourceLabel: "r", ReasonLabel: "why",
+	}
+	c.GPU = GPUHistoryMetrics{FramebufferUsed: "fb_used", FramebufferFree: "fb_free", GPULabel: "idx", ModelLabel: "model"}
+	c.VLLM = VLLMMetrics{KVCacheUsage: "kv", LegacyKVCacheUsage: "kv_old", RequestsWaiting: "waiting"}
+	c.Signals.GPU.UtilMetric, c.Signals.GPU.ProfMetric = "util", "prof"
+	c.Signals.GPU.NamespaceLabel, c.Signals.GPU.PodLabel = "gns", "gpod"
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	want := map[HistoryMetric]string{
+		HistoryRequests:        `max by (ns, p, c, r) (req{r=~"cpu|memory|nvidia.com/gpu",ns="a"})`,
+		HistoryLimits:          `max by (ns, p, c, r) (lim{r=~"cpu|memory|nvidia.com/gpu",ns="a"})`,
+		HistoryFramebufferSize: `max by (gns, gpod, exported_namespace, exported_pod, idx, model) (fb_used + fb_free)`,
+		HistoryCPU:             `sum by (ns, p, c) (rate(cpu_total{c!="",c!="POD",ns="a"}[1m]))`,
+		HistoryMemory:          `max by (ns, p, c) (max_over_time(mem_ws{c!="",c!="POD",ns="a"}[1m]))`,
+		HistoryOOMKills:        `max by (ns, p, c) (max_over_time(term{why="OOMKilled",ns="a"}[1m]))`,
+		HistoryGPUUtil:         `max by (gns, gpod, exported_namespace, exported_pod, idx, model) ((avg_over_time(prof[1m]) * 100) or avg_over_time(util[1m]))`,
+		HistoryFramebufferUsed: `max by (gns, gpod, exported_namespace, exported_pod, idx, model) (max_over_time(fb_used[1m]))`,
+		HistoryKVCache:         `max by (ns, p) (max_over_time(kv{ns="a"}[1m]) or max_over_time(kv_old{ns="a"}[1m]))`,
+		HistoryRequestsWaiting: `max by (ns, p) (max_over_time(waiting{ns="a"}[1m]))`,
+	}
+	for m, w := range want {
+		ns := "a"
+		if !m.Namespaced() {
+			ns = ""
+		}
+		got, err := c.Expr(m, ns, time.Minute)
+		if err != nil || got != w {
+			t.Errorf("Expr(%s)\n got %s, %v\nwant %s", m, got, err, w)
+		}
+	}
+}
+
+func TestHistoryCatalogExprErrors(t *testing.T) {
+	c := DefaultHistoryCatalog()
+	f := func(m HistoryMetric, ns string, w time.Duration, want string) {
+		t.Helper()
+		if got, err := c.Expr(m, ns, w); err == nil || err.Error() != want {
+			t.Errorf("Expr(%s, %q, %v) = %q, %v; want error %q", m, ns, w, got, err, want)
+		}
+	}
+	f(HistoryGPUUtil, "ml", time.Minute, "gpu utilization: not narrowed to a namespace; filter its rows instead")
+	f(HistoryRequestRate, "shop", time.Minute, "request rate: not narrowed to a namespace; filter its rows instead")
+	f(HistoryCPU, "", 0, "cpu: window = 0s, must be a positive whole number of milliseconds")
+	f(HistoryMemory, "", time.Microsecond, "memory: window = 1µs, must be a positive whole number of milliseconds")
+	f(HistoryMetric(0), "", time.Minute, "unknown history metric 0")
+	f(HistoryMetric(99), "", time.Minute, "unknown history metric 99")
+}
+
+// A namespace is quoted, never spliced: nothing in it can leave the string.
+func TestHistoryCatalogQuotesNamespace(t *testing.T) {
+	got, err := DefaultHistoryCatalog().Expr(HistoryMemory, `x"}) or vector(1) #`, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `namespace="x\"}) or vector(1) #"`; !strings.Contains(got, want) {
+		t.Errorf("%s does not hold the quoted namespace %s", got, want)
+	}
+	if _, err := metricsql.Parse(got); err != nil {
+		t.Errorf("%s: %v", got, err)
+	}
+}
+
+func TestHistoryMetricNames(t *testing.T) {
+	seen := map[string]bool{}
+	for _, m := range HistoryMetrics {
+		s := m.String()
+		if strings.HasPrefix(s, "history metric") || seen[s] {
+			t.Errorf("%d: name %q missing or repeated", int(m), s)
+		}
+		seen[s] = true
+	}
+	if len(HistoryMetrics) != len(historyMetricNames) {
+		t.Errorf("HistoryMetrics lists %d metrics, %d are named", len(HistoryMetrics), len(historyMetricNames))
+	}
+	if got := HistoryMetric(42).String(); got != "history metric 42" {
+		t.Errorf("unknown metric: %q", got)
+	}
+}
+
+func TestHistoryCatalogValidate(t *testing.T) {
+	if err := DefaultHistoryCatalog().Validate(); err != nil {
+		t.Errorf("defaults: %v", err)
+	}
+	c := DefaultHistoryCatalog()
+	c.Containers.CPU = ""
+	c.Containers.PodLabel = "pod-name"
+	c.VLLM.KVCacheUsage = "vllm kv"
+	c.Signals.GPU.UtilMetric = ""
+	want := "gpu.util_metric: empty\n" +
+		"containers.cpu: empty\n" +
+		`containers.pod_label: "pod-name" is not a valid label name` + "\n" +
+		`vllm.kv_cache_usage: "vllm kv" is not a valid metric name`
+	if err := c.Validate(); err == nil || err.Error() != want {
+		t.Errorf("got %v\nwant %s", err, want)
+	}
+}
