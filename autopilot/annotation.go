@@ -69,11 +69,21 @@ func (w WorkloadReport) Annotation(at time.Time) Annotation {
 	return a
 }
 
-// Patch returns the JSON merge patch that sets w's annotation.
-func (w WorkloadReport) Patch(at time.Time) ([]byte, error) {
+// Annotations returns the annotations that set w's recommendation: one,
+// AnnotationKey, whose value is the JSON of w.Annotation(at).
+func (w WorkloadReport) Annotations(at time.Time) (map[string]string, error) {
 	v, err := json.Marshal(w.Annotation(at))
 	if err != nil {
 		return nil, err
 	}
-	return json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]string{AnnotationKey: string(v)}}})
+	return map[string]string{AnnotationKey: string(v)}, nil
+}
+
+// Patch returns the JSON merge patch that sets w's annotation.
+func (w WorkloadReport) Patch(at time.Time) ([]byte, error) {
+	a, err := w.Annotations(at)
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(map[string]any{"metadata": map[string]any{"annotations": a}})
 }

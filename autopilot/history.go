@@ -321,25 +321,16 @@ func (h *History) RequestsWaiting(k queries.WorkloadKey, t time.Time, n float64)
 }
 
 // finish folds the pending daily peaks into the histograms; it is
-// idempotent. When the store reported request rates for some workload, a
-// running workload without any had no traffic at all: it is backtested as
-// idle throughout, as ebb serve would see it.
+// idempotent. A workload without request-rate series gets no scaling or
+// autoshutdown advice: its traffic is not visible to the requests signal
+// (it is not in the mesh, or not scraped), so "no series" cannot be read as
+// "no traffic" — a database outside the mesh must never be advised to shut
+// down.
 func (h *History) finish() {
 	if h.finished {
 		return
 	}
 	h.finished = true
-	anyRPS := false
-	for _, w := range h.workloads {
-		anyRPS = anyRPS || w.rps != nil
-	}
-	for k, w := range h.workloads {
-		if anyRPS && w.rps == nil && (w.replicas > 0 || w.replicas < 0 && len(w.pods) > 0) {
-			for t := h.start.Add(h.step); !t.After(h.end); t = t.Add(h.step) {
-				h.RequestRate(k, t, 0)
-			}
-		}
-	}
 	for _, w := range h.workloads {
 		for _, c := range w.containers {
 			for pod, p := range c.day {

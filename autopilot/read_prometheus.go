@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"regexp"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/ebbscale/ebb/queries"
@@ -28,9 +26,9 @@ const DefaultChunk = 24 * time.Hour
 // History chunk by chunk, so memory holds one chunk's answer at a time.
 type PrometheusReader struct {
 	Store RangeQuerier
-	// Catalog names Istio's and dcgm-exporter's metrics and labels; the
-	// zero Catalog means queries.DefaultCatalog().
-	Catalog queries.Catalog
+	// Catalog names the metrics and labels read; the zero HistoryCatalog
+	// means queries.DefaultHistoryCatalog().
+	Catalog queries.HistoryCatalog
 	// Namespaces limits the read; empty means all namespaces.
 	Namespaces []string
 	// Chunk is the history one range query covers; 0 means DefaultChunk.
@@ -53,22 +51,18 @@ func ValidNamespace(ns string) error {
 // historyQuery is one metric the reader asks for and what it does with a
 // series of the answer.
 type historyQuery struct {
-	name string
-	// expr builds the query for the namespace matcher m (`,namespace="x"` or
-	// "") and the window w ("[5m]").
-	expr func(m, w string) string
-	// namespaced queries take the matcher; the others are filtered here.
-	namespaced bool
-	feed       func(h *History, s queries.Series)
+	metric queries.HistoryMetric
+	feed   func(h *History, s queries.Series)
 }
-
-const containerSel = `container!="",container!="POD"`
 
 // Read streams the history from the store into h.
 func (r *PrometheusReader) Read(ctx context.Context, h *History) error {
 	cat := r.Catalog
-	if cat == (queries.Catalog{}) {
-		cat = queries.DefaultCatalog()
+	if cat == (queries.HistoryCatalog{}) {
+		cat = queries.DefaultHistoryCatalog()
+	}
+	if err := cat.Validate(); err != nil {
+		return fmt.Errorf("history catalog: %w", err)
 	}
 	for _, ns := range r.Namespaces {
 		if err := ValidNamespace(ns); err != nil {
@@ -90,9 +84,8 @@ func (r *PrometheusReader) Read(ctx context.Context, h *History) error {
 	}
 	inScope := func(ns string) bool { return ns != "" && (len(allowed) == 0 || allowed[ns]) }
 	win := max(h.step, time.Minute)
-	window := "[" + promDuration(win) + "]"
 
-	current, series := r.queries(cat, inScope, win)
+	current, series := historyQueries(cat, inScope)
 	nChunks := int((h.end.Sub(h.start)-h.step)/chunk) + 1
 	total := 0
 	for _, q := range current {
@@ -104,17 +97,17 @@ func (r *PrometheusReader) Read(ctx context.Context, h *History) error {
 	done := 0
 	run := func(q historyQuery, from, to time.Time, feed func(queries.Series)) error {
 		list := []string{""}
-		if q.namespaced {
+		if q.metric.Namespaced() {
 			list = nsList
 		}
 		for _, ns := range list {
-			m := ""
-			if ns != "" {
-				m = `,namespace=` + strconv.Quote(ns)
-			}
-			out, err := r.Store.Range(ctx, q.expr(m, window), from, to, h.step)
+			expr, err := cat.Expr(q.metric, ns, win)
 			if err != nil {
-				return fmt.Errorf("read %s: %w", q.name, err)
+				return fmt.Errorf("read %s: %w", q.metric, err)
+			}
+			out, err := r.Store.Range(ctx, expr, from, to, h.step)
+			if err != nil {
+				return fmt.Errorf("read %s: %w", q.metric, err)
 			}
 			for _, s := range out {
 				feed(s)
@@ -129,15 +122,16 @@ func (r *PrometheusReader) Read(ctx context.Context, h *History) error {
 
 	// Current requests and limits, and GPU sizes, at the end of the history.
 	res := map[ContainerRef]*Resources{}
+	k := cat.Containers
 	for _, q := range current {
 		err := run(q, h.end, h.end, func(s queries.Series) {
 			if len(s.Points) == 0 {
 				return
 			}
 			v := s.Points[len(s.Points)-1].V
-			switch q.name {
-			case "requests", "limits":
-				ref, ok := containerOf(s.Labels)
+			switch q.metric {
+			case queries.HistoryRequests, queries.HistoryLimits:
+				ref, ok := containerOf(k, s.Labels)
 				if !ok {
 					return
 				}
@@ -146,7 +140,7 @@ func (r *PrometheusReader) Read(ctx context.Context, h *History) error {
 					x = &Resources{}
 					res[ref] = x
 				}
-				setResource(x, q.name, s.Labels["resource"], v)
+				setResource(x, q.metric == queries.HistoryRequests, s.Labels[k.ResourceLabel], v)
 			default:
 				q.feed(h, s)
 			}
@@ -176,19 +170,19 @@ func (r *PrometheusReader) Read(ctx context.Context, h *History) error {
 }
 
 func (r *PrometheusReader) count(q historyQuery, nsList []string) int {
-	if q.namespaced {
+	if q.metric.Namespaced() {
 		return len(nsList)
 	}
 	return 1
 }
 
-func setResource(x *Resources, kind, resource string, v float64) {
+func setResource(x *Resources, request bool, resource string, v float64) {
 	switch {
-	case resource == "cpu" && kind == "requests":
+	case resource == "cpu" && request:
 		x.CPURequest = v
 	case resource == "cpu":
 		x.CPULimit = v
-	case resource == "memory" && kind == "requests":
+	case resource == "memory" && request:
 		x.MemoryRequest = v
 	case resource == "memory":
 		x.MemoryLimit = v
@@ -198,19 +192,20 @@ func setResource(x *Resources, kind, resource string, v float64) {
 }
 
 // containerOf places a cAdvisor or kube-state-metrics series.
-func containerOf(l map[string]string) (ContainerRef, bool) {
-	ns, pod, c := l["namespace"], l["pod"], l["container"]
+func containerOf(k queries.ContainerMetrics, l map[string]string) (ContainerRef, bool) {
+	ns, pod, c := l[k.NamespaceLabel], l[k.PodLabel], l[k.ContainerLabel]
 	if ns == "" || pod == "" || c == "" {
 		return ContainerRef{}, false
 	}
 	return ContainerRef{Workload: queries.WorkloadKey{Namespace: ns, Name: queries.WorkloadOfPod(pod)}, Pod: pod, Container: c}, true
 }
 
-// queries returns the queries read once at the end and those read over the
-// history. The label names of the gpu queries come from the catalog.
-func (r *PrometheusReader) queries(cat queries.Catalog, inScope func(string) bool, win time.Duration) (current, series []historyQuery) {
-	g := cat.GPU
-	gpuBy := "(" + strings.Join([]string{g.NamespaceLabel, g.PodLabel, g.ExportedNamespaceLabel, g.ExportedPodLabel, "gpu", "modelName"}, ", ") + ")"
+// historyQueries returns the queries read once at the end and those read
+// over the history, each with what it does with a series of its answer.
+// The rows of the metrics the catalog does not narrow to a namespace are
+// kept when their namespace is inScope.
+func historyQueries(cat queries.HistoryCatalog, inScope func(string) bool) (current, series []historyQuery) {
+	g, k, rq := cat.Signals.GPU, cat.Containers, cat.Signals.Requests
 	gpuOf := func(l map[string]string) (GPURef, bool) {
 		ns, pod := l[g.NamespaceLabel], l[g.PodLabel]
 		if v := l[g.ExportedNamespaceLabel]; v != "" {
@@ -222,11 +217,12 @@ func (r *PrometheusReader) queries(cat queries.Catalog, inScope func(string) boo
 		if !inScope(ns) || pod == "" {
 			return GPURef{}, false
 		}
-		return GPURef{Workload: queries.WorkloadKey{Namespace: ns, Name: queries.WorkloadOfPod(pod)}, Pod: pod, GPU: l["gpu"], Model: l["modelName"]}, true
+		return GPURef{Workload: queries.WorkloadKey{Namespace: ns, Name: queries.WorkloadOfPod(pod)}, Pod: pod,
+			GPU: l[cat.GPU.GPULabel], Model: l[cat.GPU.ModelLabel]}, true
 	}
 	perContainer := func(add func(h *History, ref ContainerRef, p queries.Point)) func(*History, queries.Series) {
 		return func(h *History, s queries.Series) {
-			ref, ok := containerOf(s.Labels)
+			ref, ok := containerOf(k, s.Labels)
 			if !ok {
 				return
 			}
@@ -235,49 +231,41 @@ func (r *PrometheusReader) queries(cat queries.Catalog, inScope func(string) boo
 			}
 		}
 	}
-	perPod := func(add func(h *History, k queries.WorkloadKey, p queries.Point)) func(*History, queries.Series) {
+	perPod := func(add func(h *History, w queries.WorkloadKey, p queries.Point)) func(*History, queries.Series) {
 		return func(h *History, s queries.Series) {
-			ns, pod := s.Labels["namespace"], s.Labels["pod"]
+			ns, pod := s.Labels[k.NamespaceLabel], s.Labels[k.PodLabel]
 			if ns == "" || pod == "" {
 				return
 			}
-			k := queries.WorkloadKey{Namespace: ns, Name: queries.WorkloadOfPod(pod)}
+			w := queries.WorkloadKey{Namespace: ns, Name: queries.WorkloadOfPod(pod)}
 			for _, p := range s.Points {
-				add(h, k, p)
+				add(h, w, p)
 			}
 		}
 	}
-	resources := func(metric string) func(m, w string) string {
-		return func(m, _ string) string {
-			return `max by (namespace, pod, container, resource) (` + metric + `{resource=~"cpu|memory|nvidia.com/gpu"` + m + `})`
+	perGPU := func(add func(h *History, ref GPURef, p queries.Point)) func(*History, queries.Series) {
+		return func(h *History, s queries.Series) {
+			if ref, ok := gpuOf(s.Labels); ok {
+				for _, p := range s.Points {
+					add(h, ref, p)
+				}
+			}
 		}
 	}
 	current = []historyQuery{
-		{name: "requests", namespaced: true, expr: resources("kube_pod_container_resource_requests")},
-		{name: "limits", namespaced: true, expr: resources("kube_pod_container_resource_limits")},
-		{name: "gpu framebuffer size", expr: func(_, _ string) string {
-			return "max by " + gpuBy + " (DCGM_FI_DEV_FB_USED + DCGM_FI_DEV_FB_FREE)"
-		}, feed: func(h *History, s queries.Series) {
+		{metric: queries.HistoryRequests},
+		{metric: queries.HistoryLimits},
+		{metric: queries.HistoryFramebufferSize, feed: func(h *History, s queries.Series) {
 			if ref, ok := gpuOf(s.Labels); ok && len(s.Points) > 0 {
 				h.Framebuffer(ref, s.Points[0].T, 0, s.Points[len(s.Points)-1].V)
 			}
 		}},
 	}
-	rq := cat.Requests
 	series = []historyQuery{
-		{name: "cpu", namespaced: true, expr: func(m, w string) string {
-			return `sum by (namespace, pod, container) (rate(container_cpu_usage_seconds_total{` + containerSel + m + `}` + w + `))`
-		}, feed: perContainer(func(h *History, ref ContainerRef, p queries.Point) { h.CPU(ref, p.T, p.V) })},
-		{name: "memory", namespaced: true, expr: func(m, w string) string {
-			return `max by (namespace, pod, container) (max_over_time(container_memory_working_set_bytes{` + containerSel + m + `}` + w + `))`
-		}, feed: perContainer(func(h *History, ref ContainerRef, p queries.Point) { h.Memory(ref, p.T, p.V) })},
-		{name: "oom kills", namespaced: true, expr: func(m, w string) string {
-			return `max by (namespace, pod, container) (max_over_time(kube_pod_container_status_last_terminated_reason{reason="OOMKilled"` + m + `}` + w + `))`
-		}, feed: perContainer(func(h *History, ref ContainerRef, p queries.Point) { h.OOMKilled(ref, p.T, p.V > 0) })},
-		{name: "request rate", expr: func(_, _ string) string {
-			e, _ := cat.Expr(queries.Shape{Signal: queries.SignalRequests, Window: win})
-			return e
-		}, feed: func(h *History, s queries.Series) {
+		{metric: queries.HistoryCPU, feed: perContainer(func(h *History, ref ContainerRef, p queries.Point) { h.CPU(ref, p.T, p.V) })},
+		{metric: queries.HistoryMemory, feed: perContainer(func(h *History, ref ContainerRef, p queries.Point) { h.Memory(ref, p.T, p.V) })},
+		{metric: queries.HistoryOOMKills, feed: perContainer(func(h *History, ref ContainerRef, p queries.Point) { h.OOMKilled(ref, p.T, p.V > 0) })},
+		{metric: queries.HistoryRequestRate, feed: func(h *History, s queries.Series) {
 			ns, name := s.Labels[rq.NamespaceLabel], s.Labels[rq.WorkloadLabel]
 			if !inScope(ns) || name == "" {
 				return
@@ -286,48 +274,10 @@ func (r *PrometheusReader) queries(cat queries.Catalog, inScope func(string) boo
 				h.RequestRate(queries.WorkloadKey{Namespace: ns, Name: name}, p.T, p.V)
 			}
 		}},
-		{name: "gpu utilization", expr: func(_, w string) string {
-			return "max by " + gpuBy + " ((avg_over_time(" + g.ProfMetric + w + ") * 100) or avg_over_time(" + g.UtilMetric + w + "))"
-		}, feed: func(h *History, s queries.Series) {
-			if ref, ok := gpuOf(s.Labels); ok {
-				for _, p := range s.Points {
-					h.GPUUtil(ref, p.T, p.V)
-				}
-			}
-		}},
-		{name: "gpu framebuffer used", expr: func(_, w string) string {
-			return "max by " + gpuBy + " (max_over_time(DCGM_FI_DEV_FB_USED" + w + "))"
-		}, feed: func(h *History, s queries.Series) {
-			if ref, ok := gpuOf(s.Labels); ok {
-				for _, p := range s.Points {
-					h.Framebuffer(ref, p.T, p.V, 0)
-				}
-			}
-		}},
-		{name: "vllm kv cache", namespaced: true, expr: func(m, w string) string {
-			sel := "{" + strings.TrimPrefix(m, ",") + "}"
-			return `max by (namespace, pod) (max_over_time(vllm:kv_cache_usage_perc` + sel + w + `) or max_over_time(vllm:gpu_cache_usage_perc` + sel + w + `))`
-		}, feed: perPod(func(h *History, k queries.WorkloadKey, p queries.Point) { h.KVCache(k, p.T, p.V) })},
-		{name: "vllm waiting", namespaced: true, expr: func(m, w string) string {
-			return `max by (namespace, pod) (max_over_time(vllm:num_requests_waiting{` + strings.TrimPrefix(m, ",") + `}` + w + `))`
-		}, feed: perPod(func(h *History, k queries.WorkloadKey, p queries.Point) { h.RequestsWaiting(k, p.T, p.V) })},
+		{metric: queries.HistoryGPUUtil, feed: perGPU(func(h *History, ref GPURef, p queries.Point) { h.GPUUtil(ref, p.T, p.V) })},
+		{metric: queries.HistoryFramebufferUsed, feed: perGPU(func(h *History, ref GPURef, p queries.Point) { h.Framebuffer(ref, p.T, p.V, 0) })},
+		{metric: queries.HistoryKVCache, feed: perPod(func(h *History, w queries.WorkloadKey, p queries.Point) { h.KVCache(w, p.T, p.V) })},
+		{metric: queries.HistoryRequestsWaiting, feed: perPod(func(h *History, w queries.WorkloadKey, p queries.Point) { h.RequestsWaiting(w, p.T, p.V) })},
 	}
 	return current, series
-}
-
-// promDuration renders d as a PromQL duration: "5m", "1h30m", "90s".
-func promDuration(d time.Duration) string {
-	var b strings.Builder
-	if h := d / time.Hour; h > 0 {
-		b.WriteString(strconv.FormatInt(int64(h), 10) + "h")
-		d -= h * time.Hour
-	}
-	if m := d / time.Minute; m > 0 {
-		b.WriteString(strconv.FormatInt(int64(m), 10) + "m")
-		d -= m * time.Minute
-	}
-	if s := d / time.Second; s > 0 || b.Len() == 0 {
-		b.WriteString(strconv.FormatInt(int64(s), 10) + "s")
-	}
-	return b.String()
 }

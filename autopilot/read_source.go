@@ -77,6 +77,14 @@ func (r *SourceReader) Read(ctx context.Context, h *History) error {
 			h.RequestRate(s.Workload, t, s.Value)
 			rps[s.Workload] = s.Value
 		}
+		// The source's workloads are all in the mesh: one without a
+		// sample received no requests (Istio creates its counters on the
+		// first request).
+		for _, w := range r.Workloads {
+			if _, ok := rps[w.Key]; !ok {
+				h.RequestRate(w.Key, t, 0)
+			}
+		}
 		for _, w := range r.Workloads {
 			if w.Replicas == 0 {
 				continue

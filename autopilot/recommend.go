@@ -3,7 +3,6 @@ package autopilot
 import (
 	"cmp"
 	"fmt"
-	"math"
 	"slices"
 	"time"
 
@@ -192,10 +191,10 @@ func confidence(span time.Duration, samples int, each time.Duration) float64 {
 // days: target x (1 + 1/confidence) above, target / (1 + 1/confidence)
 // below, so two weeks of evidence give about ±7% and one day x2 and /2.
 func bounds(target, conf float64) (lower, upper float64) {
-	if conf <= 0 {
-		return 0, math.Inf(1)
-	}
-	f := 1 + 1/conf
+	// Confidence is rounded to 0.01 days; below that the bounds are as wide
+	// as at 0.01 (×/÷ 101), and always finite so that every format can
+	// carry them.
+	f := 1 + 1/max(conf, 0.01)
 	return target / f, target * f
 }
 

@@ -11,8 +11,12 @@ import (
 	"strings"
 	"time"
 
+	"k8s.io/client-go/kubernetes"
+
 	"github.com/ebbscale/ebb/autopilot"
+	"github.com/ebbscale/ebb/autopilot/live"
 	"github.com/ebbscale/ebb/autopilot/report"
+	"github.com/ebbscale/ebb/kube"
 	"github.com/ebbscale/ebb/queries"
 	"github.com/ebbscale/ebb/sim"
 )
@@ -28,9 +32,12 @@ type recommendConfig struct {
 	output        string
 	annotate      bool
 	apply         bool
+	kubeconfig    string
 	prices        string
 	queryTimeout  time.Duration
 	seed          int64
+	sample        time.Duration // recommend_live.go
+	every         time.Duration
 
 	cpuPercentile     float64
 	margin            float64
@@ -46,6 +53,10 @@ type recommendDeps struct {
 	getenv func(string) string
 	// progress, when set, overrides the terminal check for the progress bar.
 	progress *bool
+	// kubeClient connects to the cluster --apply patches; newKubeClient
+	// when nil.
+	kubeClient func(kubeconfig string) (kubernetes.Interface, error)
+	live       liveDeps // recommend_live.go
 }
 
 // simEnd is the end of the embedded simulator's history when --end is not
@@ -55,7 +66,7 @@ var simEnd = time.Date(2026, 11, 16, 8, 0, 0, 0, time.UTC)
 func recommendFlags(c *recommendConfig) *flag.FlagSet {
 	d := autopilot.DefaultConfig()
 	fs := flag.NewFlagSet("recommend", flag.ContinueOnError)
-	fs.StringVar(&c.source, "source", "prometheus", "where history comes from: prometheus or sim (the embedded simulator)")
+	fs.StringVar(&c.source, "source", "prometheus", "where history comes from: prometheus, sim (the embedded simulator), metrics-server, or prometheus,metrics-server")
 	fs.StringVar(&c.prometheusURL, "prometheus-url", "", "base URL of the Prometheus-compatible API")
 	fs.Var(&c.namespaces, "namespace", "namespace to read (repeatable; default all)")
 	fs.StringVar(&c.history, "history", "14d", "how much history to read: 14d, 36h, 90m")
@@ -65,6 +76,8 @@ func recommendFlags(c *recommendConfig) *flag.FlagSet {
 	fs.StringVar(&c.output, "output", "", "write the report to this file instead of stdout")
 	fs.BoolVar(&c.annotate, "annotate", false, "print the "+autopilot.AnnotationKey+" patch of every workload (a dry run unless --apply)")
 	fs.BoolVar(&c.apply, "apply", false, "with --annotate, patch the workloads in the cluster")
+	liveFlags(fs, c)
+	fs.StringVar(&c.kubeconfig, "kubeconfig", "", "kubeconfig of the cluster --apply patches; default $KUBECONFIG, else ~/.kube/config, else the in-cluster service account")
 	fs.StringVar(&c.prices, "prices", "", "JSON file overriding the default price table")
 	fs.DurationVar(&c.queryTimeout, "query-timeout", time.Minute, "timeout of each range query")
 	fs.Int64Var(&c.seed, "seed", 1, "seed of the simulator's bursts (--source sim)")
@@ -117,9 +130,9 @@ func recommend(ctx context.Context, args []string, stdout, stderr io.Writer, dep
 		return err
 	}
 	switch {
-	case c.source != "prometheus" && c.source != "sim":
-		return fmt.Errorf("--source %q: want prometheus or sim", c.source)
-	case c.source == "prometheus" && c.prometheusURL == "":
+	case c.source != "prometheus" && c.source != "sim" && !liveSource(c.source):
+		return fmt.Errorf("--source %q: want prometheus, metrics-server, prometheus,metrics-server or sim", c.source)
+	case (c.source == "prometheus" || c.source == sourceMerged) && c.prometheusURL == "":
 		return errors.New("--prometheus-url (or EBB_PROMETHEUS_URL) is required; to try it on the embedded simulator, run: ebb recommend --source sim")
 	case c.source == "sim" && c.prometheusURL != "":
 		return errors.New("--prometheus-url and --source sim exclude each other")
@@ -129,8 +142,8 @@ func recommend(ctx context.Context, args []string, stdout, stderr io.Writer, dep
 		return fmt.Errorf("--history = %s, must be at least --step (%s)", c.history, c.step)
 	case c.apply && !c.annotate:
 		return errors.New("--apply needs --annotate")
-	case c.apply:
-		return errors.New("--apply is not implemented yet; --annotate alone prints the patches")
+	case c.apply && c.source == "sim":
+		return errors.New("--apply with --source sim: the simulator's workloads are not in a cluster; --annotate alone prints the patches")
 	case c.queryTimeout <= 0:
 		return fmt.Errorf("--query-timeout = %s, must be positive", c.queryTimeout)
 	}
@@ -141,6 +154,10 @@ func recommend(ctx context.Context, args []string, stdout, stderr io.Writer, dep
 		if err := autopilot.ValidNamespace(ns); err != nil {
 			return fmt.Errorf("--namespace: %w", err)
 		}
+	}
+	live, err := newLiveRun(ctx, &c, fs, deps, stderr)
+	if err != nil {
+		return err
 	}
 	var end time.Time
 	switch {
@@ -154,6 +171,7 @@ func recommend(ctx context.Context, args []string, stdout, stderr io.Writer, dep
 		end = deps.now().UTC().Truncate(c.step)
 	}
 	start := end.Add(-history)
+	start, end = live.window(start, end)
 
 	cfg := autopilot.DefaultConfig()
 	cfg.CPUPercentile, cfg.Margin, cfg.MinHistory = c.cpuPercentile, c.margin, c.minHistory
@@ -178,6 +196,13 @@ func recommend(ctx context.Context, args []string, stdout, stderr io.Writer, dep
 	if err != nil {
 		return err
 	}
+	// Connect before reading history, which may take minutes.
+	var client kubernetes.Interface
+	if c.apply {
+		if client, err = connectKube(c.kubeconfig, deps); err != nil {
+			return err
+		}
+	}
 
 	bar := newProgress(stderr, deps.progress)
 	source := c.source
@@ -185,16 +210,19 @@ func recommend(ctx context.Context, args []string, stdout, stderr io.Writer, dep
 		r := simReader(start, c.seed, c.namespaces)
 		r.Progress = bar.update
 		err = r.Read(ctx, h)
-	} else {
+	} else if c.source != sourceMetricsServer {
 		source = c.prometheusURL
 		store, perr := queries.NewPrometheus(queries.PrometheusConfig{URL: c.prometheusURL, Timeout: c.queryTimeout})
 		if perr != nil {
 			return fmt.Errorf("--prometheus-url: %w", perr)
 		}
-		r := &autopilot.PrometheusReader{Store: store, Namespaces: c.namespaces, Progress: bar.update}
+		r := &autopilot.PrometheusReader{Store: live.clip(store), Namespaces: c.namespaces, Progress: bar.update}
 		err = r.Read(ctx, h)
 	}
 	bar.done()
+	if err == nil {
+		source, err = live.read(ctx, h, bar, source)
+	}
 	if err != nil {
 		return err
 	}
@@ -202,6 +230,7 @@ func recommend(ctx context.Context, args []string, stdout, stderr io.Writer, dep
 	if err != nil {
 		return err
 	}
+	live.explain(rep)
 
 	out := stdout
 	if c.output != "" {
@@ -215,12 +244,16 @@ func recommend(ctx context.Context, args []string, stdout, stderr io.Writer, dep
 	if err := report.Render(out, rep, c.format); err != nil {
 		return err
 	}
+	live.footnote(out, rep, c.format)
 	if c.output != "" {
 		if err := out.(*os.File).Close(); err != nil {
 			return fmt.Errorf("--output: %w", err)
 		}
 	}
-	if c.annotate {
+	switch {
+	case c.apply:
+		return applyPatches(ctx, stdout, client, rep, end)
+	case c.annotate:
 		return printPatches(stdout, rep, end)
 	}
 	return nil
@@ -239,11 +272,81 @@ func formatOK(f string) (string, error) {
 func printPatches(w io.Writer, r *autopilot.Report, at time.Time) error {
 	fmt.Fprintf(w, "\n# dry run: the patches --apply would send (kubectl patch --type merge)\n")
 	for _, wl := range r.Workloads {
+		if wl.Name == live.AllNamespaces {
+			continue // a row about a namespace's problem, not a workload
+		}
 		p, err := wl.Patch(at)
 		if err != nil {
 			return err
 		}
 		fmt.Fprintf(w, "%s/%s: %s\n", wl.Namespace, wl.Name, p)
+	}
+	return nil
+}
+
+// connectKube returns the client of the cluster --apply patches, found by
+// kube.Config in the kubeconfig file of --kubeconfig, else in
+// defaultKubeconfig's, else in-cluster.
+func connectKube(kubeconfig string, deps recommendDeps) (kubernetes.Interface, error) {
+	if kubeconfig == "" {
+		kubeconfig = defaultKubeconfig(deps.getenv)
+	}
+	connect := deps.kubeClient
+	if connect == nil {
+		connect = newKubeClient
+	}
+	client, err := connect(kubeconfig)
+	switch {
+	case errors.Is(err, kube.ErrNoCluster):
+		return nil, fmt.Errorf("--apply: %w; pass --kubeconfig", err)
+	case err != nil:
+		return nil, fmt.Errorf("--apply: %w", err)
+	}
+	return client, nil
+}
+
+// newKubeClient connects to the API server of kubeconfig (see kube.Config).
+func newKubeClient(kubeconfig string) (kubernetes.Interface, error) {
+	rc, err := kube.Config(kubeconfig)
+	if err != nil {
+		return nil, err
+	}
+	rc.UserAgent = kube.UserAgent + "/" + version
+	rc.QPS, rc.Burst = 20, 40
+	return kubernetes.NewForConfig(rc)
+}
+
+// applyPatches sets the recommendation annotation of every workload in the
+// cluster, one line per workload: patched, skipped when the cluster has no
+// Deployment or StatefulSet of its name, or not patched and why. It tries
+// every workload, and fails when any was not patched for another reason.
+func applyPatches(ctx context.Context, w io.Writer, client kubernetes.Interface, r *autopilot.Report, at time.Time) error {
+	fmt.Fprintf(w, "\n# --apply: setting %s on each workload\n", autopilot.AnnotationKey)
+	failed := 0
+	for _, wl := range r.Workloads {
+		if wl.Name == live.AllNamespaces {
+			continue // a row about a namespace's problem, not a workload
+		}
+		key := queries.WorkloadKey{Namespace: wl.Namespace, Name: wl.Name}
+		ann, err := wl.Annotations(at)
+		if err != nil {
+			return err
+		}
+		kind, err := kube.AnnotateWorkload(ctx, client, key, ann)
+		switch {
+		case err == nil:
+			fmt.Fprintf(w, "%s: patched %s\n", key, kind)
+		case errors.Is(err, kube.ErrNoWorkload):
+			fmt.Fprintf(w, "%s: skipped, %v\n", key, kube.ErrNoWorkload)
+		case ctx.Err() != nil:
+			return ctx.Err()
+		default:
+			failed++
+			fmt.Fprintf(w, "%s: not patched: %v\n", key, err)
+		}
+	}
+	if failed > 0 {
+		return fmt.Errorf("--apply: %d of %d workloads not patched (see above)", failed, len(r.Workloads))
 	}
 	return nil
 }

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -11,7 +13,17 @@ import (
 	"testing"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
+	metricsclient "k8s.io/metrics/pkg/client/clientset/versioned"
+
 	"github.com/ebbscale/ebb/autopilot"
+	"github.com/ebbscale/ebb/kube"
 	"github.com/ebbscale/ebb/queries/storetest"
 )
 
@@ -22,7 +34,7 @@ func TestRecommendFlagErrors(t *testing.T) {
 		want string
 	}{
 		{nil, "--prometheus-url (or EBB_PROMETHEUS_URL) is required; to try it on the embedded simulator, run: ebb recommend --source sim"},
-		{[]string{"--source=thanos"}, `--source "thanos": want prometheus or sim`},
+		{[]string{"--source=thanos"}, `--source "thanos": want prometheus, metrics-server, prometheus,metrics-server or sim`},
 		{[]string{"--source=sim", "--prometheus-url=http://x"}, "--prometheus-url and --source sim exclude each other"},
 		{[]string{"--source=sim", "--history=two weeks"}, `--history "two weeks": want a duration such as 14d, 36h or 1d12h`},
 		{[]string{"--source=sim", "--history=1m"}, "--history = 1m, must be at least --step (5m0s)"},
@@ -30,7 +42,7 @@ func TestRecommendFlagErrors(t *testing.T) {
 		{[]string{"--source=sim", "--format=yaml"}, `--format "yaml": want table, json, csv, markdown, html`},
 		{[]string{"--source=sim", "--namespace=Shop"}, `--namespace: namespace "Shop": not a valid namespace name (DNS-1123 label)`},
 		{[]string{"--source=sim", "--apply"}, "--apply needs --annotate"},
-		{[]string{"--source=sim", "--annotate", "--apply"}, "--apply is not implemented yet; --annotate alone prints the patches"},
+		{[]string{"--source=sim", "--annotate", "--apply"}, "--apply with --source sim: the simulator's workloads are not in a cluster; --annotate alone prints the patches"},
 		{[]string{"--source=sim", "--end=yesterday"}, `--end "yesterday": want RFC 3339, e.g. 2026-11-16T08:00:00Z`},
 		{[]string{"--source=sim", "--cpu-percentile=2"}, "cpu percentile = 2, must be in [0, 1]"},
 		{[]string{"--source=sim", "--prices=/nonexistent/prices.json"}, "--prices: open /nonexistent/prices.json: no such file or directory"},
@@ -155,14 +167,42 @@ func knownHistory() []storetest.Series {
 	}
 }
 
-// The whole command against a real Prometheus loaded with known history.
-func TestRecommendPrometheusIntegration(t *testing.T) {
-	prom := storetest.StartPrometheus(t, storetest.PromOptions{History: knownHistory()})
+// The whole command against a real Prometheus and a real VictoriaMetrics
+// loaded with known history: the same numbers from both. The data keeps
+// clear of the stores' differences at the edges of a window (Prometheus
+// 2.x's [t-w, t] against VictoriaMetrics' (t-w, t] with the sample before
+// it for rate): counters grow linearly and gauges are constant, but for
+// the one memory peak, which both see within the same day.
+func TestRecommendStoreIntegration(t *testing.T) {
+	stores := []struct {
+		name  string
+		start func(t *testing.T) *storetest.Server
+	}{
+		{"prometheus", func(t *testing.T) *storetest.Server {
+			return storetest.StartPrometheus(t, storetest.PromOptions{History: knownHistory()})
+		}},
+		{"victoriametrics", func(t *testing.T) *storetest.Server {
+			return storetest.StartVictoriaMetrics(t, storetest.VMOptions{History: knownHistory()})
+		}},
+	}
+	for _, s := range stores {
+		t.Run(s.name, func(t *testing.T) {
+			srv := s.start(t)
+			t.Run("report", func(t *testing.T) { checkKnownReport(t, srv.URL) })
+			t.Run("apply", func(t *testing.T) { checkKnownApply(t, srv.URL) })
+		})
+	}
+}
+
+// wantWebAnnotation is the recommendation of shop/web in knownHistory.
+const wantWebAnnotation = `{"schema":"ebb.dev/autopilot/v1","generatedAt":"2026-01-04T00:10:00Z","severity":"critical","containers":{"app":{"cpuRequest":"575m","memoryRequest":"460Mi","memoryLimit":"460Mi"}},"minReplicas":1,"maxReplicas":2,"targetRPS":10}`
+
+func checkKnownReport(t *testing.T, url string) {
 	dir := t.TempDir()
 	out := filepath.Join(dir, "report.json")
 	var stdout, stderr bytes.Buffer
 	args := []string{
-		"--prometheus-url=" + prom.URL, "--namespace=shop", "--namespace=ml",
+		"--prometheus-url=" + url, "--namespace=shop", "--namespace=ml",
 		"--history=3d", "--end=" + histEnd.Format(time.RFC3339),
 		"--format=json", "--output=" + out, "--annotate",
 	}
@@ -238,6 +278,54 @@ func TestRecommendPrometheusIntegration(t *testing.T) {
 	if !strings.Contains(stdout.String(), wantPatch+"\n") {
 		t.Errorf("stdout lacks the patch %s:\n%s", wantPatch, stdout.String())
 	}
+	if want, _ := json.Marshal(wantWebAnnotation); !strings.Contains(wantPatch, string(want)) {
+		t.Errorf("the dry run's patch and wantWebAnnotation differ")
+	}
+}
+
+// --annotate --apply patches the recommendations onto the workloads: shop/web
+// is a Deployment, ml/llm a StatefulSet.
+func checkKnownApply(t *testing.T, url string) {
+	client := fake.NewClientset(
+		&appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "web", Annotations: map[string]string{"team": "shop"}}},
+		&appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Namespace: "ml", Name: "llm"}},
+	)
+	deps := withoutLiveCluster(recommendDeps{getenv: func(string) string { return "" }, kubeClient: func(kubeconfig string) (kubernetes.Interface, error) {
+		if kubeconfig != "/etc/ebb/kubeconfig" {
+			t.Errorf("kubeconfig %q, want the flag's", kubeconfig)
+		}
+		return client, nil
+	}})
+	args := []string{
+		"--prometheus-url=" + url, "--namespace=shop", "--namespace=ml",
+		"--history=3d", "--end=" + histEnd.Format(time.RFC3339),
+		"--format=json", "--output=" + filepath.Join(t.TempDir(), "report.json"),
+		"--annotate", "--apply", "--kubeconfig=/etc/ebb/kubeconfig",
+	}
+	var stdout, stderr bytes.Buffer
+	if err := recommend(context.Background(), args, &stdout, &stderr, deps); err != nil {
+		t.Fatalf("%v\nstderr: %s", err, stderr.String())
+	}
+	for _, line := range []string{"shop/web: patched Deployment\n", "ml/llm: patched StatefulSet\n"} {
+		if !strings.Contains(stdout.String(), line) {
+			t.Errorf("stdout lacks %q:\n%s", line, stdout.String())
+		}
+	}
+	web, err := client.AppsV1().Deployments("shop").Get(context.Background(), "web", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := web.Annotations; got[autopilot.AnnotationKey] != wantWebAnnotation || got["team"] != "shop" {
+		t.Errorf("shop/web annotations %v, want %s and team=shop kept", got, wantWebAnnotation)
+	}
+	llm, err := client.AppsV1().StatefulSets("ml").Get(context.Background(), "llm", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var a autopilot.Annotation
+	if err := json.Unmarshal([]byte(llm.Annotations[autopilot.AnnotationKey]), &a); err != nil || a.GPU != "MIG 2g.10gb" {
+		t.Errorf("ml/llm annotation %q (%v), want gpu MIG 2g.10gb", llm.Annotations[autopilot.AnnotationKey], err)
+	}
 }
 
 func keys(m map[string]autopilot.WorkloadReport) []string {
@@ -246,4 +334,106 @@ func keys(m map[string]autopilot.WorkloadReport) []string {
 		out = append(out, k)
 	}
 	return out
+}
+
+// withoutLiveCluster keeps recommend_live.go's reading of the cluster out of
+// a test of --apply: it finds no cluster, as outside one without a
+// kubeconfig, and leaves the report to the store.
+func withoutLiveCluster(d recommendDeps) recommendDeps {
+	d.live.clients = func(string) (kubernetes.Interface, metricsclient.Interface, error) {
+		return nil, nil, kube.ErrNoCluster
+	}
+	return d
+}
+
+// applyPatches reports each workload on its own line: a missing workload
+// is skipped, a forbidden one fails the command after all were tried.
+func TestRecommendApplyRows(t *testing.T) {
+	at := time.Date(2026, 11, 16, 8, 0, 0, 0, time.UTC)
+	client := fake.NewClientset(
+		&appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "web"}},
+		&appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Namespace: "ml", Name: "llm"}},
+		&appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: "locked", Name: "api"}},
+	)
+	client.PrependReactor("patch", "*", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		if a.GetNamespace() != "locked" {
+			return false, nil, nil
+		}
+		gr := a.GetResource().GroupResource()
+		return true, nil, apierrors.NewForbidden(gr, a.(k8stesting.PatchAction).GetName(),
+			fmt.Errorf(`User "alice" cannot patch resource %q in API group "apps" in the namespace "locked"`, gr.Resource))
+	})
+	r := &autopilot.Report{Workloads: []autopilot.WorkloadReport{
+		{Namespace: "shop", Name: "web", Severity: autopilot.SeverityOK},
+		{Namespace: "locked", Name: "api", Severity: autopilot.SeverityWarning},
+		{Namespace: "shop", Name: "gone", Severity: autopilot.SeverityOK},
+		{Namespace: "ml", Name: "llm", Severity: autopilot.SeverityCritical},
+	}}
+	var out bytes.Buffer
+	err := applyPatches(context.Background(), &out, client, r, at)
+	if err == nil || err.Error() != "--apply: 1 of 4 workloads not patched (see above)" {
+		t.Errorf("got %v", err)
+	}
+	want := "\n# --apply: setting ebb.dev/recommendation on each workload\n" +
+		"shop/web: patched Deployment\n" +
+		`locked/api: not patched: patch deployments.apps in namespace "locked": deployments.apps "api" is forbidden: ` +
+		`User "alice" cannot patch resource "deployments" in API group "apps" in the namespace "locked"; ebb's permissions are in deploy/02-rbac.yaml` + "\n" +
+		"shop/gone: skipped, no Deployment or StatefulSet of that name\n" +
+		"ml/llm: patched StatefulSet\n"
+	if out.String() != want {
+		t.Errorf("got\n%s\nwant\n%s", out.String(), want)
+	}
+	llm, err := client.AppsV1().StatefulSets("ml").Get(context.Background(), "llm", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := llm.Annotations[autopilot.AnnotationKey], `{"schema":"ebb.dev/autopilot/v1","generatedAt":"2026-11-16T08:00:00Z","severity":"critical"}`; got != want {
+		t.Errorf("ml/llm annotation %s, want %s", got, want)
+	}
+}
+
+// --apply finds its cluster before it reads any history.
+func TestRecommendApplyKubeconfig(t *testing.T) {
+	t.Setenv("KUBERNETES_SERVICE_HOST", "")
+	home := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(home, ".kube"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(home, ".kube", "config"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	errStop := errors.New("stop here")
+	f := func(args []string, env map[string]string, connect bool, want string) {
+		t.Helper()
+		got := "(not called)"
+		deps := withoutLiveCluster(recommendDeps{getenv: func(k string) string { return env[k] }})
+		if connect {
+			deps.kubeClient = func(kubeconfig string) (kubernetes.Interface, error) {
+				got = kubeconfig
+				return nil, errStop
+			}
+		}
+		// Nothing listens on port 1: reading history would fail otherwise.
+		args = append([]string{"--prometheus-url=http://127.0.0.1:1", "--annotate", "--apply"}, args...)
+		err := recommend(context.Background(), args, &bytes.Buffer{}, &bytes.Buffer{}, deps)
+		if connect {
+			if !errors.Is(err, errStop) || err.Error() != "--apply: stop here" {
+				t.Errorf("%v: got %v, want the client's error", args, err)
+			}
+			if got != want {
+				t.Errorf("%v with %v: kubeconfig %q, want %q", args, env, got, want)
+			}
+			return
+		}
+		if err == nil || err.Error() != want {
+			t.Errorf("%v: got %v, want %q", args, err, want)
+		}
+	}
+	f([]string{"--kubeconfig=/flag"}, map[string]string{"KUBECONFIG": "/env", "HOME": home}, true, "/flag")
+	f(nil, map[string]string{"KUBECONFIG": "/env/a" + string(filepath.ListSeparator) + "/env/b", "HOME": home}, true, "/env/a")
+	f(nil, map[string]string{"HOME": home}, true, filepath.Join(home, ".kube", "config"))
+	f(nil, map[string]string{"HOME": t.TempDir()}, true, "")
+	f(nil, nil, false, "--apply: no cluster access: no kubeconfig given and not running in a cluster; pass --kubeconfig")
+	f([]string{"--kubeconfig=/nonexistent/kubeconfig"}, nil, false,
+		"--apply: kubeconfig /nonexistent/kubeconfig: stat /nonexistent/kubeconfig: no such file or directory")
 }

@@ -1,0 +1,319 @@
+package autopilot
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ebbscale/ebb/queries"
+	"github.com/ebbscale/ebb/queries/storetest"
+)
+
+// fakeStore answers range queries with answer and records them.
+type fakeStore struct {
+	calls  []rangeCall
+	answer func(c rangeCall) ([]queries.Series, error)
+}
+
+type rangeCall struct {
+	expr       string
+	start, end time.Time
+	step       time.Duration
+}
+
+func (f *fakeStore) Range(_ context.Context, expr string, start, end time.Time, step time.Duration) ([]queries.Series, error) {
+	c := rangeCall{expr, start, end, step}
+	f.calls = append(f.calls, c)
+	if f.answer == nil {
+		return nil, nil
+	}
+	return f.answer(c)
+}
+
+var _ RangeQuerier = (*fakeStore)(nil)
+
+// One query per metric and namespace and per chunk, the chunks tiling the
+// history; the expressions are the catalog's.
+func TestPrometheusReaderBatches(t *testing.T) {
+	h := newHistory(t, DefaultConfig(), 50*time.Hour, 5*time.Minute)
+	store := &fakeStore{}
+	var progress [][2]int
+	r := &PrometheusReader{Store: store, Namespaces: []string{"a", "b"}, Chunk: 24 * time.Hour,
+		Progress: func(done, total int) { progress = append(progress, [2]int{done, total}) }}
+	if err := r.Read(context.Background(), h); err != nil {
+		t.Fatal(err)
+	}
+
+	cat := queries.DefaultHistoryCatalog()
+	expr := func(m queries.HistoryMetric, ns string) string {
+		e, err := cat.Expr(m, ns, 5*time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return e
+	}
+	var want []rangeCall
+	add := func(m queries.HistoryMetric, from, to time.Time) {
+		nss := []string{""}
+		if m.Namespaced() {
+			nss = []string{"a", "b"}
+		}
+		for _, ns := range nss {
+			want = append(want, rangeCall{expr(m, ns), from, to, 5 * time.Minute})
+		}
+	}
+	end := h.End()
+	for _, m := range []queries.HistoryMetric{queries.HistoryRequests, queries.HistoryLimits, queries.HistoryFramebufferSize} {
+		add(m, end, end)
+	}
+	// (0, 50h] in chunks of 24h: (0, 24h], (24h, 48h], (48h, 50h].
+	for _, c := range [][2]time.Duration{{5 * time.Minute, 24 * time.Hour}, {24*time.Hour + 5*time.Minute, 48 * time.Hour}, {48*time.Hour + 5*time.Minute, 50 * time.Hour}} {
+		for _, m := range queries.HistoryMetrics[3:] {
+			add(m, t0.Add(c[0]), t0.Add(c[1]))
+		}
+	}
+	if len(store.calls) != len(want) {
+		t.Fatalf("got %d queries, want %d", len(store.calls), len(want))
+	}
+	for i := range want {
+		if store.calls[i] != want[i] {
+			t.Errorf("query %d:\n got %+v\nwant %+v", i, store.calls[i], want[i])
+		}
+	}
+	// 5 at the end (requests and limits twice, framebuffer size once), then
+	// 13 per chunk (5 metrics twice, 3 once).
+	if n := len(progress); n != 44 || progress[n-1] != [2]int{44, 44} || progress[0] != [2]int{1, 44} {
+		t.Errorf("progress %v, want 1/44 to 44/44", progress)
+	}
+}
+
+func TestPrometheusReaderErrors(t *testing.T) {
+	boom := errors.New("boom")
+	h := newHistory(t, DefaultConfig(), 2*time.Hour, 5*time.Minute)
+	store := &fakeStore{answer: func(c rangeCall) ([]queries.Series, error) {
+		if strings.Contains(c.expr, "max_over_time(container_memory_working_set_bytes") {
+			return nil, boom
+		}
+		return nil, nil
+	}}
+	err := (&PrometheusReader{Store: store}).Read(context.Background(), h)
+	if !errors.Is(err, boom) || err.Error() != "read memory: boom" {
+		t.Errorf("got %v, want read memory: boom", err)
+	}
+
+	err = (&PrometheusReader{Store: store, Namespaces: []string{"shop", "Bad"}}).Read(context.Background(), h)
+	if err == nil || err.Error() != `namespace "Bad": not a valid namespace name (DNS-1123 label)` {
+		t.Errorf("got %v", err)
+	}
+
+	cat := queries.DefaultHistoryCatalog()
+	cat.Containers.CPU = "no such metric"
+	err = (&PrometheusReader{Store: store, Catalog: cat}).Read(context.Background(), h)
+	if err == nil || err.Error() != `history catalog: containers.cpu: "no such metric" is not a valid metric name` {
+		t.Errorf("got %v", err)
+	}
+}
+
+// The labels that place a row come from the catalog too.
+func TestPrometheusReaderCustomLabels(t *testing.T) {
+	cat := queries.DefaultHistoryCatalog()
+	cat.Containers.NamespaceLabel, cat.Containers.PodLabel, cat.Containers.ContainerLabel = "kns", "kpod", "kcontainer"
+	h := newHistory(t, DefaultConfig(), 30*time.Hour, time.Hour)
+	store := &fakeStore{answer: func(c rangeCall) ([]queries.Series, error) {
+		if !strings.Contains(c.expr, "rate(container_cpu_usage_seconds_total{kcontainer!=\"\"") {
+			return nil, nil
+		}
+		s := queries.Series{Labels: map[string]string{"kns": "shop", "kpod": "cart-0", "kcontainer": "app"}}
+		for at := c.start; !at.After(c.end); at = at.Add(c.step) {
+			s.Points = append(s.Points, queries.Point{T: at, V: 0.4})
+		}
+		return []queries.Series{s}, nil
+	}}
+	if err := (&PrometheusReader{Store: store, Catalog: cat}).Read(context.Background(), h); err != nil {
+		t.Fatal(err)
+	}
+	c := containerOfReport(t, mustRecommend(t, h), shop, "app")
+	if c.CPU.Samples != 30 || c.CPU.Request != 0.46 {
+		t.Errorf("cpu: %d samples, request %v; want 30 and 0.46", c.CPU.Samples, c.CPU.Request)
+	}
+}
+
+// oomAndVLLM is two days of history read every 5m from hs, with samples
+// every minute from the epoch (10m before hs):
+//
+//   - batch/etl (pod etl-0): container worker at 900 MiB with a 1 GiB limit,
+//     its last termination OOMKilled from 10h02m to 20h02m and again from
+//     40h02m on (two kills), and "Error" throughout (not an OOM kill);
+//     container sidecar at 100 MiB without a limit, OOMKilled throughout
+//     (one kill, seen in the first sample);
+//   - llm/chat (pod chat-0): a vLLM server on two H100s, each at 20%
+//     DCGM_FI_DEV_GPU_UTIL with 73000 of 81559 MiB of framebuffer in use,
+//     as dcgm-exporter reports them from the gpu-operator namespace (the
+//     pod in exported_ labels); KV cache at 25% under vLLM's current name
+//     (and 90% under the old one, which it must not read); 7 requests
+//     waiting once, at 30h03m;
+//   - llm/legacy (pod legacy-0): KV cache at 50% under the old name only;
+//   - other/x (pod x-0): KV cache and GPU, outside the namespaces read.
+//
+// Every change of a gauge falls between two steps of 5m, so that
+// Prometheus 2.x's [t-5m, t] and VictoriaMetrics' (t-5m, t] see it at the
+// same steps.
+func oomAndVLLM(hs time.Time) []storetest.Series {
+	end := hs.Add(48 * time.Hour)
+	minutes := func(f func(at time.Duration) float64) []storetest.Sample {
+		var out []storetest.Sample
+		for at := storetest.Epoch; !at.After(end); at = at.Add(time.Minute) {
+			out = append(out, storetest.Sample{T: at, V: f(at.Sub(hs))})
+		}
+		return out
+	}
+	constant := func(v float64) []storetest.Sample { return minutes(func(time.Duration) float64 { return v }) }
+	labels := func(kv ...string) map[string]string {
+		m := map[string]string{}
+		for i := 0; i < len(kv); i += 2 {
+			m[kv[i]] = kv[i+1]
+		}
+		return m
+	}
+	etl := func(container string, kv ...string) map[string]string {
+		return labels(append([]string{"namespace", "batch", "pod", "etl-0", "container", container}, kv...)...)
+	}
+	h := func(hours, minutes int) time.Duration {
+		return time.Duration(hours)*time.Hour + time.Duration(minutes)*time.Minute
+	}
+	workerOOM := minutes(func(at time.Duration) float64 {
+		if at >= h(10, 2) && at < h(20, 2) || at >= h(40, 2) {
+			return 1
+		}
+		return 0
+	})
+	gpu := func(index string) map[string]string {
+		return labels("namespace", "gpu-operator", "pod", "nvidia-dcgm-exporter-x7k2p", "exported_namespace", "llm", "exported_pod", "chat-0",
+			"gpu", index, "modelName", "NVIDIA H100 80GB HBM3")
+	}
+	chat := labels("namespace", "llm", "pod", "chat-0", "model_name", "llama")
+	return []storetest.Series{
+		{Metric: "container_memory_working_set_bytes", Labels: etl("worker"), Samples: constant(900 * MiB)},
+		{Metric: "container_memory_working_set_bytes", Labels: etl("sidecar"), Samples: constant(100 * MiB)},
+		{Metric: "kube_pod_container_resource_requests", Labels: etl("worker", "resource", "memory", "unit", "byte"), Samples: constant(512 * MiB)},
+		{Metric: "kube_pod_container_resource_limits", Labels: etl("worker", "resource", "memory", "unit", "byte"), Samples: constant(GiB)},
+		{Metric: "kube_pod_container_status_last_terminated_reason", Labels: etl("worker", "reason", "OOMKilled"), Samples: workerOOM},
+		{Metric: "kube_pod_container_status_last_terminated_reason", Labels: etl("worker", "reason", "Error"), Samples: constant(1)},
+		{Metric: "kube_pod_container_status_last_terminated_reason", Labels: etl("sidecar", "reason", "OOMKilled"), Samples: constant(1)},
+
+		{Metric: "DCGM_FI_DEV_GPU_UTIL", Labels: gpu("0"), Samples: constant(20)},
+		{Metric: "DCGM_FI_DEV_GPU_UTIL", Labels: gpu("1"), Samples: constant(20)},
+		{Metric: "DCGM_FI_DEV_FB_USED", Labels: gpu("0"), Samples: constant(73000)},
+		{Metric: "DCGM_FI_DEV_FB_USED", Labels: gpu("1"), Samples: constant(73000)},
+		{Metric: "DCGM_FI_DEV_FB_FREE", Labels: gpu("0"), Samples: constant(8559)},
+		{Metric: "DCGM_FI_DEV_FB_FREE", Labels: gpu("1"), Samples: constant(8559)},
+		{Metric: "vllm:kv_cache_usage_perc", Labels: chat, Samples: constant(0.25)},
+		{Metric: "vllm:gpu_cache_usage_perc", Labels: chat, Samples: constant(0.9)},
+		{Metric: "vllm:num_requests_waiting", Labels: chat, Samples: minutes(func(at time.Duration) float64 {
+			if at == h(30, 3) {
+				return 7
+			}
+			return 0
+		})},
+		{Metric: "vllm:gpu_cache_usage_perc", Labels: labels("namespace", "llm", "pod", "legacy-0"), Samples: constant(0.5)},
+
+		{Metric: "vllm:kv_cache_usage_perc", Labels: labels("namespace", "other", "pod", "x-0"), Samples: constant(0.5)},
+		{Metric: "DCGM_FI_DEV_GPU_UTIL", Labels: labels("namespace", "gpu-operator", "pod", "nvidia-dcgm-exporter-x7k2p",
+			"exported_namespace", "other", "exported_pod", "x-0", "gpu", "2", "modelName", "Tesla T4"), Samples: constant(50)},
+	}
+}
+
+// OOM kills and vLLM's KV cache read from a real Prometheus and a real
+// VictoriaMetrics give the numbers computed by hand.
+func TestPrometheusReaderOOMAndVLLM(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs real stores; skipped with -short")
+	}
+	hs := storetest.Epoch.Add(10 * time.Minute)
+	history := oomAndVLLM(hs)
+	stores := []struct {
+		name  string
+		start func(t *testing.T) *storetest.Server
+	}{
+		{"prometheus", func(t *testing.T) *storetest.Server {
+			return storetest.StartPrometheus(t, storetest.PromOptions{History: history})
+		}},
+		{"victoriametrics", func(t *testing.T) *storetest.Server {
+			return storetest.StartVictoriaMetrics(t, storetest.VMOptions{History: history})
+		}},
+	}
+	for _, s := range stores {
+		t.Run(s.name, func(t *testing.T) {
+			srv := s.start(t)
+			store, err := queries.NewPrometheus(queries.PrometheusConfig{URL: srv.URL})
+			if err != nil {
+				t.Fatal(err)
+			}
+			h, err := NewHistory(DefaultConfig(), hs, hs.Add(48*time.Hour), 5*time.Minute)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := &PrometheusReader{Store: store, Namespaces: []string{"batch", "llm"}}
+			if err := r.Read(context.Background(), h); err != nil {
+				t.Fatal(err)
+			}
+			checkOOMAndVLLM(t, mustRecommend(t, h))
+		})
+	}
+}
+
+func checkOOMAndVLLM(t *testing.T, r *Report) {
+	t.Helper()
+	byName := map[string]WorkloadReport{}
+	for _, w := range r.Workloads {
+		byName[w.Namespace+"/"+w.Name] = w
+	}
+	if len(byName) != 3 || byName["batch/etl"].Name == "" || byName["llm/chat"].Name == "" || byName["llm/legacy"].Name == "" {
+		t.Fatalf("workloads %v, want batch/etl, llm/chat and llm/legacy", byName)
+	}
+
+	// The worker rose to OOMKilled twice. Killed at its 1 GiB limit: at
+	// least max(1024 + 100, 1024 * 1.2 = 1228.8) MiB, rounded up to
+	// 1229 MiB, above its daily peaks' 900 MiB + 15% = 1035 MiB.
+	etl := byName["batch/etl"]
+	worker := containerOfReport(t, r, queries.WorkloadKey{Namespace: "batch", Name: "etl"}, "worker")
+	if worker.OOMKills != 2 || worker.Memory.Request != 1229*MiB || worker.Memory.Limit != 1229*MiB ||
+		worker.Memory.CurrentRequest != 512*MiB || worker.Memory.CurrentLimit != GiB {
+		t.Errorf("worker: %d OOM kills, memory %+v; want 2 and a request of 1229 MiB", worker.OOMKills, worker.Memory)
+	}
+	if want := "p95 of 3 daily peaks = 900Mi, +15%; OOM-killed 2 times at 1Gi: max(+100Mi, x1.2) = 1229Mi"; worker.Memory.Basis != want {
+		t.Errorf("worker basis %q, want %q", worker.Memory.Basis, want)
+	}
+	// The sidecar was OOMKilled from its first sample: one kill. Without a
+	// limit it was killed at its peak, 100 MiB: max(200, 120) MiB.
+	sidecar := containerOfReport(t, r, queries.WorkloadKey{Namespace: "batch", Name: "etl"}, "sidecar")
+	if sidecar.OOMKills != 1 || sidecar.Memory.Request != 200*MiB {
+		t.Errorf("sidecar: %d OOM kills, memory request %v MiB; want 1 and 200", sidecar.OOMKills, sidecar.Memory.Request/MiB)
+	}
+	if etl.Severity != SeverityCritical {
+		t.Errorf("batch/etl severity %s, want critical (512 MiB requested, 1229 MiB needed after OOM kills)", etl.Severity)
+	}
+
+	// chat: KV cache at 25% (vLLM's current name wins over the old one's
+	// 90%), so the framebuffer's 73000 MiB, preallocated, is not the need.
+	// Two GPUs at 20% are 2 * 20 / 80 = 0.5 GPUs' work: one GPU. By the
+	// framebuffer it would have kept both (2 * 73000 * 1.15 > 81559).
+	g := byName["llm/chat"].GPU
+	if g == nil {
+		t.Fatal("llm/chat: no GPU recommendation")
+	}
+	if !g.KVCache || g.KVCacheP95 != 25 || g.KVCacheMax != 25 || g.RequestsWaitingMax != 7 ||
+		g.GPUsPerReplica != 2 || g.UtilP95 != 20 || g.FramebufferUsedMiB != 73000 || g.FramebufferTotalMiB != 81559 ||
+		g.Class != "H100-80GB" || g.Action != GPUFewer || g.GPUs != 1 || g.Recommended != "1 x H100-80GB" {
+		t.Errorf("llm/chat gpu %+v", g)
+	}
+	if want := "KV-cache usage is the measure: p95 25%, peak 25%"; !strings.Contains(g.Reason, want) {
+		t.Errorf("llm/chat reason %q does not say %q", g.Reason, want)
+	}
+	// legacy: the old metric name, read where the new one is missing.
+	if g := byName["llm/legacy"].GPU; g == nil || !g.KVCache || g.KVCacheP95 != 50 || g.Action != GPUNotEnough {
+		t.Errorf("llm/legacy gpu %+v", g)
+	}
+}
