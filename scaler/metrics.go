@@ -21,6 +21,7 @@ type Metrics struct {
 	workloads    prometheus.Gauge
 	decisions    *prometheus.GaugeVec
 	recoveries   *prometheus.CounterVec
+	vanished     *prometheus.CounterVec
 }
 
 // NewMetrics creates the collector's metrics and registers them with reg.
@@ -60,8 +61,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "ebb_idle_clock_recoveries_total",
 			Help: "History queries that recovered idle clocks after a start or for new triggers, by signal and result (ok, error).",
 		}, []string{"signal", "result"}),
+		vanished: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ebb_series_vanished_total",
+			Help: "Workloads whose series vanished while they were active, taken for missing data rather than no traffic, by signal.",
+		}, []string{"signal"}),
 	}
-	reg.MustRegister(m.tickDuration, m.queries, m.queryErrors, m.series, m.shapes, m.workloads, m.decisions, m.recoveries)
+	reg.MustRegister(m.tickDuration, m.queries, m.queryErrors, m.series, m.shapes, m.workloads, m.decisions, m.recoveries, m.vanished)
 	return m
 }
 
@@ -116,14 +121,23 @@ func (m *Metrics) observeTick(d time.Duration, shapes int, s *Snapshot) {
 		}
 	}
 	m.workloads.Set(float64(n))
-	m.decisions.Reset()
-	for k, v := range counts {
+	// Every valid pair is set on every tick (no Reset), so that a scrape
+	// during a tick never sees a partial set.
+	for r := shutdown.ReasonBadConfig; r <= shutdown.ReasonIdle; r++ {
+		active := r != shutdown.ReasonIdle
 		state := "idle"
-		if k.active {
+		if active {
 			state = "active"
 		}
-		m.decisions.WithLabelValues(state, k.reason.String()).Set(float64(v))
+		m.decisions.WithLabelValues(state, r.String()).Set(float64(counts[key{active, r}]))
 	}
+}
+
+func (m *Metrics) observeVanished(signal queries.Signal) {
+	if m == nil {
+		return
+	}
+	m.vanished.WithLabelValues(string(signal)).Inc()
 }
 
 func (m *Metrics) observeRecovery(signal queries.Signal, err error) {

@@ -188,17 +188,19 @@ func TestRecoveryFromHistory(t *testing.T) {
 	}
 	src.FailHistory(nil)
 	stepTo(c, clk, t0.Add(5*time.Second))
-	// Last active 10m before the restart, idle after 15m: active until t0+5m.
-	if d := decision(t, c, in); !d.Active || d.Reason != shutdown.ReasonRecent || !d.Until.Equal(t0.Add(5*time.Minute)) {
-		t.Fatalf("recovered: %v until %v, want active (recent) until %v", d, d.Until, t0.Add(5*time.Minute))
+	// Last active in the 15s step from 10m before the restart, idle after
+	// 15m: active until t0+5m15s at the latest, never less than t0+5m.
+	idle := t0.Add(5*time.Minute + 15*time.Second)
+	if d := decision(t, c, in); !d.Active || d.Reason != shutdown.ReasonRecent || !d.Until.Equal(idle) {
+		t.Fatalf("recovered: %v until %v, want active (recent) until %v", d, d.Until, idle)
 	}
-	stepTo(c, clk, t0.Add(5*time.Minute-5*time.Second))
+	stepTo(c, clk, idle.Add(-5*time.Second))
 	if d := decision(t, c, in); !d.Active {
-		t.Errorf("at t0+4m55s: %v, want active still", d)
+		t.Errorf("at %v: %v, want active still", clk.Now().Sub(t0), d)
 	}
-	stepTo(c, clk, t0.Add(5*time.Minute))
+	stepTo(c, clk, idle)
 	if d := decision(t, c, in); d.Active {
-		t.Errorf("after t0+5m: %v, want idle at the original time, not a full window after the restart", d)
+		t.Errorf("at %v: %v, want idle at the original time (within a recovery step), not a full window after the restart", clk.Now().Sub(t0), d)
 	}
 	lb := src.Lookbacks()
 	if len(lb) != 2 {
@@ -284,5 +286,29 @@ func TestBusyWorkloadPublishedEveryFiveMinutes(t *testing.T) {
 	}
 	if want := []string{"12:00", "12:05", "12:10"}; strings.Join(got, " ") != strings.Join(want, " ") {
 		t.Errorf("published last-active %v, want %v", got, want)
+	}
+}
+
+func TestVanishedDuringIdleGrace(t *testing.T) {
+	src := &queries.FakeSource{}
+	w := wk("a", "w")
+	src.Set(reqShape, queries.Sample{Workload: w, Value: 3})
+	c, clk := policyCollector(t, src, nil)
+	in := c.Register(reqShape, w, 0, 0)
+	c.Refresh(context.Background())
+	src.Set(reqShape, queries.Sample{Workload: w, Value: 0}) // quiet, series present: the 15m grace runs
+	stepTo(c, clk, t0.Add(5*time.Minute))
+	src.Set(reqShape) // scrape targets down inside the grace
+	stepTo(c, clk, t0.Add(30*time.Minute))
+	o, _ := c.Snapshot().Lookup(in)
+	if !errors.Is(o.Err, ErrVanished) || !o.Decision.Active {
+		t.Fatalf("series vanished during the idle grace: %+v, want missing data and active", o)
+	}
+	// A replaced pod may never report again until its first request:
+	// after MaxVanished, absence is no traffic, and the idle clock (last
+	// activity at t0) says idle.
+	stepTo(c, clk, t0.Add(7*time.Minute+MaxVanished)) // vanished at the first step after +5m
+	if o, _ := c.Snapshot().Lookup(in); o.Err != nil || o.Decision.Active {
+		t.Errorf("%s after the series vanished: %+v, want no traffic and idle", MaxVanished, o)
 	}
 }

@@ -70,12 +70,12 @@ func (c *Collector) Refresh(ctx context.Context) {
 	c.publish(groups, obs)
 
 	next := &Snapshot{At: now, obs: obs, shapes: shapeErrs}
+	c.cfg.Metrics.observeTick(time.Since(start), len(groups), next)
 	c.snap.p.Store(next)
 	c.mu.Lock()
 	close(c.changed)
 	c.changed = make(chan struct{})
 	c.mu.Unlock()
-	c.cfg.Metrics.observeTick(time.Since(start), len(groups), next)
 	if failed == 0 && len(groups) == 0 {
 		failed = c.ping(ctx, now)
 	}
@@ -131,10 +131,15 @@ func (c *Collector) query(ctx context.Context, groups map[queries.Shape]map[quer
 	return out
 }
 
+// MaxVanished bounds how long series that vanished are taken for missing
+// data: a pod replaced during a quiet spell gets Istio counters again only
+// with its first request, so absence must become "no traffic" eventually.
+const MaxVanished = time.Hour
+
 // observe turns a shape's result into one interest's observation and feeds
 // its idle clock. A failed query keeps the last value with its time; a
-// workload without a sample observes 0 (no traffic), unless it was active,
-// in which case its series vanished and its value is unknown.
+// workload without a sample observes 0 (no traffic), unless its series
+// vanished while it was active (see ErrVanished), for at most MaxVanished.
 func (c *Collector) observe(in *Interest, prev *Snapshot, err error, values map[queries.WorkloadKey]float64, whole *float64, wk queries.WorkloadKey, now time.Time) Observation {
 	o, _ := prev.Lookup(in)
 	o.owner = in
@@ -145,10 +150,19 @@ func (c *Collector) observe(in *Interest, prev *Snapshot, err error, values map[
 		} else if values != nil {
 			v, found = values[wk]
 		}
-		if !found && o.Known() && o.Value > in.Activation {
+		vanishing := !o.VanishedAt.IsZero()
+		if !found && o.Known() && (o.Present && o.Decision.Active || vanishing) &&
+			(!vanishing || now.Sub(o.VanishedAt) < MaxVanished) {
+			if !vanishing {
+				o.VanishedAt = now
+				c.cfg.Logger.Warn("series vanished while the workload was active: missing data, not no traffic",
+					"workload", in.Workload.String(), "shape", in.Shape.String(), "last", o.Value)
+				c.cfg.Metrics.observeVanished(in.Shape.Signal)
+			}
 			err = ErrVanished
 		} else {
 			o.Value, o.At, o.OK, o.Err = v, now, true, nil
+			o.Present, o.VanishedAt = found, time.Time{}
 			if v > in.Activation {
 				o.LastActive = now
 			}
@@ -224,9 +238,17 @@ func (c *Collector) recover(ctx context.Context, groups map[queries.Shape]map[qu
 			c.cfg.Logger.Warn("idle clock recovery failed; workloads stay active until it succeeds", "shape", k.shape.String(), "err", err)
 			continue
 		}
+		// The store evaluated a grid of steps: the real last activity may
+		// lie up to one step after the last active step. Counting from the
+		// end of that step can delay an idle answer by a step, never bring
+		// it forward.
 		last := make(map[queries.WorkloadKey]time.Time, len(found))
 		for _, f := range found {
-			last[f.Workload] = f.At
+			at := f.At.Add(c.cfg.RecoveryStep)
+			if at.After(now) {
+				at = now
+			}
+			last[f.Workload] = at
 		}
 		for _, in := range ins {
 			wk := in.Workload

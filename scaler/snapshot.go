@@ -54,6 +54,11 @@ type Observation struct {
 	// interest's activation (or, after a restart, recovered from the
 	// store's history); zero if never seen.
 	LastActive time.Time
+	// Present reports whether the last successful query had a sample for
+	// the workload; VanishedAt is when its series vanished while it was
+	// active (zero if they did not).
+	Present    bool
+	VanishedAt time.Time
 	// Decision is the idle policy's answer at the snapshot's tick: whether
 	// KEDA should keep the workload running, and why.
 	Decision shutdown.Decision
@@ -101,6 +106,18 @@ func (s *Snapshot) Lookup(in *Interest) (Observation, bool) {
 func (s *Snapshot) ShapeErr(shape queries.Shape) (error, bool) {
 	err, ok := s.shapes[shape]
 	return err, ok
+}
+
+// Observations returns every interest's observation, in no set order; for
+// diagnostics, not the hot path.
+func (s *Snapshot) Observations() []Observation {
+	var out []Observation
+	for i := range s.obs {
+		if s.obs[i].owner != nil {
+			out = append(out, s.obs[i])
+		}
+	}
+	return out
 }
 
 // Len returns the number of interests in the snapshot.

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -83,6 +85,17 @@ func (in *instance) advance(t *testing.T, at time.Time) {
 	}
 }
 
+// describe lists the collector's observations, for failure messages.
+func (in *instance) describe() string {
+	var b strings.Builder
+	snap := in.collector.Snapshot()
+	fmt.Fprintf(&b, "snapshot at %v:\n", snap.At.Sub(storetest.Epoch))
+	for _, o := range snap.Observations() {
+		fmt.Fprintf(&b, "  %+v\n", o)
+	}
+	return b.String()
+}
+
 func (in *instance) isActive(t *testing.T, ref *pb.ScaledObjectRef) bool {
 	t.Helper()
 	r, err := in.client.IsActive(context.Background(), ref)
@@ -101,10 +114,13 @@ func TestRestartKeepsIdleClock(t *testing.T) {
 	wave := soRef("shop", "wave", map[string]string{"signal": "requests", "target": "5"})
 
 	// wave's counter grows until +31m. In Prometheus 2.x rate(x[1m]) at t
-	// covers [t-1m, t], so the last 15s step with a positive rate is
-	// +31m45s; with --idle-after=10m the workload is idle from +41m45s.
-	lastActive := evalAt.Add(time.Minute + 45*time.Second)
-	idleAt := lastActive.Add(10 * time.Minute)
+	// covers [t-1m, t], so the rate is positive until +31m45s and 0 from
+	// +32m; with --idle-after=10m the workload is idle from +42m at the
+	// latest. Recovery works on a grid of 15s steps and counts from the end
+	// of the last active step: it may answer idle up to a step later than
+	// that, never earlier than +41m45s.
+	notBefore := evalAt.Add(11*time.Minute + 45*time.Second)
+	idleBy := evalAt.Add(12*time.Minute + 15*time.Second)
 
 	first := startInstance(t, prom.URL, evalAt)
 	if !first.isActive(t, wave) {
@@ -118,17 +134,18 @@ func TestRestartKeepsIdleClock(t *testing.T) {
 
 	// Restarted at +36m, halfway through the idle period.
 	second := startInstance(t, prom.URL, evalAt.Add(6*time.Minute))
-	second.isActive(t, wave) // KEDA asks: the trigger registers
+	second.isActive(t, wave)                     // KEDA asks: the trigger registers
+	second.advance(t, evalAt.Add(6*time.Minute)) // the refresh it asks for
 	second.advance(t, evalAt.Add(6*time.Minute+5*time.Second))
 	if !second.isActive(t, wave) {
 		t.Fatal("restarted ebb answered idle at +36m: it must recover the last activity (+31m45s), not start from nothing")
 	}
-	second.advance(t, idleAt.Add(-5*time.Second))
+	second.advance(t, notBefore.Add(-5*time.Second))
 	if !second.isActive(t, wave) {
-		t.Fatalf("idle before %v", idleAt.Sub(storetest.Epoch))
+		t.Fatalf("idle before %v", notBefore.Sub(storetest.Epoch))
 	}
-	second.advance(t, idleAt)
+	second.advance(t, idleBy)
 	if second.isActive(t, wave) {
-		t.Fatalf("still active at %v: the restart must not restart the idle period", idleAt.Sub(storetest.Epoch))
+		t.Fatalf("still active at %v: the restart must not restart the idle period\n%s", idleBy.Sub(storetest.Epoch), second.describe())
 	}
 }

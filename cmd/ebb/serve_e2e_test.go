@@ -1,20 +1,14 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"io"
-	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/benbjohnson/clock"
 	pb "github.com/kedacore/keda/v2/pkg/scalers/externalscaler"
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 
@@ -25,7 +19,7 @@ import (
 // starts at evalAt, well inside it.
 var (
 	dataStart = storetest.Epoch
-	dataEnd   = storetest.Epoch.Add(40 * time.Minute)
+	dataEnd   = storetest.Epoch.Add(70 * time.Minute)
 	evalAt    = storetest.Epoch.Add(30 * time.Minute)
 	step      = 15 * time.Second
 	nSamples  = int(dataEnd.Sub(dataStart)/step) + 1
@@ -74,114 +68,14 @@ func waveSamples() []storetest.Sample {
 	return out
 }
 
-// e2e is `ebb serve` against a real Prometheus, reached through KEDA's
-// generated client over TCP.
-type e2e struct {
-	prom   *storetest.Server
-	clk    *clock.Mock
-	client pb.ExternalScalerClient
-	conn   *grpc.ClientConn
-	http   string
-	stderr *syncBuffer
-	done   chan error
-	cancel context.CancelFunc
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func startE2E(t *testing.T) *e2e {
 	t.Helper()
-	e := &e2e{
-		prom:   storetest.StartPrometheus(t, storetest.PromOptions{History: e2eHistory()}),
-		clk:    clock.NewMock(),
-		stderr: &syncBuffer{},
-		done:   make(chan error, 1),
-	}
-	e.clk.Set(evalAt)
-	addrs := make(chan [2]string, 1)
-	ctx, cancel := context.WithCancel(context.Background())
-	e.cancel = cancel
-	args := []string{"--prometheus-url=" + e.prom.URL, "--grpc-addr=127.0.0.1:0", "--http-addr=127.0.0.1:0",
-		"--interval=5s", "--max-staleness=30s", "--query-timeout=5s", "--log-format=text"}
-	go func() {
-		e.done <- runServe(ctx, args, e.stderr, serveDeps{clock: e.clk, getenv: func(string) string { return "" },
-			listening: func(g, h string) { addrs <- [2]string{g, h} }})
-	}()
-	var a [2]string
-	select {
-	case a = <-addrs:
-	case err := <-e.done:
-		t.Fatalf("ebb serve exited: %v\n%s", err, e.stderr)
-	case <-time.After(30 * time.Second):
-		t.Fatal("ebb serve did not listen")
-	}
-	e.http = "http://" + a[1]
-	var err error
-	e.conn, err = grpc.NewClient(a[0], grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.client = pb.NewExternalScalerClient(e.conn)
-	t.Cleanup(func() {
-		e.conn.Close()
-		e.stop(t)
-	})
+	prom := storetest.StartPrometheus(t, storetest.PromOptions{History: e2eHistory()})
+	clk := clock.NewMock()
+	clk.Set(evalAt)
+	e := startServe(t, prom.URL, clk, "--interval=5s", "--max-staleness=30s", "--query-timeout=5s")
+	e.prom = prom
 	return e
-}
-
-func (e *e2e) stop(t *testing.T) {
-	t.Helper()
-	e.cancel()
-	select {
-	case err, ok := <-e.done:
-		if ok && err != nil {
-			t.Errorf("ebb serve: %v", err)
-		}
-		close(e.done)
-	case <-time.After(30 * time.Second):
-		t.Error("ebb serve did not stop within 30s of cancellation")
-	}
-}
-
-func soRef(ns, name string, md map[string]string) *pb.ScaledObjectRef {
-	m := map[string]string{"scalerAddress": "ebb:9090"}
-	for k, v := range md {
-		m[k] = v
-	}
-	return &pb.ScaledObjectRef{Namespace: ns, Name: name, ScalerMetadata: m}
-}
-
-// value polls GetMetrics until ebb has collected the trigger's first value:
-// the first call registers it and the collector queries the real Prometheus
-// at once, which takes real time.
-func (e *e2e) value(t *testing.T, ref *pb.ScaledObjectRef) float64 {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		m, err := e.client.GetMetrics(context.Background(), &pb.GetMetricsRequest{ScaledObjectRef: ref})
-		if err == nil {
-			return m.MetricValues[0].MetricValueFloat
-		}
-		if status.Code(err) != codes.Unavailable || time.Now().After(deadline) {
-			t.Fatalf("GetMetrics %s/%s: %v\nlog:\n%s", ref.Namespace, ref.Name, err, e.stderr)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 func TestServeEndToEnd(t *testing.T) {
@@ -354,15 +248,4 @@ func TestServeEndToEnd(t *testing.T) {
 			t.Error("/metrics does not count the unreachable store")
 		}
 	})
-}
-
-func httpGet(t *testing.T, url string) (string, int) {
-	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return string(b), resp.StatusCode
 }
