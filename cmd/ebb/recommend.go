@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 
 	"github.com/ebbscale/ebb/autopilot"
 	"github.com/ebbscale/ebb/autopilot/live"
@@ -305,14 +306,25 @@ func connectKube(kubeconfig string, deps recommendDeps) (kubernetes.Interface, e
 	return client, nil
 }
 
-// newKubeClient connects to the API server of kubeconfig (see kube.Config).
-func newKubeClient(kubeconfig string) (kubernetes.Interface, error) {
+// recommendRESTConfig is the API server configuration `ebb recommend` uses
+// (see kube.Config): reads in bursts, a minute per request at most.
+func recommendRESTConfig(kubeconfig string) (*rest.Config, error) {
 	rc, err := kube.Config(kubeconfig)
 	if err != nil {
 		return nil, err
 	}
 	rc.UserAgent = kube.UserAgent + "/" + version
 	rc.QPS, rc.Burst = 20, 40
+	rc.Timeout = time.Minute
+	return rc, nil
+}
+
+// newKubeClient connects to the API server of kubeconfig.
+func newKubeClient(kubeconfig string) (kubernetes.Interface, error) {
+	rc, err := recommendRESTConfig(kubeconfig)
+	if err != nil {
+		return nil, err
+	}
 	return kubernetes.NewForConfig(rc)
 }
 
@@ -408,13 +420,16 @@ func newProgress(w io.Writer, force *bool) *progress {
 	return p
 }
 
-func (p *progress) update(done, total int) {
+func (p *progress) update(done, total int) { p.bar("reading history", done, total) }
+
+// bar draws one progress bar line, redrawn in place.
+func (p *progress) bar(label string, done, total int) {
 	if !p.on || total <= 0 {
 		return
 	}
 	const width = 30
 	n := min(done*width/total, width)
-	fmt.Fprintf(p.w, "\rreading history [%s%s] %d/%d", strings.Repeat("#", n), strings.Repeat(".", width-n), done, total)
+	fmt.Fprintf(p.w, "\r%s [%s%s] %d/%d", label, strings.Repeat("#", n), strings.Repeat(".", width-n), done, total)
 }
 
 func (p *progress) done() {

@@ -154,13 +154,10 @@ func defaultKubeconfig(getenv func(string) string) string {
 // liveClients connects to the API server and metrics.k8s.io of kubeconfig
 // (see kube.Config).
 func liveClients(kubeconfig string) (kubernetes.Interface, metricsclient.Interface, error) {
-	rc, err := kube.Config(kubeconfig)
+	rc, err := recommendRESTConfig(kubeconfig)
 	if err != nil {
 		return nil, nil, err
 	}
-	rc.UserAgent = kube.UserAgent + "/" + version
-	rc.QPS, rc.Burst = 20, 40
-	rc.Timeout = time.Minute
 	k, err := kubernetes.NewForConfig(rc)
 	if err != nil {
 		return nil, nil, err
@@ -305,11 +302,4 @@ func evidenceOf(r autopilot.ResourceRecommendation, f func(float64) string) stri
 }
 
 // sampling draws the progress of sampling metrics-server.
-func (p *progress) sampling(done, total int) {
-	if !p.on || total <= 0 {
-		return
-	}
-	const width = 30
-	n := min(done*width/total, width)
-	fmt.Fprintf(p.w, "\rsampling metrics-server [%s%s] %d/%d", strings.Repeat("#", n), strings.Repeat(".", width-n), done, total)
-}
+func (p *progress) sampling(done, total int) { p.bar("sampling metrics-server", done, total) }
