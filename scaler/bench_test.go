@@ -39,7 +39,7 @@ func benchCollector(b *testing.B, n int) (*Collector, []*Interest, *queries.Fake
 
 // BenchmarkSnapshotLookup is the hot path of every KEDA call.
 func BenchmarkSnapshotLookup(b *testing.B) {
-	for _, n := range benchSizes {
+	for _, n := range benchSizesFor() {
 		b.Run(fmt.Sprint(n), func(b *testing.B) {
 			c, ins, _ := benchCollector(b, n)
 			c.Refresh(context.Background())
@@ -59,7 +59,7 @@ func BenchmarkSnapshotLookup(b *testing.B) {
 // gpu) over N interests and swapping the snapshot; decoding is measured in
 // queries.
 func BenchmarkRefresh(b *testing.B) {
-	for _, n := range benchSizes {
+	for _, n := range benchSizesFor() {
 		b.Run(fmt.Sprint(n), func(b *testing.B) {
 			c, _, _ := benchCollector(b, n)
 			b.ReportAllocs()
