@@ -31,21 +31,22 @@ test: test-deps
 # benchmark once, the micro-benchmarks at 100, 1k and 10k workloads, the gRPC
 # load at 1k and 10k workloads, and KEDA's per-object querying side by side
 # with ebb's batched collector on a real Prometheus at 100 and 1k workloads.
-# Results are also written to bench/out/.
+# Results are also written to bench/out/quick/.
 bench: test-deps
-	@mkdir -p bench/out
+	@mkdir -p bench/out/quick
 	$(GO) test -short -run '^$$' -bench . -benchtime 1x ./... >/dev/null
-	($(GO) test -short -run '^$$' -bench . -benchmem -count 1 ./scaler ./externalscaler ./queries; echo $$? >bench/out/.status) | tee bench/out/micro.txt
+	($(GO) test -short -run '^$$' -bench . -benchmem -count 1 ./scaler ./externalscaler ./queries; echo $$? >bench/out/.status) | tee bench/out/quick/micro.txt
 	@exit $$(cat bench/out/.status)
-	EBB_BENCH=1 EBB_BENCH_OUT=$(CURDIR)/bench/out $(GO) test -count 1 -timeout 30m -run 'TestLoad$$|TestSideBySide$$' -v ./bench
+	EBB_BENCH=1 EBB_BENCH_OUT=$(CURDIR)/bench/out/quick $(GO) test -count 1 -timeout 30m -run 'TestLoad$$|TestSideBySide$$' -v ./bench
 
 # bench-large adds 100k workloads and 5 counts to the micro-benchmarks,
-# 30 s runs repeated 3 times to the load, and 5k workloads to the side by side.
+# 30 s runs repeated 3 times to the load, and 5k workloads to the side by side;
+# results also in bench/out/large/.
 bench-large: test-deps
-	@mkdir -p bench/out
-	($(GO) test -run '^$$' -bench . -benchmem -count 5 -timeout 120m ./scaler ./externalscaler ./queries; echo $$? >bench/out/.status) | tee bench/out/micro-large.txt
+	@mkdir -p bench/out/large
+	($(GO) test -run '^$$' -bench . -benchmem -count 5 -timeout 120m ./scaler ./externalscaler ./queries; echo $$? >bench/out/.status) | tee bench/out/large/micro.txt
 	@exit $$(cat bench/out/.status)
-	EBB_BENCH_LARGE=1 EBB_BENCH_OUT=$(CURDIR)/bench/out $(GO) test -count 1 -timeout 120m -run 'TestLoad$$|TestSideBySide$$' -v ./bench
+	EBB_BENCH_LARGE=1 EBB_BENCH_OUT=$(CURDIR)/bench/out/large $(GO) test -count 1 -timeout 120m -run 'TestLoad$$|TestSideBySide$$' -v ./bench
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
