@@ -115,6 +115,8 @@ type instantDecoder struct {
 	labels []string
 	scalar bool
 	emit   func(vals []string, v float64)
+	// intern, when set, turns label values into strings (see answerCache).
+	intern func([]byte) string
 
 	vals    []string
 	series  int // samples read
@@ -153,7 +155,11 @@ func (d *instantDecoder) vector(s *scanner) error {
 	setLabel := func(name, raw []byte, escaped bool) {
 		for i, l := range d.labels {
 			if string(name) == l {
-				vals[i] = s.text(raw, escaped)
+				if d.intern != nil && !escaped {
+					vals[i] = d.intern(raw)
+				} else {
+					vals[i] = s.text(raw, escaped)
+				}
 			}
 		}
 	}

@@ -2,11 +2,13 @@ package queries
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"math"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -183,6 +185,8 @@ func TestDecodeResponses(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Instant: %v", err)
 			}
+			sortSamples(got) // Instant promises no order
+			sortSamples(tt.want)
 			if !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("samples =\n%v\nwant\n%v", got, tt.want)
 			}
@@ -382,4 +386,11 @@ func hasRepeatedKey(body []byte) bool {
 		}
 		valueDone()
 	}
+}
+
+// sortSamples orders samples by workload, for comparisons.
+func sortSamples(s []Sample) {
+	slices.SortFunc(s, func(a, b Sample) int {
+		return cmp.Or(strings.Compare(a.Workload.Namespace, b.Workload.Namespace), strings.Compare(a.Workload.Name, b.Workload.Name))
+	})
 }

@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/common/config"
@@ -94,6 +95,9 @@ type Prometheus struct {
 	observe   func(QueryStats)
 	now       func() time.Time // measures durations only
 	maxPoints int
+	// what each shape's last answers leave for the next; see answerCache
+	cachesMu sync.Mutex
+	caches   map[Shape]*answerCache
 }
 
 var _ Source = (*Prometheus)(nil)
@@ -143,12 +147,14 @@ func NewPrometheus(cfg PrometheusConfig) (*Prometheus, error) {
 		observe:   cfg.Observe,
 		now:       time.Now,
 		maxPoints: maxPointsPerQuery,
+		caches:    make(map[Shape]*answerCache),
 	}, nil
 }
 
 // Instant evaluates shape for every workload at the instant at.
 //
-// requests yields one sample per workload the store has series for; gpu sums
+// Samples come in no set order. requests yields one sample per workload the
+// store has series for; gpu sums
 // each workload's pods (see WorkloadOfPod); query yields at most one sample,
 // the sum of the result's samples (a scalar is its own value), and none for
 // an empty result. NaN and infinite values are dropped. Every error is a
@@ -168,8 +174,13 @@ func (p *Prometheus) Instant(ctx context.Context, shape Shape, at time.Time) ([]
 }
 
 func (p *Prometheus) requests(ctx context.Context, shape Shape, expr string, at time.Time) ([]Sample, error) {
+	// The last answer's size is the best guess of this one's.
+	cache := p.answerCache(shape)
 	var samples []Sample
-	d := &instantDecoder{labels: []string{p.catalog.Requests.NamespaceLabel, p.catalog.Requests.WorkloadLabel}}
+	if cache.rows > 0 {
+		samples = make([]Sample, 0, cache.rows)
+	}
+	d := &instantDecoder{labels: []string{p.catalog.Requests.NamespaceLabel, p.catalog.Requests.WorkloadLabel}, intern: cache.intern}
 	d.emit = func(vals []string, v float64) {
 		if vals[0] == "" || vals[1] == "" {
 			d.skipped++
@@ -177,8 +188,13 @@ func (p *Prometheus) requests(ctx context.Context, shape Shape, expr string, at 
 		}
 		samples = append(samples, Sample{Workload: WorkloadKey{Namespace: vals[0], Name: vals[1]}, Value: v})
 	}
-	if err := p.instant(ctx, shape, expr, at, d); err != nil {
+	err := p.instant(ctx, shape, expr, at, d)
+	cache.done(len(samples), err)
+	if err != nil {
 		return nil, err
+	}
+	if len(samples) == 0 {
+		return nil, nil // no workload has traffic
 	}
 	return samples, nil
 }
@@ -191,8 +207,9 @@ type podMean struct {
 }
 
 func (p *Prometheus) gpu(ctx context.Context, shape Shape, expr string, at time.Time) ([]Sample, error) {
-	pods := map[WorkloadKey]podMean{}
-	d := &instantDecoder{labels: p.catalog.gpuLabels()}
+	cache := p.answerCache(shape)
+	pods := make(map[WorkloadKey]podMean, cache.rows)
+	d := &instantDecoder{labels: p.catalog.gpuLabels(), intern: cache.intern}
 	d.emit = func(vals []string, v float64) {
 		ns, pod := podOf(vals)
 		if ns == "" || pod == "" {
@@ -203,7 +220,9 @@ func (p *Prometheus) gpu(ctx context.Context, shape Shape, expr string, at time.
 		m := pods[k]
 		pods[k] = podMean{sum: m.sum + v, n: m.n + 1}
 	}
-	if err := p.instant(ctx, shape, expr, at, d); err != nil {
+	err := p.instant(ctx, shape, expr, at, d)
+	cache.done(len(pods), err)
+	if err != nil {
 		return nil, err
 	}
 	sums := make(map[WorkloadKey]float64, len(pods))
@@ -215,10 +234,6 @@ func (p *Prometheus) gpu(ctx context.Context, shape Shape, expr string, at time.
 	for k, v := range sums {
 		samples = append(samples, Sample{Workload: k, Value: v})
 	}
-	sort.Slice(samples, func(i, j int) bool {
-		a, b := samples[i].Workload, samples[j].Workload
-		return a.Namespace < b.Namespace || a.Namespace == b.Namespace && a.Name < b.Name
-	})
 	return samples, nil
 }
 

@@ -1,0 +1,73 @@
+package queries
+
+import "sync"
+
+// answerCache is what one shape's answers leave for the next: their size and
+// their label values. A tick's answer names mostly the workloads the last
+// one named, so decoding it then allocates only for what is new.
+type answerCache struct {
+	mu    sync.Mutex // held for one decode
+	rows  int        // rows in the last answer, to size the next one
+	strs  map[string]*interned
+	gen   uint32 // counts answers
+	inUse int    // distinct values of the current answer
+}
+
+type interned struct {
+	s   string
+	gen uint32 // the last answer that held s
+}
+
+// maxAnswerCaches bounds the shapes remembered; past it they start afresh.
+const maxAnswerCaches = 64
+
+// answerCache returns shape's cache, locked; call done when decoded.
+func (p *Prometheus) answerCache(shape Shape) *answerCache {
+	p.cachesMu.Lock()
+	c := p.caches[shape]
+	if c == nil {
+		if len(p.caches) >= maxAnswerCaches {
+			clear(p.caches)
+		}
+		c = &answerCache{strs: make(map[string]*interned)}
+		p.caches[shape] = c
+	}
+	p.cachesMu.Unlock()
+	c.mu.Lock()
+	c.gen++
+	c.inUse = 0
+	return c
+}
+
+// intern returns b as a string, the same string for the same bytes as long
+// as every answer holds them.
+func (c *answerCache) intern(b []byte) string {
+	if e, ok := c.strs[string(b)]; ok { // no allocation: the compiler looks up b in place
+		if e.gen != c.gen {
+			e.gen = c.gen
+			c.inUse++
+		}
+		return e.s
+	}
+	s := string(b)
+	c.strs[s] = &interned{s: s, gen: c.gen}
+	c.inUse++
+	return s
+}
+
+// done records the rows of an answer that decoded without err, forgets the
+// values answers no longer hold once they outnumber those in use, and
+// unlocks the cache.
+func (c *answerCache) done(rows int, err error) {
+	if err == nil {
+		c.rows = rows
+	}
+	if len(c.strs) > 2*c.inUse+64 {
+		for k, e := range c.strs {
+			if e.gen != c.gen {
+				delete(c.strs, k)
+			}
+		}
+	}
+	c.mu.Unlock()
+}
