@@ -56,6 +56,7 @@ type refKey struct{ namespace, name string }
 type entry struct {
 	md       map[string]string
 	trigger  Trigger
+	metric   string // trigger.MetricName(), built once
 	err      error
 	seen     atomic.Int64
 	interest atomic.Pointer[scaler.Interest]
@@ -122,7 +123,7 @@ func (s *Server) lookup(key refKey, md map[string]string) *entry {
 
 func (s *Server) insert(key refKey, ref *pb.ScaledObjectRef) *entry {
 	t, err := ParseTrigger(ref.Name, ref.Namespace, ref.ScalerMetadata, s.opts.Parse)
-	e := &entry{md: maps.Clone(ref.ScalerMetadata), trigger: t, err: err}
+	e := &entry{md: maps.Clone(ref.ScalerMetadata), trigger: t, metric: t.MetricName(), err: err}
 	if e.md == nil {
 		e.md = map[string]string{}
 	}
@@ -185,8 +186,8 @@ func (s *Server) Shutdown() { s.doneOnce.Do(func() { close(s.done) }) }
 // active is the IsActive answer for one trigger: the idle policy's decision
 // at the last tick, and true before the first tick that saw the trigger.
 func (s *Server) active(in *scaler.Interest) bool {
-	o, ok := s.collector.Snapshot().Lookup(in)
-	return !ok || o.Decision.Active
+	active, ok := s.collector.Snapshot().Active(in)
+	return !ok || active
 }
 
 // IsActive answers whether the workload should run at all.
@@ -199,22 +200,29 @@ func (s *Server) IsActive(_ context.Context, ref *pb.ScaledObjectRef) (*pb.IsAct
 }
 
 // StreamIsActive sends the activity when the stream opens and then on every
-// change, checked after each collector tick.
+// change. The stream waits on its own interest, so a tick wakes only the
+// streams whose answer it changed; while the stream is open the interest is
+// watched, and the collector does not forget it.
 func (s *Server) StreamIsActive(ref *pb.ScaledObjectRef, stream pb.ExternalScaler_StreamIsActiveServer) error {
 	_, in, err := s.resolve(ref)
 	if err != nil {
 		return err
 	}
+	unwatch := in.Watch()
+	defer func() { unwatch() }()
 	ctx := stream.Context()
 	first, last := true, false
 	for {
-		changed := s.collector.Changed()
-		if in.Dead() {
+		changed := in.Changes()
+		if in.Dead() { // forgotten before the watch began
+			unwatch()
 			if _, in, err = s.resolve(ref); err != nil {
+				unwatch = func() {}
 				return err
 			}
+			unwatch = in.Watch()
+			changed = in.Changes()
 		}
-		in.Touch(s.opts.Clock.Now()) // an open stream keeps the interest alive
 		if active := s.active(in); first || active != last {
 			if err := stream.Send(&pb.IsActiveResponse{Result: active}); err != nil {
 				return err
@@ -237,12 +245,13 @@ func (s *Server) GetMetricSpec(_ context.Context, ref *pb.ScaledObjectRef) (*pb.
 	if err != nil {
 		return nil, err
 	}
-	return metricSpec(e.trigger), nil
+	return metricSpec(e), nil
 }
 
-func metricSpec(t Trigger) *pb.GetMetricSpecResponse {
+func metricSpec(e *entry) *pb.GetMetricSpecResponse {
+	t := e.trigger
 	return &pb.GetMetricSpecResponse{MetricSpecs: []*pb.MetricSpec{{
-		MetricName:      t.MetricName(),
+		MetricName:      e.metric,
 		TargetSize:      max(1, int64(math.Round(t.Target))),
 		TargetSizeFloat: t.Target,
 	}}}
@@ -256,7 +265,7 @@ func (s *Server) StreamMetricSpec(ref *pb.ScaledObjectRef, stream pb.ExternalSca
 	if err != nil {
 		return err
 	}
-	if err := stream.Send(metricSpec(e.trigger)); err != nil {
+	if err := stream.Send(metricSpec(e)); err != nil {
 		return err
 	}
 	select {
@@ -278,8 +287,7 @@ func (s *Server) GetMetrics(_ context.Context, req *pb.GetMetricsRequest) (*pb.G
 	if err != nil {
 		return nil, err
 	}
-	o, _ := s.collector.Snapshot().Lookup(in)
-	v, err := scaler.Value(o, s.opts.Clock.Now(), s.opts.MaxStaleness)
+	v, err := s.collector.Snapshot().Value(in, s.opts.Clock.Now(), s.opts.MaxStaleness)
 	if err != nil {
 		msg := e.trigger.Workload.String() + " " + e.trigger.Shape.String() + ": " + err.Error()
 		if errors.Is(err, scaler.ErrNoValue) {
@@ -288,7 +296,7 @@ func (s *Server) GetMetrics(_ context.Context, req *pb.GetMetricsRequest) (*pb.G
 		return nil, status.Error(codes.Unavailable, msg)
 	}
 	return &pb.GetMetricsResponse{MetricValues: []*pb.MetricValue{{
-		MetricName:       e.trigger.MetricName(),
+		MetricName:       e.metric,
 		MetricValue:      int64(math.Round(v)),
 		MetricValueFloat: v,
 	}}}, nil

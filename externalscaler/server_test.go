@@ -323,3 +323,37 @@ func TestMetadataCache(t *testing.T) {
 		t.Errorf("cache holds %d ScaledObjects after 2h unasked, want 0", n)
 	}
 }
+
+// TestStreamKeepsItsInterest: KEDA keeps a StreamIsActive open for hours
+// without another call while the workload is at zero; the collector must
+// keep evaluating it, and the stream must still carry the wake-up.
+func TestStreamKeepsItsInterest(t *testing.T) {
+	h := newHarness(t)
+	cart := ref("cart", map[string]string{"signal": "requests", "target": "10", "idleAfter": "10s"})
+	key := queries.WorkloadKey{Namespace: "shop", Name: "cart"}
+	stream, err := h.client.StreamIsActive(ctx(t), cart)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, err := stream.Recv(); err != nil || !r.Result {
+		t.Fatalf("at open: %v, %v; want active", r, err)
+	}
+	waitRegistered(t, h, key)
+	for range 6 { // no traffic: idle after 10s and the 5m min-uptime
+		h.clk.Add(time.Minute)
+		h.collector.Refresh(context.Background())
+	}
+	if r, err := stream.Recv(); err != nil || r.Result {
+		t.Fatalf("after 6m without traffic: %v, %v; want idle", r, err)
+	}
+	h.clk.Add(2 * time.Hour) // twice ForgetAfter, no call but the open stream
+	h.collector.Refresh(context.Background())
+	if _, queried := h.collector.Snapshot().ShapeErr(reqShape); !queried {
+		t.Fatal("the collector forgot the interest of an open stream")
+	}
+	h.src.Set(reqShape, queries.Sample{Workload: key, Value: 1})
+	h.tick()
+	if r, err := stream.Recv(); err != nil || !r.Result {
+		t.Fatalf("after traffic: %v, %v; want active", r, err)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/ebbscale/ebb/queries"
 )
@@ -37,7 +38,8 @@ func benchCollector(b *testing.B, n int) (*Collector, []*Interest, *queries.Fake
 	return c, ins, src
 }
 
-// BenchmarkSnapshotLookup is the hot path of every KEDA call.
+// BenchmarkSnapshotLookup copies a whole observation out: diagnostics and
+// tests; KEDA's calls use Active and Value below.
 func BenchmarkSnapshotLookup(b *testing.B) {
 	for _, n := range benchSizesFor() {
 		b.Run(fmt.Sprint(n), func(b *testing.B) {
@@ -65,6 +67,51 @@ func BenchmarkRefresh(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
 				c.Refresh(context.Background())
+			}
+		})
+	}
+}
+
+var sinkActive bool
+
+// BenchmarkSnapshotActive is the lookup of IsActive and StreamIsActive.
+func BenchmarkSnapshotActive(b *testing.B) {
+	for _, n := range benchSizesFor() {
+		b.Run(fmt.Sprint(n), func(b *testing.B) {
+			c, ins, _ := benchCollector(b, n)
+			c.Refresh(context.Background())
+			b.ReportAllocs()
+			b.ResetTimer()
+			i := 0
+			for b.Loop() {
+				a, _ := c.Snapshot().Active(ins[i%len(ins)])
+				sinkActive = a
+				i += 7919
+			}
+		})
+	}
+}
+
+var sinkValue float64
+
+// BenchmarkSnapshotValue is GetMetrics' lookup: the value, checked for
+// staleness.
+func BenchmarkSnapshotValue(b *testing.B) {
+	for _, n := range benchSizesFor() {
+		b.Run(fmt.Sprint(n), func(b *testing.B) {
+			c, ins, _ := benchCollector(b, n)
+			c.Refresh(context.Background())
+			now := c.Snapshot().At
+			b.ReportAllocs()
+			b.ResetTimer()
+			i := 0
+			for b.Loop() {
+				v, err := c.Snapshot().Value(ins[i%len(ins)], now, time.Minute)
+				if err != nil {
+					b.Fatal(err)
+				}
+				sinkValue = v
+				i += 7919
 			}
 		})
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -27,6 +28,9 @@ type Config struct {
 	ForgetAfter time.Duration
 	// Concurrency is how many shape queries run at once; default 4.
 	Concurrency int
+	// KickGap is the shortest wall time between two refreshes that new
+	// interests ask for; default 1s, at most Interval.
+	KickGap time.Duration
 	// Clock defaults to the real clock.
 	Clock clock.Clock
 	// Logger defaults to a logger that discards.
@@ -81,6 +85,13 @@ func (c *Config) setDefaults() error {
 	if c.Clock == nil {
 		c.Clock = clock.New()
 	}
+	if c.KickGap == 0 {
+		c.KickGap = time.Second
+	}
+	if c.KickGap < 0 {
+		return fmt.Errorf("collector: kick gap = %s, must be positive", c.KickGap)
+	}
+	c.KickGap = min(c.KickGap, c.Interval)
 	if c.MaxStaleness == 0 {
 		c.MaxStaleness = time.Minute
 	}
@@ -116,19 +127,28 @@ type Collector struct {
 	cfg Config
 
 	refreshMu sync.Mutex // one Refresh at a time
+	gen       uint64     // counts shapes distributed; used only under refreshMu
 
 	mu        sync.Mutex
 	interests map[interestKey]*Interest
 	freeSlots []int
 	nextSlot  int
+	// unrecovered counts interests whose idle clock is not recovered yet,
+	// so that a tick without any skips the walk over every interest.
+	unrecovered int
 
-	// plan cache: rebuilt only when the registry changed.
-	dirty  bool
-	groups map[queries.Shape]map[queries.WorkloadKey][]*Interest
+	// plan cache: rebuilt only when the registry changed. ordered holds
+	// each shape's interests in slot order; used only under refreshMu.
+	dirty   bool
+	groups  map[queries.Shape]map[queries.WorkloadKey][]*Interest
+	ordered map[queries.Shape][]*Interest
 
 	// published is the last state sent to States, per workload; used only
 	// under refreshMu.
 	published map[queries.WorkloadKey]publishedState
+	// flipped collects the interests whose answer a tick changed; used
+	// only under refreshMu.
+	flipped   []*Interest
 	noHistory sync.Once
 
 	snap    snapshotPointer
@@ -167,6 +187,7 @@ func (c *Collector) Register(shape queries.Shape, workload queries.WorkloadKey, 
 		in = &Interest{Shape: shape, Workload: workload, Activation: activation, IdleAfter: idleAfter, slot: c.allocSlot()}
 		in.tracker.MaxStaleness = c.cfg.MaxStaleness
 		c.interests[key] = in
+		c.unrecovered++
 		c.dirty = true
 	}
 	c.mu.Unlock()
@@ -208,6 +229,7 @@ func (c *Collector) Ready() <-chan struct{} { return c.ready }
 func (c *Collector) Run(ctx context.Context) error {
 	ticker := c.cfg.Clock.Ticker(c.cfg.Interval)
 	defer ticker.Stop()
+	var lastKick time.Time // wall time: this paces I/O, it is no evaluation time
 	for {
 		c.Refresh(ctx)
 		select {
@@ -215,6 +237,22 @@ func (c *Collector) Run(ctx context.Context) error {
 			return ctx.Err()
 		case <-ticker.C:
 		case <-c.kick:
+			// New interests want a refresh soon, but refreshes they ask for
+			// come at most once per KickGap: a burst of registrations (KEDA
+			// starting with thousands of ScaledObjects) then costs one query
+			// per shape per KickGap, not one per refresh it can squeeze in.
+			if wait := c.cfg.KickGap - time.Since(lastKick); wait > 0 {
+				t := time.NewTimer(wait)
+				select {
+				case <-ctx.Done():
+					t.Stop()
+					return ctx.Err()
+				case <-ticker.C:
+				case <-t.C:
+				}
+				t.Stop()
+			}
+			lastKick = time.Now()
 		}
 	}
 }
@@ -226,10 +264,14 @@ func (c *Collector) plan(now time.Time) (map[queries.Shape]map[queries.WorkloadK
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for key, in := range c.interests {
-		if in.touched.Load() < cutoff {
+		if in.touched.Load() < cutoff && in.watchers.Load() == 0 {
 			in.dead.Store(true)
+			in.notify()
 			delete(c.interests, key)
 			c.freeSlots = append(c.freeSlots, in.slot)
+			if !in.recovered {
+				c.unrecovered--
+			}
 			c.dirty = true
 			c.cfg.Logger.Info("forgot workload", "workload", in.Workload.String(), "shape", in.Shape.String())
 		}
@@ -245,6 +287,17 @@ func (c *Collector) plan(now time.Time) (map[queries.Shape]map[queries.WorkloadK
 			groups[in.Shape] = byWorkload
 		}
 		byWorkload[in.Workload] = append(byWorkload[in.Workload], in)
+	}
+	// The same interests per shape in slot order: a tick then reads the
+	// last snapshot and writes the next one front to back.
+	c.ordered = make(map[queries.Shape][]*Interest, len(groups))
+	for shape, byWorkload := range groups {
+		var ins []*Interest
+		for _, list := range byWorkload {
+			ins = append(ins, list...)
+		}
+		slices.SortFunc(ins, func(a, b *Interest) int { return a.slot - b.slot })
+		c.ordered[shape] = ins
 	}
 	c.groups, c.dirty = groups, false
 	return groups, c.nextSlot

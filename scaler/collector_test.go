@@ -267,6 +267,7 @@ func TestNewCollectorErrors(t *testing.T) {
 		{Config{Source: src, QueryTimeout: -time.Second}, "collector: query timeout = -1s, must be positive"},
 		{Config{Source: src, ForgetAfter: time.Second}, "collector: forget-after = 1s, must be at least the interval 5s"},
 		{Config{Source: src, Concurrency: -1}, "collector: concurrency = -1, must be positive"},
+		{Config{Source: src, KickGap: -time.Second}, "collector: kick gap = -1s, must be positive"},
 	}
 	for _, tt := range tests {
 		_, err := NewCollector(tt.cfg)
@@ -291,5 +292,114 @@ func TestReadyNeedsTheStoreWhenNothingIsWatched(t *testing.T) {
 	case <-c.Ready():
 	default:
 		t.Fatal("not ready once the store answers")
+	}
+}
+
+// TestCollectorPacesKickedRefreshes registers triggers in a burst, as KEDA
+// does when it or ebb restarts: the first new trigger is refreshed at once,
+// the rest together after KickGap, instead of one query per registration.
+func TestCollectorPacesKickedRefreshes(t *testing.T) {
+	src := &queries.FakeSource{}
+	clk := clock.NewMock() // the ticker never fires: only kicks refresh
+	clk.Set(t0)
+	const gap = 300 * time.Millisecond
+	c, err := NewCollector(Config{Source: src, Interval: time.Hour, ForgetAfter: 2 * time.Hour, KickGap: gap, Clock: clk})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { c.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	<-c.Ready() // the first refresh, with nothing registered
+
+	first := c.Changed()
+	start := time.Now()
+	c.Register(reqShape, wk("a", "w0"), 0, 0)
+	<-first
+	if n := len(src.Calls()); n != 1 {
+		t.Fatalf("the first new trigger made %d queries, want 1 at once", n)
+	}
+	const burst = 40
+	for i := 1; i < burst; i++ {
+		c.Register(reqShape, wk("a", fmt.Sprintf("w%d", i)), 0, 0)
+		time.Sleep(time.Millisecond)
+	}
+	took := time.Since(start)
+	for c.Snapshot().Len() < burst {
+		select {
+		case <-c.Changed():
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%d of %d triggers observed after 10s", c.Snapshot().Len(), burst)
+		}
+	}
+	// One query at once, then at most one per gap while the burst lasted,
+	// and one for what came after the last.
+	limit := 2 + int(took/gap)
+	if n := len(src.Calls()); n > limit || n < 2 {
+		t.Errorf("%d registrations over %s made %d queries, want 2..%d (one per %s)", burst, took.Round(time.Millisecond), n, limit, gap)
+	}
+}
+
+// TestInterestChangesWakesOnlyOnChange: a tick that leaves an interest's
+// answer alone does not wake its waiters; a first answer, a flip and being
+// forgotten do.
+func TestInterestChangesWakesOnlyOnChange(t *testing.T) {
+	src := &queries.FakeSource{}
+	c, clk := newTestCollector(t, src)
+	busy, calm := wk("a", "busy"), wk("a", "calm")
+	src.Set(reqShape, queries.Sample{Workload: busy, Value: 3}, queries.Sample{Workload: calm, Value: 2})
+	b := c.Register(reqShape, busy, 0, time.Minute)
+	k := c.Register(reqShape, calm, 0, time.Minute)
+	woken := func(ch <-chan struct{}) bool {
+		select {
+		case <-ch:
+			return true
+		default:
+			return false
+		}
+	}
+	bch, kch := b.Changes(), k.Changes()
+	c.Refresh(context.Background())
+	if !woken(bch) || !woken(kch) {
+		t.Fatal("the first answer did not wake the waiters")
+	}
+	bch, kch = b.Changes(), k.Changes()
+	clk.Add(5 * time.Second)
+	c.Refresh(context.Background())
+	if woken(bch) || woken(kch) {
+		t.Fatal("a tick that changed no answer woke a waiter")
+	}
+	// calm goes quiet: idle after its idleAfter (1m) and min-uptime (5m).
+	src.Set(reqShape, queries.Sample{Workload: busy, Value: 3}, queries.Sample{Workload: calm, Value: 0})
+	for i := 0; i < 100 && !woken(kch); i++ {
+		if woken(bch) {
+			t.Fatal("busy woken while its answer stayed active")
+		}
+		clk.Add(5 * time.Second)
+		c.Refresh(context.Background())
+	}
+	if a, _ := c.Snapshot().Active(k); a {
+		t.Fatal("calm never went idle")
+	}
+	if !woken(kch) {
+		t.Fatal("calm's flip to idle did not wake its waiter")
+	}
+	// A watched interest is not forgotten; an unwatched one is, and wakes.
+	unwatch := b.Watch()
+	kch = k.Changes()
+	clk.Add(11 * time.Minute) // past ForgetAfter (10m) without a Touch
+	c.Refresh(context.Background())
+	if b.Dead() {
+		t.Error("a watched interest was forgotten")
+	}
+	if !k.Dead() || !woken(kch) {
+		t.Errorf("unwatched calm: dead %v, woken %v; want both", k.Dead(), woken(kch))
+	}
+	unwatch()
+	clk.Add(11 * time.Minute)
+	c.Refresh(context.Background())
+	if !b.Dead() {
+		t.Error("an interest no longer watched nor touched was kept")
 	}
 }

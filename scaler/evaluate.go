@@ -30,6 +30,10 @@ func (e *StaleError) Unwrap() error { return e.Cause }
 // when there is none or it is older than maxStaleness, so that KEDA's
 // fallback applies instead of a wrong number.
 func Value(o Observation, now time.Time, maxStaleness time.Duration) (float64, error) {
+	return value(&o, now, maxStaleness)
+}
+
+func value(o *Observation, now time.Time, maxStaleness time.Duration) (float64, error) {
 	if !o.Known() {
 		if o.Err != nil {
 			return 0, fmt.Errorf("%w: %v", ErrNoValue, o.Err)

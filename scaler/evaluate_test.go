@@ -1,9 +1,12 @@
 package scaler
 
 import (
+	"context"
 	"errors"
 	"testing"
 	"time"
+
+	"github.com/ebbscale/ebb/queries"
 )
 
 func TestValue(t *testing.T) {
@@ -72,5 +75,41 @@ func TestHPADesired(t *testing.T) {
 				t.Errorf("Desired(%v, %v, %d) = %d, want %d", tt.value, tt.active, tt.current, got, tt.want)
 			}
 		})
+	}
+}
+
+// TestSnapshotValueAndActive checks the lookups KEDA's calls use against
+// the observation Lookup copies out.
+func TestSnapshotValueAndActive(t *testing.T) {
+	src := &queries.FakeSource{}
+	c, clk := newTestCollector(t, src)
+	busy := c.Register(reqShape, wk("a", "busy"), 0, 0)
+	src.Set(reqShape, queries.Sample{Workload: wk("a", "busy"), Value: 7.5})
+	if v, err := c.Snapshot().Value(busy, clk.Now(), time.Minute); !errors.Is(err, ErrNoValue) || v != 0 {
+		t.Errorf("before the first tick: %v, %v, want 0 and ErrNoValue", v, err)
+	}
+	if _, ok := c.Snapshot().Active(busy); ok {
+		t.Error("before the first tick Active found an answer")
+	}
+	c.Refresh(context.Background())
+	s := c.Snapshot()
+	if v, err := s.Value(busy, clk.Now(), time.Minute); err != nil || v != 7.5 {
+		t.Errorf("after a tick: %v, %v, want 7.5", v, err)
+	}
+	if a, ok := s.Active(busy); !ok || !a {
+		t.Errorf("after a tick Active = %v, %v, want true, true", a, ok)
+	}
+	o, _ := s.Lookup(busy)
+	if a, _ := s.Active(busy); a != o.Active {
+		t.Errorf("Active %v disagrees with the observation's %v", a, o.Active)
+	}
+	if _, err := s.Value(busy, clk.Now().Add(2*time.Minute), time.Minute); err == nil || err.Error() != "value is 2m0s old (max staleness 1m0s)" {
+		t.Errorf("two minutes later: %v, want the staleness error", err)
+	}
+	// An interest registered after the snapshot has no value in it, even if
+	// it reuses a forgotten interest's slot.
+	late := &Interest{slot: busy.slot}
+	if _, err := s.Value(late, clk.Now(), time.Minute); !errors.Is(err, ErrNoValue) {
+		t.Errorf("another interest in the same slot: %v, want ErrNoValue", err)
 	}
 }

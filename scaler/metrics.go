@@ -117,7 +117,7 @@ func (m *Metrics) observeTick(d time.Duration, shapes int, s *Snapshot) {
 	for i := range s.obs {
 		if s.obs[i].owner != nil {
 			n++
-			counts[key{s.obs[i].Decision.Active, s.obs[i].Decision.Reason}]++
+			counts[key{s.obs[i].Active, s.obs[i].Reason}]++
 		}
 	}
 	m.workloads.Set(float64(n))

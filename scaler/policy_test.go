@@ -51,7 +51,7 @@ func decision(t *testing.T, c *Collector, in *Interest) shutdown.Decision {
 	if !ok {
 		t.Fatal("no observation")
 	}
-	return o.Decision
+	return shutdown.Decision{Active: o.Active, Reason: o.Reason, Until: o.Until}
 }
 
 func TestIdleAfterActivity(t *testing.T) {
@@ -158,8 +158,8 @@ func TestVanishedSeriesAreNotNoTraffic(t *testing.T) {
 	if !errors.Is(o.Err, ErrVanished) || o.OK || o.Value != 5 {
 		t.Errorf("vanished while active: %+v, want the last value 5 with ErrVanished", o)
 	}
-	if !o.Decision.Active || o.Decision.Reason != shutdown.ReasonUnknown {
-		t.Errorf("vanished an hour ago: %v, want active (unknown)", o.Decision)
+	if !o.Active || o.Reason != shutdown.ReasonUnknown {
+		t.Errorf("vanished an hour ago: active %v (%v), want active (unknown)", o.Active, o.Reason)
 	}
 	// A workload that never had series has no traffic: idle after idle-after.
 	if d := decision(t, c, inNever); d.Active {
@@ -301,14 +301,14 @@ func TestVanishedDuringIdleGrace(t *testing.T) {
 	src.Set(reqShape) // scrape targets down inside the grace
 	stepTo(c, clk, t0.Add(30*time.Minute))
 	o, _ := c.Snapshot().Lookup(in)
-	if !errors.Is(o.Err, ErrVanished) || !o.Decision.Active {
+	if !errors.Is(o.Err, ErrVanished) || !o.Active {
 		t.Fatalf("series vanished during the idle grace: %+v, want missing data and active", o)
 	}
 	// A replaced pod may never report again until its first request:
 	// after MaxVanished, absence is no traffic, and the idle clock (last
 	// activity at t0) says idle.
 	stepTo(c, clk, t0.Add(7*time.Minute+MaxVanished)) // vanished at the first step after +5m
-	if o, _ := c.Snapshot().Lookup(in); o.Err != nil || o.Decision.Active {
+	if o, _ := c.Snapshot().Lookup(in); o.Err != nil || o.Active {
 		t.Errorf("%s after the series vanished: %+v, want no traffic and idle", MaxVanished, o)
 	}
 }

@@ -45,26 +45,35 @@ func (c *Collector) Refresh(ctx context.Context) {
 			failed++
 			c.cfg.Logger.Warn("query failed", "shape", shape.String(), "err", r.err)
 		}
-		var values map[queries.WorkloadKey]float64
-		var whole *float64
+		// Hand each sample to the interests of its workload: one lookup in
+		// the plan per sample, and no map of values per tick.
+		c.gen++
 		if r.err == nil {
 			if shape.Signal == queries.SignalQuery {
 				if len(r.samples) > 0 {
-					whole = &r.samples[0].Value
+					for _, ins := range byWorkload {
+						for _, in := range ins {
+							in.sampled, in.sample = c.gen, r.samples[0].Value
+						}
+					}
 				}
 			} else {
-				values = make(map[queries.WorkloadKey]float64, len(r.samples))
 				for _, s := range r.samples {
-					values[s.Workload] = s.Value
+					for _, in := range byWorkload[s.Workload] {
+						in.sampled, in.sample = c.gen, s.Value
+					}
 				}
 			}
 		}
-		for wk, ins := range byWorkload {
-			for _, in := range ins {
-				o := c.observe(in, prev, r.err, values, whole, wk, now)
-				o.Decision = in.tracker.Decide(c.policy(in), now)
-				obs[in.slot] = o
+		for _, in := range c.ordered[shape] {
+			o := &obs[in.slot]
+			known := c.observe(o, in, prev, r.err, in.sampled == c.gen, now)
+			d := in.tracker.Decide(c.policy(in), now)
+			if !known || d.Active != o.Active {
+				c.flipped = append(c.flipped, in)
 			}
+			in.decision = d
+			o.Active, o.Reason, o.Until = d.Active, d.Reason, d.Until
 		}
 	}
 	c.publish(groups, obs)
@@ -72,6 +81,11 @@ func (c *Collector) Refresh(ctx context.Context) {
 	next := &Snapshot{At: now, obs: obs, shapes: shapeErrs}
 	c.cfg.Metrics.observeTick(time.Since(start), len(groups), next)
 	c.snap.p.Store(next)
+	for i, in := range c.flipped {
+		in.notify()
+		c.flipped[i] = nil
+	}
+	c.flipped = c.flipped[:0]
 	c.mu.Lock()
 	close(c.changed)
 	c.changed = make(chan struct{})
@@ -136,22 +150,25 @@ func (c *Collector) query(ctx context.Context, groups map[queries.Shape]map[quer
 // with its first request, so absence must become "no traffic" eventually.
 const MaxVanished = time.Hour
 
-// observe turns a shape's result into one interest's observation and feeds
-// its idle clock. A failed query keeps the last value with its time; a
-// workload without a sample observes 0 (no traffic), unless its series
-// vanished while it was active (see ErrVanished), for at most MaxVanished.
-func (c *Collector) observe(in *Interest, prev *Snapshot, err error, values map[queries.WorkloadKey]float64, whole *float64, wk queries.WorkloadKey, now time.Time) Observation {
-	o, _ := prev.Lookup(in)
+// observe turns a shape's result into one interest's observation, in place
+// of o, and feeds its idle clock; it reports whether prev had one. A failed
+// query keeps the last value with its time; a workload without a sample
+// observes 0 (no traffic), unless its series vanished while it was active
+// (see ErrVanished), for at most MaxVanished.
+func (c *Collector) observe(o *Observation, in *Interest, prev *Snapshot, err error, found bool, now time.Time) (known bool) {
+	p := prev.get(in)
+	if p != nil {
+		*o = *p
+	}
+	known = p != nil
 	o.owner = in
 	if err == nil {
-		v, found := 0.0, false
-		if whole != nil {
-			v, found = *whole, true
-		} else if values != nil {
-			v, found = values[wk]
+		v := 0.0
+		if found {
+			v = in.sample
 		}
 		vanishing := !o.VanishedAt.IsZero()
-		if !found && o.Known() && (o.Present && o.Decision.Active || vanishing) &&
+		if !found && o.Known() && (o.Present && o.Active || vanishing) &&
 			(!vanishing || now.Sub(o.VanishedAt) < MaxVanished) {
 			if !vanishing {
 				o.VanishedAt = now
@@ -167,12 +184,12 @@ func (c *Collector) observe(in *Interest, prev *Snapshot, err error, values map[
 				o.LastActive = now
 			}
 			in.tracker.Observe(v, in.Activation, true, now)
-			return o
+			return known
 		}
 	}
 	o.OK, o.Err = false, err
 	in.tracker.Observe(0, in.Activation, false, now)
-	return o
+	return known
 }
 
 // policy resolves an interest's idle policy: the workload's annotations,
@@ -196,6 +213,18 @@ type recoverKey struct {
 // longest idle period among them. An interest whose recovery fails stays
 // unknown, and therefore active, and is tried again next tick.
 func (c *Collector) recover(ctx context.Context, groups map[queries.Shape]map[queries.WorkloadKey][]*Interest, now time.Time) {
+	c.mu.Lock()
+	unrecovered := c.unrecovered
+	c.mu.Unlock()
+	if unrecovered == 0 {
+		return
+	}
+	done := 0
+	defer func() {
+		c.mu.Lock()
+		c.unrecovered -= done
+		c.mu.Unlock()
+	}()
 	pending := make(map[recoverKey][]*Interest)
 	for shape, byWorkload := range groups {
 		for _, ins := range byWorkload {
@@ -219,6 +248,7 @@ func (c *Collector) recover(ctx context.Context, groups map[queries.Shape]map[qu
 			for _, in := range ins {
 				in.tracker.Recover(time.Time{})
 				in.recovered = true
+				done++
 			}
 		}
 		return
@@ -257,6 +287,7 @@ func (c *Collector) recover(ctx context.Context, groups map[queries.Shape]map[qu
 			}
 			in.tracker.Recover(last[wk])
 			in.recovered = true
+			done++
 		}
 	}
 }
@@ -283,11 +314,11 @@ func (c *Collector) publish(groups map[queries.Shape]map[queries.WorkloadKey][]*
 	for _, byWorkload := range groups {
 		for wk, ins := range byWorkload {
 			for _, in := range ins {
-				o := obs[in.slot]
+				o := &obs[in.slot]
 				s, seen := states[wk]
 				// Active wins over idle; among equals the first reason stays.
-				if !seen || (o.Decision.Active && !s.Decision.Active) {
-					s.Decision = o.Decision
+				if !seen || (in.decision.Active && !s.Decision.Active) {
+					s.Decision = in.decision
 				}
 				if o.LastActive.After(s.LastActive) {
 					s.LastActive = o.LastActive

@@ -15,6 +15,13 @@ import (
 // The collector evaluates it every tick while it is touched; an Interest that
 // nobody touched for the collector's forget period is dropped and reports Dead.
 type Interest struct {
+	// What KEDA's calls read and write comes first, in one cache line.
+	slot     int
+	touched  atomic.Int64 // unix nanoseconds of the last Touch
+	dead     atomic.Bool
+	watchers atomic.Int32                  // open watches: see Watch
+	changes  atomic.Pointer[chan struct{}] // see Changes
+
 	Shape      queries.Shape
 	Workload   queries.WorkloadKey
 	Activation float64
@@ -25,10 +32,13 @@ type Interest struct {
 	// history; both are used only by the collector's refresh.
 	tracker   shutdown.Tracker
 	recovered bool
-
-	slot    int
-	touched atomic.Int64 // unix nanoseconds of the last Touch
-	dead    atomic.Bool
+	// decision is the idle policy's last decision with its detail, for the
+	// state sink; used only by the collector's refresh.
+	decision shutdown.Decision
+	// sample is the value of this tick's answer for the workload, valid when
+	// sampled equals the collector's generation; used only by refresh.
+	sample  float64
+	sampled uint64
 }
 
 // Touch records that the interest was asked about at now.
@@ -38,32 +48,73 @@ func (in *Interest) Touch(now time.Time) { in.touched.Store(now.UnixNano()) }
 // resume.
 func (in *Interest) Dead() bool { return in.dead.Load() }
 
-// Observation is what the collector knows about one interest.
+// Watch marks the interest as watched until the returned function is called:
+// the collector does not forget a watched interest, however long since it
+// was touched (an open StreamIsActive is KEDA asking all the time).
+func (in *Interest) Watch() (unwatch func()) {
+	in.watchers.Add(1)
+	return func() { in.watchers.Add(-1) }
+}
+
+// Changes returns a channel that is closed when a new snapshot changes the
+// interest's answer (Active), gives it its first answer, or when the
+// collector forgets the interest. Take it before reading the snapshot to
+// never miss a change. Unlike the collector's Changed, a tick that changes
+// nothing for the interest does not wake its waiters.
+func (in *Interest) Changes() <-chan struct{} {
+	for {
+		if p := in.changes.Load(); p != nil {
+			return *p
+		}
+		ch := make(chan struct{})
+		if in.changes.CompareAndSwap(nil, &ch) {
+			return ch
+		}
+	}
+}
+
+// notify wakes the waiters of Changes, if any.
+func (in *Interest) notify() {
+	if p := in.changes.Swap(nil); p != nil {
+		close(*p)
+	}
+}
+
+// Observation is what the collector knows about one interest. It holds the
+// idle policy's answer, not the text behind it: the state sink gets that
+// (WorkloadState), and a snapshot stays small enough to rebuild every tick.
 type Observation struct {
+	owner *Interest
 	// Value is the last value a successful query returned; 0 when the store
 	// answered and had no series for the workload (no traffic).
 	Value float64
 	// At is when Value was observed: the evaluation time of the last
 	// successful query. Zero if no query has succeeded yet.
 	At time.Time
-	// OK reports whether the last query for this signal shape succeeded.
-	OK bool
 	// Err is the last query's error when OK is false.
 	Err error
+	// OK reports whether the last query for this signal shape succeeded.
+	OK bool
+	// Present reports whether the last successful query had a sample for
+	// the workload.
+	Present bool
+	// Active and Reason are the idle policy's answer at the snapshot's
+	// tick: whether KEDA should keep the workload running, and why.
+	Active bool
+	Reason shutdown.Reason
+
+	// The fields above, which KEDA's calls read, fit in 64 bytes.
+
 	// LastActive is the last evaluation time at which Value was above the
 	// interest's activation (or, after a restart, recovered from the
 	// store's history); zero if never seen.
 	LastActive time.Time
-	// Present reports whether the last successful query had a sample for
-	// the workload; VanishedAt is when its series vanished while it was
-	// active (zero if they did not).
-	Present    bool
+	// VanishedAt is when the workload's series vanished while it was active
+	// (zero if they did not).
 	VanishedAt time.Time
-	// Decision is the idle policy's answer at the snapshot's tick: whether
-	// KEDA should keep the workload running, and why.
-	Decision shutdown.Decision
-
-	owner *Interest
+	// Until is when the idle policy's answer next changes if nothing but
+	// time passes; zero when time alone will not change it.
+	Until time.Time
 }
 
 // Known reports whether the observation holds a value at all.
@@ -99,6 +150,43 @@ func (s *Snapshot) Lookup(in *Interest) (Observation, bool) {
 		}
 	}
 	return Observation{}, false
+}
+
+// get returns in's observation in s, nil when it has none.
+func (s *Snapshot) get(in *Interest) *Observation {
+	if in.slot < len(s.obs) {
+		if o := &s.obs[in.slot]; o.owner == in {
+			return o
+		}
+	}
+	return nil
+}
+
+// Value is GetMetrics' lookup: in's value at now, as the package function
+// Value gives it, without copying the whole observation. A snapshot without
+// in has ErrNoValue.
+func (s *Snapshot) Value(in *Interest, now time.Time, maxStaleness time.Duration) (float64, error) {
+	if in.slot < len(s.obs) {
+		if o := &s.obs[in.slot]; o.owner == in {
+			if !o.At.IsZero() && now.Sub(o.At) <= maxStaleness {
+				return o.Value, nil // the common case, inlined
+			}
+			return value(o, now, maxStaleness)
+		}
+	}
+	return 0, ErrNoValue
+}
+
+// Active returns the idle policy's answer for in at the snapshot's tick, and
+// ok false when the snapshot has none yet. It reads only the answer: the
+// hot path of IsActive and StreamIsActive.
+func (s *Snapshot) Active(in *Interest) (active, ok bool) {
+	if in.slot < len(s.obs) {
+		if o := &s.obs[in.slot]; o.owner == in {
+			return o.Active, true
+		}
+	}
+	return false, false
 }
 
 // ShapeErr returns the error of the last query for shape, nil when it

@@ -60,8 +60,8 @@ func TestClusterWiring(t *testing.T) {
 	keep := col.Register(shape, queries.WorkloadKey{Namespace: "notebooks", Name: "keep"}, 0, 0)
 	col.Refresh(context.Background())
 	for _, in := range []*scaler.Interest{bob, keep} {
-		if o, _ := col.Snapshot().Lookup(in); !o.Decision.Active || o.Decision.Reason != shutdown.ReasonBadConfig {
-			t.Errorf("%s before sync: %v, want active", in.Workload, o.Decision)
+		if o, _ := col.Snapshot().Lookup(in); !o.Active || o.Reason != shutdown.ReasonBadConfig {
+			t.Errorf("%s before sync: active %v (%v), want active", in.Workload, o.Active, o.Reason)
 		}
 	}
 
@@ -76,11 +76,11 @@ func TestClusterWiring(t *testing.T) {
 	}
 	clk.Add(5 * time.Second)
 	col.Refresh(context.Background())
-	if o, _ := col.Snapshot().Lookup(bob); o.Decision.Active {
-		t.Errorf("bob, no traffic ever: %v, want idle", o.Decision)
+	if o, _ := col.Snapshot().Lookup(bob); o.Active {
+		t.Errorf("bob, no traffic ever: active (%v), want idle", o.Reason)
 	}
-	if o, _ := col.Snapshot().Lookup(keep); !o.Decision.Active || o.Decision.Reason != shutdown.ReasonOptOut {
-		t.Errorf("keep, ebb.dev/autoshutdown false: %v, want active (opt-out)", o.Decision)
+	if o, _ := col.Snapshot().Lookup(keep); !o.Active || o.Reason != shutdown.ReasonOptOut {
+		t.Errorf("keep, ebb.dev/autoshutdown false: active %v (%v), want active (opt-out)", o.Active, o.Reason)
 	}
 
 	// The writer patches bob's state onto the Deployment.

@@ -34,6 +34,9 @@ type serveDeps struct {
 	// started, when set, is given the collector, so that tests can wait for
 	// its ticks.
 	started func(*scaler.Collector)
+	// kickGap, when set, replaces the collector's pacing of the refreshes
+	// new triggers ask for (tests register triggers one after another).
+	kickGap time.Duration
 }
 
 type serveConfig struct {
@@ -254,6 +257,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer, deps serveDe
 		QueryTimeout: cfg.queryTimeout,
 		ForgetAfter:  cfg.forgetAfter,
 		Concurrency:  cfg.concurrency,
+		KickGap:      deps.kickGap,
 		Clock:        clk,
 		Logger:       logger,
 		Metrics:      scaler.NewMetrics(reg),
