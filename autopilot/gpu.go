@@ -32,9 +32,12 @@ type GPURecommendation struct {
 	// Framebuffer of one GPU, MiB: the highest in use, and its size.
 	FramebufferUsedMiB  float64 `json:"framebufferUsedMiB"`
 	FramebufferTotalMiB float64 `json:"framebufferTotalMiB"`
-	// KV-cache usage in percent where vLLM reports it; then the framebuffer
-	// is preallocated and says nothing about need.
+	// KV-cache usage in percent where vLLM or TGI reports it; then the
+	// framebuffer is preallocated and says nothing about need.
+	// KVCacheSource says which server the figure comes from: "vllm",
+	// "tgi", or "vllm,tgi" for a workload with pods of both.
 	KVCache            bool    `json:"kvCache"`
+	KVCacheSource      string  `json:"kvCacheSource,omitempty"`
 	KVCacheP95         float64 `json:"kvCacheP95,omitempty"`
 	KVCacheMax         float64 `json:"kvCacheMax,omitempty"`
 	RequestsWaitingMax float64 `json:"requestsWaitingMax,omitempty"`
@@ -121,7 +124,7 @@ func specOf(class string) (gpuSpec, bool) {
 // the busy ones and the memory fit in fewer; for one GPU used below the
 // target, a MIG profile (A100, H100), else a smaller GPU, else a
 // time-sliced share, each only where memory and compute both fit.
-func recommendGPU(cfg Config, g *gpuHistory, minHistory float64) *GPURecommendation {
+func recommendGPU(cfg Config, g *gpuHistory, minHistory float64, tgiAssumed int64) *GPURecommendation {
 	r := &GPURecommendation{Model: g.model, Class: GPUClass(g.model)}
 	for _, s := range g.gpusOfPod {
 		r.GPUsPerReplica = max(r.GPUsPerReplica, len(s))
@@ -134,6 +137,13 @@ func recommendGPU(cfg Config, g *gpuHistory, minHistory float64) *GPURecommendat
 	if g.kv.Samples() > 0 {
 		r.KVCache = true
 		r.KVCacheP95, r.KVCacheMax = round(g.kv.Percentile(0.95), 2), round(g.kvMax, 2)
+		var from []string
+		for _, s := range []ModelServer{VLLM, TGI} {
+			if g.kvFrom[s] {
+				from = append(from, string(s))
+			}
+		}
+		r.KVCacheSource = strings.Join(from, ",")
 	}
 	r.RequestsWaitingMax = g.waiting
 	r.Action, r.GPUs, r.RecommendedClass = GPUKeep, float64(r.GPUsPerReplica), r.Class
@@ -159,10 +169,25 @@ func recommendGPU(cfg Config, g *gpuHistory, minHistory float64) *GPURecommendat
 	// whose preallocation fills the framebuffer whatever the load.
 	need := r.FramebufferUsedMiB * gpuMemoryMargin
 	memNote := fmt.Sprintf("framebuffer peak %s of %s MiB", number(r.FramebufferUsedMiB), number(r.FramebufferTotalMiB))
-	if r.KVCache {
+	servers, lower := kvServers(g)
+	switch {
+	case r.KVCache:
 		need = 0
-		memNote = fmt.Sprintf("vLLM preallocates the framebuffer (%s of %s MiB in use), so KV-cache usage is the measure: p95 %s%%, peak %s%%",
-			number(r.FramebufferUsedMiB), number(r.FramebufferTotalMiB), number(r.KVCacheP95), number(r.KVCacheMax))
+		verb := "preallocates"
+		if g.kvFrom[VLLM] && g.kvFrom[TGI] {
+			verb = "preallocate"
+		}
+		memNote = fmt.Sprintf("%s %s the framebuffer (%s of %s MiB in use), so KV-cache usage is the measure: p95 %s%%, peak %s%%",
+			servers, verb, number(r.FramebufferUsedMiB), number(r.FramebufferTotalMiB), number(r.KVCacheP95), number(r.KVCacheMax))
+		if g.kvFrom[TGI] {
+			memNote += " (TGI's: tokens held by the running batch over its max batch total tokens"
+			if tgiAssumed > 0 {
+				memNote += fmt.Sprintf(", %d where a pod does not export them", tgiAssumed)
+			}
+			memNote += ")"
+		}
+	case g.tgi:
+		memNote += "; TGI preallocates the framebuffer too, but without its max batch total tokens (tgi_batch_max_total_tokens, or an assumed value) its KV-cache usage is unknown, so the framebuffer overstates the need"
 	}
 	utilNote := fmt.Sprintf("utilization p95 %s%% (p50 %s%%, max %s%%) per GPU", number(u), number(r.UtilP50), number(r.UtilMax))
 	busy := float64(n) * u / cfg.GPUTargetUtil // GPUs' worth of work at the target
@@ -187,7 +212,7 @@ func recommendGPU(cfg Config, g *gpuHistory, minHistory float64) *GPURecommendat
 		return r
 	}
 	if r.KVCache {
-		memNote += "; lower vLLM's --gpu-memory-utilization to free memory before sharing the GPU"
+		memNote += "; lower " + lower + " to free memory before sharing the GPU"
 		need = r.FramebufferTotalMiB // cannot shrink until the preallocation does
 	}
 	if known && len(spec.mig) > 0 {
@@ -233,4 +258,16 @@ func recommendGPU(cfg Config, g *gpuHistory, minHistory float64) *GPURecommendat
 	}
 	r.Reason = fmt.Sprintf("%s: no smaller share fits its memory; %s", utilNote, memNote)
 	return r
+}
+
+// kvServers names the servers a workload's KV-cache figure comes from, and
+// the setting of each that sizes its preallocation.
+func kvServers(g *gpuHistory) (names, settings string) {
+	switch {
+	case g.kvFrom[VLLM] && g.kvFrom[TGI]:
+		return "vLLM and TGI", "vLLM's --gpu-memory-utilization and TGI's --cuda-memory-fraction"
+	case g.kvFrom[TGI]:
+		return "TGI", "TGI's --cuda-memory-fraction"
+	}
+	return "vLLM", "vLLM's --gpu-memory-utilization"
 }

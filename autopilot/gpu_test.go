@@ -19,7 +19,7 @@ func gpuCase(t *testing.T, model string, gpus int, util, fbUsed float64, kv floa
 			h.Framebuffer(ref, at, fbUsed, 0)
 		}
 		if kv >= 0 {
-			h.KVCache(k, at, kv)
+			h.KVCache(k, VLLM, at, kv)
 		}
 	})
 	return workloadOf(t, mustRecommend(t, h), k).GPU
@@ -62,6 +62,62 @@ func TestRecommendGPU(t *testing.T) {
 	g := gpuCase(t, "NVIDIA A100-SXM4-40GB", 1, 20, 36000, 0.3)
 	if !g.KVCache || g.KVCacheMax != 30 || !strings.Contains(g.Reason, "vLLM preallocates the framebuffer (36000 of 40960 MiB in use), so KV-cache usage is the measure: p95 30%, peak 30%") {
 		t.Errorf("kv: %+v", g)
+	}
+}
+
+// TGI: KV-cache usage is the tokens held by the running batch over the max
+// batch total tokens; the report says the figure is TGI's. Without a
+// capacity, a TGI queue still marks the framebuffer as preallocated.
+func TestRecommendGPUTGI(t *testing.T) {
+	k := queries.WorkloadKey{Namespace: "ml", Name: "tgi"}
+	run := func(kv func(h *History, at time.Time)) *GPURecommendation {
+		t.Helper()
+		h := newHistory(t, DefaultConfig(), 48*time.Hour, time.Hour)
+		h.tgiAssumed = 32000
+		each(h, func(i int, at time.Time) {
+			ref := GPURef{Workload: k, Pod: "tgi-0", GPU: "0", Model: "NVIDIA A100-SXM4-40GB"}
+			h.GPUUtil(ref, at, 20)
+			h.Framebuffer(ref, at, 36000, 0)
+			h.RequestsWaiting(k, TGI, at, float64(i%4))
+			kv(h, at)
+		})
+		return workloadOf(t, mustRecommend(t, h), k).GPU
+	}
+
+	// 8000 of 32000 tokens: 25%. As for vLLM, a single GPU with a KV cache
+	// below 50% is kept until TGI's preallocation is lowered.
+	g := run(func(h *History, at time.Time) { h.KVCache(k, TGI, at, 8000.0/32000) })
+	if !g.KVCache || g.KVCacheSource != "tgi" || g.KVCacheP95 != 25 || g.KVCacheMax != 25 || g.RequestsWaitingMax != 3 ||
+		g.Action != GPUKeep || g.Recommended != "1 x A100-40GB" {
+		t.Errorf("tgi: %+v", g)
+	}
+	want := "TGI preallocates the framebuffer (36000 of 40960 MiB in use), so KV-cache usage is the measure: p95 25%, peak 25% " +
+		"(TGI's: tokens held by the running batch over its max batch total tokens, 32000 where a pod does not export them); " +
+		"lower TGI's --cuda-memory-fraction to free memory before sharing the GPU"
+	if !strings.HasSuffix(g.Reason, want) {
+		t.Errorf("reason\n %q\ndoes not end in\n %q", g.Reason, want)
+	}
+
+	// A TGI queue without a capacity: no KV-cache figure, and the reason
+	// says the framebuffer overstates the need. By the framebuffer,
+	// 36000 * 1.15 MiB fits only the 7g.40gb profile: keep.
+	g = run(func(*History, time.Time) {})
+	if g.KVCache || g.KVCacheSource != "" || g.RequestsWaitingMax != 3 || g.Action != GPUKeep {
+		t.Errorf("tgi without capacity: %+v", g)
+	}
+	if want := "framebuffer peak 36000 of 40960 MiB; TGI preallocates the framebuffer too, but without its max batch total tokens " +
+		"(tgi_batch_max_total_tokens, or an assumed value) its KV-cache usage is unknown, so the framebuffer overstates the need"; !strings.HasSuffix(g.Reason, want) {
+		t.Errorf("reason\n %q\ndoes not end in\n %q", g.Reason, want)
+	}
+
+	// Pods of both servers in one workload: both named.
+	g = run(func(h *History, at time.Time) {
+		h.KVCache(k, TGI, at, 0.25)
+		h.KVCache(k, VLLM, at, 0.1)
+	})
+	if g.KVCacheSource != "vllm,tgi" || g.KVCacheMax != 25 || !strings.Contains(g.Reason, "vLLM and TGI preallocate the framebuffer") ||
+		!strings.HasSuffix(g.Reason, "lower vLLM's --gpu-memory-utilization and TGI's --cuda-memory-fraction to free memory before sharing the GPU") {
+		t.Errorf("vllm and tgi: %+v", g)
 	}
 }
 

@@ -30,6 +30,9 @@ type GPURef struct {
 // daily peaks, streaming autoshutdown backtests and fixed-size chart bins.
 //
 // Samples of one series must be added in time order; series may interleave.
+// The autoshutdown backtest takes a workload's replicas at the time of each
+// request-rate sample, so Replicas of a time go in before RequestRate of the
+// same time (PrometheusReader reads each chunk's replicas first).
 // A History is not safe for concurrent use.
 type History struct {
 	cfg        Config
@@ -37,7 +40,20 @@ type History struct {
 	step       time.Duration
 	workloads  map[queries.WorkloadKey]*workloadHistory
 	finished   bool
+	// tgiAssumed is the max batch total tokens assumed for TGI pods that
+	// do not export theirs (queries.TGIMetrics.AssumedMaxBatchTotalTokens).
+	tgiAssumed int64
 }
+
+// ModelServer names the inference server a KV-cache or queue figure
+// comes from.
+type ModelServer string
+
+// The model servers whose metrics autopilot reads.
+const (
+	VLLM ModelServer = "vllm" // vLLM
+	TGI  ModelServer = "tgi"  // Hugging Face text-generation-inference
+)
 
 type workloadHistory struct {
 	key        queries.WorkloadKey
@@ -51,6 +67,22 @@ type workloadHistory struct {
 	idleN      int // samples at or below the activation
 	backtests  []*backtest
 	gpu        *gpuHistory
+
+	// Replicas over time, one sample per step (kube-state-metrics).
+	replicaN       int
+	replicaSum     float64 // of the samples
+	replicaHours   float64 // the samples times the step
+	replicaMin     float64
+	replicaMax     float64
+	replicaPending []replicaPoint // changes the request rate has not reached, in time order
+	replicaNow     float64        // in effect at the last request-rate sample
+	replicaKnown   bool           // replicaNow comes from a sample
+}
+
+// replicaPoint is a change of a workload's replicas.
+type replicaPoint struct {
+	t time.Time
+	n float64
 }
 
 type containerHistory struct {
@@ -61,11 +93,31 @@ type containerHistory struct {
 	memFirst time.Time
 	memLast  time.Time
 	day      map[string]*dayPeak // per pod: the peak of its current day
-	oomLast  map[string]bool     // per pod: the last value of the OOM flag
-	ooms     int
+	oom      map[string]*podOOM  // per pod
+	ooms     int                 // set by finish
+	oomFrom  string              // set by finish: the signals the count comes from
 	current  Resources
 	cpuChart []float64
 	memChart []float64
+}
+
+// podOOM is what one pod's container says of OOM kills.
+type podOOM struct {
+	flag     bool // the last value of the "last terminated: OOMKilled" flag
+	flagSeen bool
+	rises    int  // rises of the flag, and a flag up at the first sample
+	restarts int  // restarts while the last termination was an OOM kill
+	counted  bool // the restart counter was read: restarts is the count
+}
+
+// kills is the pod's OOM kills: its restarts while OOMKilled where the
+// restart counter was read, else the rises of the flag, which count
+// several kills in a row as one.
+func (p *podOOM) kills() int {
+	if p.counted {
+		return p.restarts
+	}
+	return p.rises
 }
 
 type dayPeak struct {
@@ -91,7 +143,9 @@ type gpuHistory struct {
 	gpusOfPod map[string]map[string]bool
 	kv        *Histogram // percent
 	kvMax     float64
-	waiting   float64 // highest vllm:num_requests_waiting
+	kvFrom    map[ModelServer]bool // the servers the KV-cache samples come from
+	waiting   float64              // highest queue: vLLM's requests waiting, TGI's queue size
+	tgi       bool                 // a TGI server reported its queue
 }
 
 // NewHistory returns an empty history of (start, end] read every step.
@@ -131,7 +185,7 @@ func (h *History) container(r ContainerRef) *containerHistory {
 		mem, _ := NewHistogram(h.cfg.Memory, h.start)
 		c = &containerHistory{
 			cpu: cpu, memPeaks: mem,
-			day: map[string]*dayPeak{}, oomLast: map[string]bool{},
+			day: map[string]*dayPeak{}, oom: map[string]*podOOM{},
 			cpuChart: h.newChart(), memChart: h.newChart(),
 		}
 		w.containers[r.Container] = c
@@ -203,16 +257,37 @@ func (h *History) Memory(r ContainerRef, t time.Time, bytes float64) {
 	}
 }
 
-// OOMKilled adds the state of a container's "last terminated because
-// OOMKilled" flag at t; every rise of the flag, and a flag already up in the
-// first sample of a pod, counts as one OOM kill.
-func (h *History) OOMKilled(r ContainerRef, t time.Time, killed bool) {
-	c := h.container(r)
-	prev, seen := c.oomLast[r.Pod]
-	if killed && (!seen || !prev) {
-		c.ooms++
+func (c *containerHistory) podOOM(pod string) *podOOM {
+	p := c.oom[pod]
+	if p == nil {
+		p = &podOOM{}
+		c.oom[pod] = p
 	}
-	c.oomLast[r.Pod] = killed
+	return p
+}
+
+// OOMKilled adds the state of a container's "last terminated because
+// OOMKilled" flag at t. It is the fallback for pods without OOMRestarts:
+// every rise of the flag, and a flag already up in the first sample of a
+// pod, counts as one OOM kill, so kills in a row count once.
+func (h *History) OOMKilled(r ContainerRef, t time.Time, killed bool) {
+	p := h.container(r).podOOM(r.Pod)
+	if killed && (!p.flagSeen || !p.flag) {
+		p.rises++
+	}
+	p.flag, p.flagSeen = killed, true
+}
+
+// OOMRestarts adds how often a container restarted in the step that ends
+// at t while its last termination was an OOM kill: its OOM kills in the
+// step. Once a pod's container has any, they are its count of OOM kills,
+// and OOMKilled's flag is no longer used for it.
+func (h *History) OOMRestarts(r ContainerRef, t time.Time, n float64) {
+	p := h.container(r).podOOM(r.Pod)
+	p.counted = true
+	if valid(n) {
+		p.restarts += int(math.Round(n))
+	}
 }
 
 // SetResources records a container's current requests and limits; the pod
@@ -227,6 +302,58 @@ func (h *History) SetResources(r ContainerRef, res Resources) {
 // are the pods given to SetResources.
 func (h *History) SetReplicas(w queries.WorkloadKey, n int) {
 	h.workload(w).replicas = n
+}
+
+// Replicas adds a workload's replicas at t, the most it ran in the step
+// that ends at t (kube-state-metrics' status.replicas of its Deployment or
+// StatefulSet). A workload with none is taken to have run its current
+// replicas throughout; one with some, none before its first.
+func (h *History) Replicas(k queries.WorkloadKey, t time.Time, n float64) {
+	if !valid(n) {
+		return
+	}
+	w := h.workload(k)
+	if w.replicaN == 0 {
+		w.replicaMin, w.replicaMax = n, n
+	}
+	w.replicaN++
+	w.replicaSum += n
+	w.replicaHours += n * h.step.Hours()
+	w.replicaMin, w.replicaMax = min(w.replicaMin, n), max(w.replicaMax, n)
+	// Only changes are kept until the request rate reaches them.
+	last, known := w.replicaNow, w.replicaKnown
+	if p := w.replicaPending; len(p) > 0 {
+		last, known = p[len(p)-1].n, true
+	}
+	if !known || last != n {
+		w.replicaPending = append(w.replicaPending, replicaPoint{t: t, n: n})
+	}
+}
+
+// replicasAt returns the replicas in effect at t, and whether they come
+// from a sample, and forgets the changes before.
+func (w *workloadHistory) replicasAt(t time.Time) (float64, bool) {
+	i := 0
+	for ; i < len(w.replicaPending) && !w.replicaPending[i].t.After(t); i++ {
+		w.replicaNow, w.replicaKnown = w.replicaPending[i].n, true
+	}
+	if i == len(w.replicaPending) {
+		w.replicaPending = w.replicaPending[:0]
+	} else {
+		w.replicaPending = w.replicaPending[i:]
+	}
+	return w.replicaNow, w.replicaKnown
+}
+
+// settleReplicas forgets every workload's replica changes up to t, keeping
+// the one in effect: memory holds at most the changes of one chunk of
+// history, also for workloads without a request rate.
+func (h *History) settleReplicas(t time.Time) {
+	for _, w := range h.workloads {
+		if len(w.replicaPending) > 0 {
+			w.replicasAt(t)
+		}
+	}
 }
 
 // RequestRate adds a workload's total request rate at t.
@@ -252,8 +379,9 @@ func (h *History) RequestRate(k queries.WorkloadKey, t time.Time, rps float64) {
 		w.rpsActive.Add(rps, 1, t)
 	}
 	chartMax(w.rpsChart, h.bin(t), rps)
+	replicas, known := w.replicasAt(t)
 	for _, b := range w.backtests {
-		b.observe(t, rps)
+		b.observe(t, rps, replicas, known)
 	}
 }
 
@@ -262,7 +390,7 @@ func (h *History) gpu(k queries.WorkloadKey) *gpuHistory {
 	if w.gpu == nil {
 		util, _ := NewHistogram(HistogramOptions{FirstBucket: 0.1, MaxValue: 100, Growth: h.cfg.CPU.Growth, HalfLife: h.cfg.CPU.HalfLife}, h.start)
 		kv, _ := NewHistogram(HistogramOptions{FirstBucket: 0.1, MaxValue: 100, Growth: h.cfg.CPU.Growth, HalfLife: h.cfg.CPU.HalfLife}, h.start)
-		w.gpu = &gpuHistory{util: util, kv: kv, gpusOfPod: map[string]map[string]bool{}}
+		w.gpu = &gpuHistory{util: util, kv: kv, gpusOfPod: map[string]map[string]bool{}, kvFrom: map[ModelServer]bool{}}
 	}
 	return w.gpu
 }
@@ -302,21 +430,28 @@ func (h *History) Framebuffer(r GPURef, t time.Time, usedMiB, totalMiB float64) 
 	}
 }
 
-// KVCache adds a vLLM server's KV-cache usage (0 to 1) at t.
-func (h *History) KVCache(k queries.WorkloadKey, t time.Time, usage float64) {
+// KVCache adds a model server's KV-cache usage (0 to 1) at t: vLLM's
+// kv_cache_usage_perc, or TGI's tokens held by the running batch over its
+// max batch total tokens.
+func (h *History) KVCache(k queries.WorkloadKey, server ModelServer, t time.Time, usage float64) {
 	if !valid(usage) {
 		return
 	}
 	g := h.gpu(k)
 	g.kv.Add(min(usage, 1)*100, 1, t)
 	g.kvMax = max(g.kvMax, min(usage, 1)*100)
+	g.kvFrom[server] = true
 }
 
-// RequestsWaiting adds a vLLM server's queue length at t.
-func (h *History) RequestsWaiting(k queries.WorkloadKey, t time.Time, n float64) {
+// RequestsWaiting adds a model server's queue length at t: vLLM's requests
+// waiting, TGI's queue size. A TGI queue marks the workload as served by
+// TGI, whose framebuffer is preallocated even when its KV-cache usage is
+// unknown.
+func (h *History) RequestsWaiting(k queries.WorkloadKey, server ModelServer, t time.Time, n float64) {
 	if valid(n) {
 		g := h.gpu(k)
 		g.waiting = max(g.waiting, n)
+		g.tgi = g.tgi || server == TGI
 	}
 }
 
@@ -337,9 +472,45 @@ func (h *History) finish() {
 				c.memPeaks.Add(p.peak, 1, p.at)
 				delete(c.day, pod)
 			}
+			c.ooms, c.oomFrom = c.oomKills()
 		}
 		for _, b := range w.backtests {
 			b.finish(h.end)
 		}
 	}
 }
+
+// oomKills sums the OOM kills of the container's pods and says which
+// signals they come from: "restarts", "last-terminated-reason" (the
+// fallback), or both.
+func (c *containerHistory) oomKills() (int, string) {
+	n, counted, flagged := 0, false, false
+	for _, p := range c.oom {
+		k := p.kills()
+		n += k
+		if k > 0 && p.counted {
+			counted = true
+		} else if k > 0 {
+			flagged = true
+		}
+	}
+	switch {
+	case counted && flagged:
+		return n, OOMFromRestarts + ", " + OOMFromReason
+	case counted:
+		return n, OOMFromRestarts
+	case flagged:
+		return n, OOMFromReason
+	}
+	return n, ""
+}
+
+// The signals OOM kills are counted from, in ContainerReport.OOMKillsFrom.
+const (
+	// OOMFromRestarts: restarts of the container while its last
+	// termination was an OOM kill; every kill counts.
+	OOMFromRestarts = "restarts"
+	// OOMFromReason: rises of the "last terminated: OOMKilled" flag, where
+	// the restart counter is missing; kills in a row count once.
+	OOMFromReason = "last-terminated-reason"
+)

@@ -8,7 +8,7 @@ import (
 
 // SchemaVersion names the version of the JSON report's schema. It changes
 // when a field is removed or changes meaning; adding a field does not.
-const SchemaVersion = "ebb.dev/autopilot/v1"
+const SchemaVersion = "ebb.dev/autopilot/v2"
 
 // Report is the result of a recommendation run: one entry per workload,
 // sorted by monthly savings, most first. Its JSON form is the documented,
@@ -61,16 +61,19 @@ func (s Severity) rank() int {
 
 // WorkloadReport is every recommendation for one Deployment or StatefulSet.
 type WorkloadReport struct {
-	Namespace    string                      `json:"namespace"`
-	Name         string                      `json:"name"`
-	Replicas     int                         `json:"replicas"`
-	Severity     Severity                    `json:"severity"`
-	Containers   []ContainerReport           `json:"containers"`
-	Scaling      *ScalingRecommendation      `json:"scaling,omitempty"`
-	Autoshutdown *AutoshutdownRecommendation `json:"autoshutdown,omitempty"`
-	GPU          *GPURecommendation          `json:"gpu,omitempty"`
-	Cost         Cost                        `json:"cost"`
-	Chart        Chart                       `json:"chart"`
+	Namespace string `json:"namespace"`
+	Name      string `json:"name"`
+	Replicas  int    `json:"replicas"`
+	// ReplicaHistory is the replicas it ran over the history; costs and
+	// the autoshutdown backtest are computed from it.
+	ReplicaHistory ReplicaHistory              `json:"replicaHistory"`
+	Severity       Severity                    `json:"severity"`
+	Containers     []ContainerReport           `json:"containers"`
+	Scaling        *ScalingRecommendation      `json:"scaling,omitempty"`
+	Autoshutdown   *AutoshutdownRecommendation `json:"autoshutdown,omitempty"`
+	GPU            *GPURecommendation          `json:"gpu,omitempty"`
+	Cost           Cost                        `json:"cost"`
+	Chart          Chart                       `json:"chart"`
 }
 
 // ContainerReport holds one container's CPU and memory recommendations.
@@ -79,6 +82,9 @@ type ContainerReport struct {
 	CPU      ResourceRecommendation `json:"cpu"`
 	Memory   ResourceRecommendation `json:"memory"`
 	OOMKills int                    `json:"oomKills"`
+	// OOMKillsFrom says which kube-state-metrics signal OOMKills comes
+	// from: OOMFromRestarts, OOMFromReason (the fallback), or both.
+	OOMKillsFrom string `json:"oomKillsFrom,omitempty"`
 }
 
 // ResourceRecommendation is a request and limit for one resource, in cores

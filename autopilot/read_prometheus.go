@@ -24,6 +24,8 @@ const DefaultChunk = 24 * time.Hour
 // range query per metric and namespace (one per metric for all namespaces
 // when Namespaces is empty) and per chunk of history, streamed into the
 // History chunk by chunk, so memory holds one chunk's answer at a time.
+// In each chunk the replicas are read before the request rate, for the
+// autoshutdown backtest to price each step at the replicas that ran then.
 type PrometheusReader struct {
 	Store RangeQuerier
 	// Catalog names the metrics and labels read; the zero HistoryCatalog
@@ -86,6 +88,7 @@ func (r *PrometheusReader) Read(ctx context.Context, h *History) error {
 	win := max(h.step, time.Minute)
 
 	current, series := historyQueries(cat, inScope)
+	h.tgiAssumed = cat.TGI.AssumedMaxBatchTotalTokens
 	nChunks := int((h.end.Sub(h.start)-h.step)/chunk) + 1
 	total := 0
 	for _, q := range current {
@@ -100,8 +103,12 @@ func (r *PrometheusReader) Read(ctx context.Context, h *History) error {
 		if q.metric.Namespaced() {
 			list = nsList
 		}
+		w := win
+		if q.metric == queries.HistoryOOMRestarts {
+			w = h.step // the counter's growth over each step, the windows tiling the history
+		}
 		for _, ns := range list {
-			expr, err := cat.Expr(q.metric, ns, win)
+			expr, err := cat.Expr(q.metric, ns, w)
 			if err != nil {
 				return fmt.Errorf("read %s: %w", q.metric, err)
 			}
@@ -164,6 +171,7 @@ func (r *PrometheusReader) Read(ctx context.Context, h *History) error {
 				return err
 			}
 		}
+		h.settleReplicas(to)
 		from = to.Add(h.step)
 	}
 	return nil
@@ -265,6 +273,18 @@ func historyQueries(cat queries.HistoryCatalog, inScope func(string) bool) (curr
 		{metric: queries.HistoryCPU, feed: perContainer(func(h *History, ref ContainerRef, p queries.Point) { h.CPU(ref, p.T, p.V) })},
 		{metric: queries.HistoryMemory, feed: perContainer(func(h *History, ref ContainerRef, p queries.Point) { h.Memory(ref, p.T, p.V) })},
 		{metric: queries.HistoryOOMKills, feed: perContainer(func(h *History, ref ContainerRef, p queries.Point) { h.OOMKilled(ref, p.T, p.V > 0) })},
+		{metric: queries.HistoryOOMRestarts, feed: perContainer(func(h *History, ref ContainerRef, p queries.Point) { h.OOMRestarts(ref, p.T, p.V) })},
+		// Replicas before the request rate: the backtest takes the
+		// replicas of each request-rate sample's time.
+		{metric: queries.HistoryReplicas, feed: func(h *History, s queries.Series) {
+			ns, name := s.Labels[k.NamespaceLabel], s.Labels[queries.HistoryWorkloadLabel]
+			if ns == "" || name == "" {
+				return
+			}
+			for _, p := range s.Points {
+				h.Replicas(queries.WorkloadKey{Namespace: ns, Name: name}, p.T, p.V)
+			}
+		}},
 		{metric: queries.HistoryRequestRate, feed: func(h *History, s queries.Series) {
 			ns, name := s.Labels[rq.NamespaceLabel], s.Labels[rq.WorkloadLabel]
 			if !inScope(ns) || name == "" {
@@ -276,8 +296,10 @@ func historyQueries(cat queries.HistoryCatalog, inScope func(string) bool) (curr
 		}},
 		{metric: queries.HistoryGPUUtil, feed: perGPU(func(h *History, ref GPURef, p queries.Point) { h.GPUUtil(ref, p.T, p.V) })},
 		{metric: queries.HistoryFramebufferUsed, feed: perGPU(func(h *History, ref GPURef, p queries.Point) { h.Framebuffer(ref, p.T, p.V, 0) })},
-		{metric: queries.HistoryKVCache, feed: perPod(func(h *History, w queries.WorkloadKey, p queries.Point) { h.KVCache(w, p.T, p.V) })},
-		{metric: queries.HistoryRequestsWaiting, feed: perPod(func(h *History, w queries.WorkloadKey, p queries.Point) { h.RequestsWaiting(w, p.T, p.V) })},
+		{metric: queries.HistoryKVCache, feed: perPod(func(h *History, w queries.WorkloadKey, p queries.Point) { h.KVCache(w, VLLM, p.T, p.V) })},
+		{metric: queries.HistoryRequestsWaiting, feed: perPod(func(h *History, w queries.WorkloadKey, p queries.Point) { h.RequestsWaiting(w, VLLM, p.T, p.V) })},
+		{metric: queries.HistoryTGIKVCache, feed: perPod(func(h *History, w queries.WorkloadKey, p queries.Point) { h.KVCache(w, TGI, p.T, p.V) })},
+		{metric: queries.HistoryTGIQueue, feed: perPod(func(h *History, w queries.WorkloadKey, p queries.Point) { h.RequestsWaiting(w, TGI, p.T, p.V) })},
 	}
 	return current, series
 }

@@ -3,6 +3,7 @@ package autopilot
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -68,9 +69,19 @@ func TestPrometheusReaderBatches(t *testing.T) {
 	for _, m := range []queries.HistoryMetric{queries.HistoryRequests, queries.HistoryLimits, queries.HistoryFramebufferSize} {
 		add(m, end, end)
 	}
-	// (0, 50h] in chunks of 24h: (0, 24h], (24h, 48h], (48h, 50h].
+	// (0, 50h] in chunks of 24h: (0, 24h], (24h, 48h], (48h, 50h]; in
+	// each, the replicas before the request rate.
+	perChunk := []queries.HistoryMetric{
+		queries.HistoryCPU, queries.HistoryMemory, queries.HistoryOOMKills, queries.HistoryOOMRestarts,
+		queries.HistoryReplicas, queries.HistoryRequestRate,
+		queries.HistoryGPUUtil, queries.HistoryFramebufferUsed,
+		queries.HistoryKVCache, queries.HistoryRequestsWaiting, queries.HistoryTGIKVCache, queries.HistoryTGIQueue,
+	}
+	if len(perChunk)+3 != len(queries.HistoryMetrics) {
+		t.Fatalf("the test reads %d metrics, there are %d", len(perChunk)+3, len(queries.HistoryMetrics))
+	}
 	for _, c := range [][2]time.Duration{{5 * time.Minute, 24 * time.Hour}, {24*time.Hour + 5*time.Minute, 48 * time.Hour}, {48*time.Hour + 5*time.Minute, 50 * time.Hour}} {
-		for _, m := range queries.HistoryMetrics[3:] {
+		for _, m := range perChunk {
 			add(m, t0.Add(c[0]), t0.Add(c[1]))
 		}
 	}
@@ -83,9 +94,31 @@ func TestPrometheusReaderBatches(t *testing.T) {
 		}
 	}
 	// 5 at the end (requests and limits twice, framebuffer size once), then
-	// 13 per chunk (5 metrics twice, 3 once).
-	if n := len(progress); n != 44 || progress[n-1] != [2]int{44, 44} || progress[0] != [2]int{1, 44} {
-		t.Errorf("progress %v, want 1/44 to 44/44", progress)
+	// 21 per chunk (9 metrics twice, 3 once).
+	if n := len(progress); n != 68 || progress[n-1] != [2]int{68, 68} || progress[0] != [2]int{1, 68} {
+		t.Errorf("progress %v, want 1/68 to 68/68", progress)
+	}
+}
+
+// Rates and *_over_time take at least a minute; the OOM restarts take the
+// counter's growth over exactly one step, so that each restart counts once.
+func TestPrometheusReaderOOMRestartsWindow(t *testing.T) {
+	h := newHistory(t, DefaultConfig(), time.Hour, 30*time.Second)
+	store := &fakeStore{}
+	if err := (&PrometheusReader{Store: store, Namespaces: []string{"a"}}).Read(context.Background(), h); err != nil {
+		t.Fatal(err)
+	}
+	var oom, cpu string
+	for _, c := range store.calls {
+		switch {
+		case strings.Contains(c.expr, "kube_pod_container_status_restarts_total"):
+			oom = c.expr
+		case strings.Contains(c.expr, "container_cpu_usage_seconds_total"):
+			cpu = c.expr
+		}
+	}
+	if !strings.Contains(oom, "offset 30s") || !strings.Contains(oom, "[30s]") || !strings.Contains(cpu, "[1m]") {
+		t.Errorf("oom restarts %s, cpu %s: want a 30s window and a 1m one", oom, cpu)
 	}
 }
 
@@ -155,7 +188,19 @@ func TestPrometheusReaderCustomLabels(t *testing.T) {
 //     (and 90% under the old one, which it must not read); 7 requests
 //     waiting once, at 30h03m;
 //   - llm/legacy (pod legacy-0): KV cache at 50% under the old name only;
-//   - other/x (pod x-0): KV cache and GPU, outside the namespaces read.
+//   - other/x (pod x-0): KV cache and GPU, outside the namespaces read;
+//   - batch/etl container loader at 300 MiB with a 512 MiB limit,
+//     OOM-killed three times in a row: its restart counter goes to 1 at
+//     12h02m, to 2 at 12h12m and to 3 at 12h13m, its last termination
+//     OOMKilled from 12h02m on (one rise of the flag);
+//   - llm/tgi (pod tgi-0): text-generation-inference on one A100 at 20%
+//     with 36000 of 40960 MiB in use, its running batch holding 8000 of
+//     its 32000 max batch total tokens, 5 requests queued once, at 30h03m;
+//   - llm/tgi-old (pod tgi-old-0): an older TGI that does not export its
+//     max batch total tokens: 4000 tokens held, 2 queued;
+//   - replicas: Deployment batch/etl 3 throughout; StatefulSet llm/chat 1,
+//     then 2 from 24h02m; Deployment batch/idle 0 throughout, with no
+//     other data.
 //
 // Every change of a gauge falls between two steps of 5m, so that
 // Prometheus 2.x's [t-5m, t] and VictoriaMetrics' (t-5m, t] see it at the
@@ -194,7 +239,56 @@ func oomAndVLLM(hs time.Time) []storetest.Series {
 			"gpu", index, "modelName", "NVIDIA H100 80GB HBM3")
 	}
 	chat := labels("namespace", "llm", "pod", "chat-0", "model_name", "llama")
+	loaderRestarts := minutes(func(at time.Duration) float64 {
+		switch {
+		case at >= h(12, 13):
+			return 3
+		case at >= h(12, 12):
+			return 2
+		case at >= h(12, 2):
+			return 1
+		}
+		return 0
+	})
+	loaderOOM := minutes(func(at time.Duration) float64 {
+		if at >= h(12, 2) {
+			return 1
+		}
+		return 0
+	})
+	tgiGPU := labels("namespace", "llm", "pod", "tgi-0", "gpu", "0", "modelName", "NVIDIA A100-SXM4-40GB")
+	tgi := labels("namespace", "llm", "pod", "tgi-0")
+	tgiOld := labels("namespace", "llm", "pod", "tgi-old-0")
+	chatReplicas := minutes(func(at time.Duration) float64 {
+		if at >= h(24, 2) {
+			return 2
+		}
+		return 1
+	})
 	return []storetest.Series{
+		{Metric: "container_memory_working_set_bytes", Labels: etl("loader"), Samples: constant(300 * MiB)},
+		{Metric: "kube_pod_container_resource_limits", Labels: etl("loader", "resource", "memory", "unit", "byte"), Samples: constant(512 * MiB)},
+		{Metric: "kube_pod_container_status_restarts_total", Labels: etl("loader"), Samples: loaderRestarts},
+		{Metric: "kube_pod_container_status_last_terminated_reason", Labels: etl("loader", "reason", "OOMKilled"), Samples: loaderOOM},
+
+		{Metric: "DCGM_FI_DEV_GPU_UTIL", Labels: tgiGPU, Samples: constant(20)},
+		{Metric: "DCGM_FI_DEV_FB_USED", Labels: tgiGPU, Samples: constant(36000)},
+		{Metric: "DCGM_FI_DEV_FB_FREE", Labels: tgiGPU, Samples: constant(4960)},
+		{Metric: "tgi_batch_current_max_tokens", Labels: tgi, Samples: constant(8000)},
+		{Metric: "tgi_batch_max_total_tokens", Labels: tgi, Samples: constant(32000)},
+		{Metric: "tgi_queue_size", Labels: tgi, Samples: minutes(func(at time.Duration) float64 {
+			if at == h(30, 3) {
+				return 5
+			}
+			return 0
+		})},
+		{Metric: "tgi_batch_current_max_tokens", Labels: tgiOld, Samples: constant(4000)},
+		{Metric: "tgi_queue_size", Labels: tgiOld, Samples: constant(2)},
+
+		{Metric: "kube_deployment_status_replicas", Labels: labels("namespace", "batch", "deployment", "etl"), Samples: constant(3)},
+		{Metric: "kube_deployment_status_replicas", Labels: labels("namespace", "batch", "deployment", "idle"), Samples: constant(0)},
+		{Metric: "kube_statefulset_status_replicas", Labels: labels("namespace", "llm", "statefulset", "chat"), Samples: chatReplicas},
+
 		{Metric: "container_memory_working_set_bytes", Labels: etl("worker"), Samples: constant(900 * MiB)},
 		{Metric: "container_memory_working_set_bytes", Labels: etl("sidecar"), Samples: constant(100 * MiB)},
 		{Metric: "kube_pod_container_resource_requests", Labels: etl("worker", "resource", "memory", "unit", "byte"), Samples: constant(512 * MiB)},
@@ -260,6 +354,27 @@ func TestPrometheusReaderOOMAndVLLM(t *testing.T) {
 				t.Fatal(err)
 			}
 			checkOOMAndVLLM(t, mustRecommend(t, h))
+
+			// With 16000 max batch total tokens assumed, the older TGI's
+			// 4000 tokens are 25%; tgi-0 keeps its own 32000.
+			h, err = NewHistory(DefaultConfig(), hs, hs.Add(48*time.Hour), 5*time.Minute)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r.Catalog = queries.DefaultHistoryCatalog()
+			r.Catalog.TGI.AssumedMaxBatchTotalTokens = 16000
+			if err := r.Read(context.Background(), h); err != nil {
+				t.Fatal(err)
+			}
+			rep := mustRecommend(t, h)
+			if g := workloadOf(t, rep, queries.WorkloadKey{Namespace: "llm", Name: "tgi-old"}).GPU; g == nil || !g.KVCache ||
+				g.KVCacheSource != "tgi" || g.KVCacheP95 != 25 || g.KVCacheMax != 25 {
+				t.Errorf("llm/tgi-old with 16000 assumed: gpu %+v", g)
+			}
+			if g := workloadOf(t, rep, queries.WorkloadKey{Namespace: "llm", Name: "tgi"}).GPU; g == nil || g.KVCacheMax != 25 ||
+				!strings.Contains(g.Reason, "tokens held by the running batch over its max batch total tokens, 16000 where a pod does not export them") {
+				t.Errorf("llm/tgi with 16000 assumed: gpu %+v", g)
+			}
 		})
 	}
 }
@@ -270,8 +385,14 @@ func checkOOMAndVLLM(t *testing.T, r *Report) {
 	for _, w := range r.Workloads {
 		byName[w.Namespace+"/"+w.Name] = w
 	}
-	if len(byName) != 3 || byName["batch/etl"].Name == "" || byName["llm/chat"].Name == "" || byName["llm/legacy"].Name == "" {
-		t.Fatalf("workloads %v, want batch/etl, llm/chat and llm/legacy", byName)
+	var names []string
+	for n := range byName {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	// batch/idle, with replicas only, is no row of the report.
+	if want := []string{"batch/etl", "llm/chat", "llm/legacy", "llm/tgi", "llm/tgi-old"}; !slices.Equal(names, want) {
+		t.Fatalf("workloads %v, want %v", names, want)
 	}
 
 	// The worker rose to OOMKilled twice. Killed at its 1 GiB limit: at
@@ -292,6 +413,31 @@ func checkOOMAndVLLM(t *testing.T, r *Report) {
 	if sidecar.OOMKills != 1 || sidecar.Memory.Request != 200*MiB {
 		t.Errorf("sidecar: %d OOM kills, memory request %v MiB; want 1 and 200", sidecar.OOMKills, sidecar.Memory.Request/MiB)
 	}
+	// The loader was OOM-killed three times in a row: its restart counter
+	// grew by 1 in the step to 12h05m and by 2 in the step to 12h15m while
+	// its last termination said OOMKilled, which rose only once. Killed at
+	// its 512 MiB limit: max(612, 614.4) MiB -> 615 MiB.
+	loader := containerOfReport(t, r, queries.WorkloadKey{Namespace: "batch", Name: "etl"}, "loader")
+	if loader.OOMKills != 3 || loader.OOMKillsFrom != OOMFromRestarts || loader.Memory.Request != 615*MiB {
+		t.Errorf("loader: %d OOM kills from %q, memory request %v MiB; want 3 from restarts and 615 MiB",
+			loader.OOMKills, loader.OOMKillsFrom, loader.Memory.Request/MiB)
+	}
+	if worker.OOMKillsFrom != OOMFromReason || sidecar.OOMKillsFrom != OOMFromReason {
+		t.Errorf("worker and sidecar counted from %q and %q, want the last terminated reason (no restart counter)", worker.OOMKillsFrom, sidecar.OOMKillsFrom)
+	}
+	// Replicas: etl 3 over 576 steps of 5m, 144 replica-hours; chat 1 in
+	// the 288 steps to 24h, 2 in the 288 after (the change at 24h02m falls
+	// in the step to 24h05m): 1.5 on average, 72 replica-hours.
+	if rh := etl.ReplicaHistory; rh.Source != ReplicasFromHistory || rh.Mean != 3 || rh.Samples != 576 || rh.Hours != 48 || rh.ReplicaHours != 144 {
+		t.Errorf("batch/etl replicas %+v", rh)
+	}
+	if rh := byName["llm/chat"].ReplicaHistory; rh.Source != ReplicasFromHistory || rh.Mean != 1.5 || rh.Min != 1 || rh.Max != 2 ||
+		rh.Samples != 576 || rh.ReplicaHours != 72 {
+		t.Errorf("llm/chat replicas %+v", rh)
+	}
+	if rh := byName["llm/legacy"].ReplicaHistory; rh.Source != ReplicasFromCurrent {
+		t.Errorf("llm/legacy replicas %+v, want today's count", rh)
+	}
 	if etl.Severity != SeverityCritical {
 		t.Errorf("batch/etl severity %s, want critical (512 MiB requested, 1229 MiB needed after OOM kills)", etl.Severity)
 	}
@@ -311,6 +457,21 @@ func checkOOMAndVLLM(t *testing.T, r *Report) {
 	}
 	if want := "KV-cache usage is the measure: p95 25%, peak 25%"; !strings.Contains(g.Reason, want) {
 		t.Errorf("llm/chat reason %q does not say %q", g.Reason, want)
+	}
+	// tgi: 8000 of 32000 tokens, 25%, from TGI; one GPU whose framebuffer
+	// is preallocated, kept until TGI's preallocation is lowered.
+	if g := byName["llm/tgi"].GPU; g == nil || !g.KVCache || g.KVCacheSource != "tgi" || g.KVCacheP95 != 25 || g.KVCacheMax != 25 ||
+		g.RequestsWaitingMax != 5 || g.Action != GPUKeep || g.FramebufferTotalMiB != 40960 ||
+		!strings.Contains(g.Reason, "TGI preallocates the framebuffer (36000 of 40960 MiB in use), so KV-cache usage is the measure: p95 25%, peak 25%") ||
+		!strings.HasSuffix(g.Reason, "lower TGI's --cuda-memory-fraction to free memory before sharing the GPU") {
+		t.Errorf("llm/tgi gpu %+v", g)
+	}
+	// tgi-old exports no capacity: no KV-cache figure, its queue still read.
+	if g := byName["llm/tgi-old"].GPU; g == nil || g.KVCache || g.KVCacheSource != "" || g.RequestsWaitingMax != 2 {
+		t.Errorf("llm/tgi-old gpu %+v", g)
+	}
+	if g.KVCacheSource != "vllm" {
+		t.Errorf("llm/chat kv cache from %q, want vllm", g.KVCacheSource)
 	}
 	// legacy: the old metric name, read where the new one is missing.
 	if g := byName["llm/legacy"].GPU; g == nil || !g.KVCache || g.KVCacheP95 != 50 || g.Action != GPUNotEnough {

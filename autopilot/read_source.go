@@ -111,7 +111,7 @@ func (r *SourceReader) Read(ctx context.Context, h *History) error {
 					h.Framebuffer(ref, t, w.FramebufferMiB, spec.memMiB)
 				}
 				if w.VLLM {
-					h.KVCache(w.Key, t, min(util/100, 1))
+					h.KVCache(w.Key, VLLM, t, min(util/100, 1))
 				}
 			}
 		}

@@ -36,6 +36,9 @@ func Recommend(h *History, prices Prices, source string) (*Report, error) {
 		return cmp.Or(cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Name, b.Name))
 	})
 	for _, k := range keys {
+		if wh := h.workloads[k]; len(wh.containers) == 0 && wh.rps == nil && wh.gpu == nil {
+			continue // only replicas: a workload without usage to recommend on
+		}
 		w := h.recommendWorkload(h.workloads[k], prices)
 		r.Workloads = append(r.Workloads, w)
 		r.Totals.MonthlyNow += w.Cost.MonthlyNow
@@ -93,10 +96,11 @@ func (h *History) recommendWorkload(w *workloadHistory, prices Prices) WorkloadR
 	for _, n := range names {
 		c := w.containers[n]
 		cr := ContainerReport{
-			Name:     n,
-			CPU:      recommendCPU(cfg, c, h.step),
-			Memory:   recommendMemory(cfg, c),
-			OOMKills: c.ooms,
+			Name:         n,
+			CPU:          recommendCPU(cfg, c, h.step),
+			Memory:       recommendMemory(cfg, c),
+			OOMKills:     c.ooms,
+			OOMKillsFrom: c.oomFrom,
 		}
 		out.Containers = append(out.Containers, cr)
 		hourlyNow += prices.containerHourly(c.current.CPURequest, c.current.MemoryRequest)
@@ -108,7 +112,7 @@ func (h *History) recommendWorkload(w *workloadHistory, prices Prices) WorkloadR
 	gpus := 0
 	gpuNow, gpuRec := 0.0, 0.0
 	if w.gpu != nil {
-		out.GPU = recommendGPU(cfg, w.gpu, cfg.MinHistory.Hours())
+		out.GPU = recommendGPU(cfg, w.gpu, cfg.MinHistory.Hours(), h.tgiAssumed)
 		gpus = out.GPU.GPUsPerReplica
 		gpuNow = float64(gpus) * prices.GPU(out.GPU.Class)
 		gpuRec = out.GPU.GPUs * prices.GPU(out.GPU.RecommendedClass)
@@ -124,26 +128,42 @@ func (h *History) recommendWorkload(w *workloadHistory, prices Prices) WorkloadR
 		}
 	}
 	span := h.end.Sub(h.start)
-	out.Autoshutdown = recommendShutdown(cfg, w, replicas, gpus, span)
+	out.ReplicaHistory = replicaHistoryOf(w, replicas, h.step, span)
+	out.Autoshutdown = recommendShutdown(cfg, w, replicas, gpus, span, out.ReplicaHistory)
 	shutdownOn := out.Autoshutdown != nil && out.Autoshutdown.Recommended
 	out.Scaling = recommendScaling(cfg, w, replicas, shutdownOn)
-	runShare := 1.0
+	// runShare is the share of the replica-hours that would still run,
+	// timeShare the share of the time the workload would be up.
+	runShare, timeShare := 1.0, 1.0
 	if shutdownOn {
 		for _, c := range out.Autoshutdown.Candidates {
 			if c.IdleAfter == out.Autoshutdown.IdleAfter {
-				runShare = 1 - c.ZeroShare
+				timeShare = 1 - c.ZeroShare
+				if used := out.Autoshutdown.ReplicaHoursUsed; used > 0 {
+					runShare = min(max(c.ReplicaHoursWith/used, 0), 1)
+				}
 			}
 		}
 		severity = worse(severity, SeverityWarning)
-		if runShare < 0.5 {
+		if timeShare < 0.5 {
 			severity = worse(severity, SeverityCritical)
 		}
 	}
-	hours := float64(HoursPerMonth * replicas)
+	// A month of the replicas the history ran, on average.
+	hours := HoursPerMonth * meanReplicas(w, replicas)
 	out.Cost = costOf((hourlyNow+gpuNow)*hours, (hourlyRec+gpuRec)*hours*runShare)
 	out.Severity = severity
 	out.Chart = h.chartOf(w, out.Containers)
 	return out
+}
+
+// meanReplicas is the mean of a workload's replicas over the history, else
+// its current replicas.
+func meanReplicas(w *workloadHistory, current int) float64 {
+	if w.replicaN == 0 {
+		return float64(current)
+	}
+	return w.replicaSum / float64(w.replicaN)
 }
 
 // recommendedOr returns the recommended request, or the current one when

@@ -156,6 +156,68 @@ func TestRecommendOOMBump(t *testing.T) {
 	}
 }
 
+// Restarts while the last termination is an OOM kill count every kill;
+// the flag's rises are the fallback of pods without a restart counter.
+func TestRecommendOOMRestarts(t *testing.T) {
+	h := newHistory(t, DefaultConfig(), 48*time.Hour, time.Hour)
+	h.SetResources(app, Resources{CPURequest: 0.5, MemoryRequest: 256 * MiB, MemoryLimit: 512 * MiB})
+	pod := func(p string) ContainerRef { r := app; r.Pod = p; return r }
+	each(h, func(i int, at time.Time) {
+		h.CPU(app, at, 0.4)
+		h.Memory(app, at, 400*MiB)
+		// cart-0: OOM-killed at hour 10, twice in hour 11 and at hour 20,
+		// the flag up from hour 10 on: one rise, four kills.
+		h.OOMKilled(pod("cart-0"), at, i >= 10)
+		restarts := map[int]float64{10: 1, 11: 2, 20: 1}[i]
+		if i >= 10 {
+			h.OOMRestarts(pod("cart-0"), at, restarts) // rows only while OOMKilled
+		}
+		// cart-1: no restart counter; the flag rises twice: two kills.
+		h.OOMKilled(pod("cart-1"), at, i >= 5 && i < 8 || i >= 30)
+		// cart-2: OOMKilled before the history, never since: the counter
+		// says no kill in the history (the flag alone would say one).
+		h.OOMKilled(pod("cart-2"), at, true)
+		h.OOMRestarts(pod("cart-2"), at, 0)
+	})
+	c := containerOfReport(t, mustRecommend(t, h), shop, "app")
+	if c.OOMKills != 6 || c.OOMKillsFrom != "restarts, last-terminated-reason" {
+		t.Errorf("%d OOM kills from %q, want 6 from restarts and the last terminated reason", c.OOMKills, c.OOMKillsFrom)
+	}
+	if want := "p95 of 3 daily peaks = 400Mi, +15%; OOM-killed 6 times at 512Mi: max(+100Mi, x1.2) = 615Mi"; c.Memory.Basis != want {
+		t.Errorf("basis %q, want %q", c.Memory.Basis, want)
+	}
+
+	f := func(name string, feed func(h *History, i int, at time.Time), kills int, from string) {
+		t.Helper()
+		h := newHistory(t, DefaultConfig(), 48*time.Hour, time.Hour)
+		each(h, func(i int, at time.Time) {
+			h.Memory(app, at, 400*MiB)
+			feed(h, i, at)
+		})
+		if c := containerOfReport(t, mustRecommend(t, h), shop, "app"); c.OOMKills != kills || c.OOMKillsFrom != from {
+			t.Errorf("%s: %d OOM kills from %q, want %d from %q", name, c.OOMKills, c.OOMKillsFrom, kills, from)
+		}
+	}
+	// Three kills in a row at hours 3, 4 and 5, the flag up from the
+	// first on: three by the counter, one by the flag alone.
+	f("three in a row", func(h *History, i int, at time.Time) {
+		h.OOMKilled(app, at, i >= 3)
+		if i >= 3 {
+			h.OOMRestarts(app, at, map[int]float64{3: 1, 4: 1, 5: 1}[i])
+		}
+	}, 3, OOMFromRestarts)
+	f("three in a row, no counter", func(h *History, i int, at time.Time) {
+		h.OOMKilled(app, at, i >= 3)
+	}, 1, OOMFromReason)
+	// A restart counter that fell back by a restart of kube-state-metrics'
+	// view (a negative growth) counts nothing.
+	f("negative growth", func(h *History, i int, at time.Time) {
+		h.OOMKilled(app, at, true)
+		h.OOMRestarts(app, at, map[int]float64{2: -3, 3: 1}[i])
+	}, 1, OOMFromRestarts)
+	f("never", func(h *History, i int, at time.Time) { h.OOMKilled(app, at, false) }, 0, "")
+}
+
 func TestRecommendOOMBumpWithoutLimitUsesPeak(t *testing.T) {
 	h := newHistory(t, DefaultConfig(), 48*time.Hour, time.Hour)
 	each(h, func(i int, at time.Time) {

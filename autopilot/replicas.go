@@ -34,10 +34,38 @@ type AutoshutdownRecommendation struct {
 	IdleAfter string `json:"idleAfter,omitempty"`
 	// IdleShare is the share of request-rate samples at or below the
 	// activation.
-	IdleShare  float64    `json:"idleShare"`
-	Candidates []Backtest `json:"candidates"`
-	Reason     string     `json:"reason"`
+	IdleShare float64 `json:"idleShare"`
+	// ReplicaHoursUsed and GPUHoursUsed are what the workload ran over the
+	// history without autoshutdown, from its replicas over time (see
+	// WorkloadReport.ReplicaHistory).
+	ReplicaHoursUsed float64    `json:"replicaHoursUsed"`
+	GPUHoursUsed     float64    `json:"gpuHoursUsed"`
+	Candidates       []Backtest `json:"candidates"`
+	Reason           string     `json:"reason"`
 }
+
+// ReplicaHistory is how many replicas a workload ran over the history.
+type ReplicaHistory struct {
+	// Source is ReplicasFromHistory when they were read over time, else
+	// ReplicasFromCurrent: today's count stands for the whole history.
+	Source string `json:"source"`
+	// Mean, Min and Max are over the samples, one per step.
+	Mean    float64 `json:"mean"`
+	Min     float64 `json:"min"`
+	Max     float64 `json:"max"`
+	Samples int     `json:"samples"`
+	// Hours is the time the samples cover, ReplicaHours the replica-hours
+	// they add up to.
+	Hours        float64 `json:"hours"`
+	ReplicaHours float64 `json:"replicaHours"`
+	Note         string  `json:"note"`
+}
+
+// Where ReplicaHistory's replicas come from.
+const (
+	ReplicasFromHistory = "kube-state-metrics"
+	ReplicasFromCurrent = "current"
+)
 
 // Backtest is what one idleAfter would have done over the history, replayed
 // through the same idle policy and tracker `ebb serve` uses.
@@ -46,9 +74,13 @@ type Backtest struct {
 	ZeroHours         float64 `json:"zeroHours"`
 	ZeroShare         float64 `json:"zeroShare"`
 	ReplicaHoursSaved float64 `json:"replicaHoursSaved"`
-	GPUHoursSaved     float64 `json:"gpuHoursSaved"`
-	ColdStarts        int     `json:"coldStarts"`
-	ColdStartsPerDay  float64 `json:"coldStartsPerDay"`
+	// ReplicaHoursWith is the replica-hours the workload would have run
+	// with this idleAfter: AutoshutdownRecommendation.ReplicaHoursUsed
+	// less ReplicaHoursSaved.
+	ReplicaHoursWith float64 `json:"replicaHoursWith"`
+	GPUHoursSaved    float64 `json:"gpuHoursSaved"`
+	ColdStarts       int     `json:"coldStarts"`
+	ColdStartsPerDay float64 `json:"coldStartsPerDay"`
 }
 
 // backtest replays a request-rate series through shutdown.Tracker and
@@ -56,6 +88,12 @@ type Backtest struct {
 // policy turns idle. It counts the time at zero replicas and the cold
 // starts: traffic arriving while at zero. A gap of more than two steps in
 // the series is unknown data: the fail-safe keeps the workload up.
+//
+// The replica-hours saved are the time at zero times the replicas that ran
+// then (the last sample at or before each request-rate sample). Time at
+// zero before a workload's first replica sample is priced at the end: at
+// its current replicas when it has no replica samples at all, else at
+// none, as the replica-hours it used count only its samples.
 type backtest struct {
 	idleAfter  time.Duration
 	policy     shutdown.Policy
@@ -69,6 +107,12 @@ type backtest struct {
 	zero       time.Duration
 	coldStarts int
 	finished   bool
+	// zeroReplicaHours is the replica-hours at zero where the replicas
+	// were known; zeroUnknown the time at zero where they were not.
+	zeroReplicaHours float64
+	zeroUnknown      time.Duration
+	replicas         float64 // in effect at prev
+	replicasKnown    bool
 }
 
 func newBacktest(cfg Config, idleAfter, step time.Duration) *backtest {
@@ -81,7 +125,19 @@ func newBacktest(cfg Config, idleAfter, step time.Duration) *backtest {
 	}
 }
 
-func (b *backtest) observe(t time.Time, rps float64) {
+// addZero adds dt at zero, with the replicas that ran then.
+func (b *backtest) addZero(dt time.Duration, replicas float64, known bool) {
+	b.zero += dt
+	if known {
+		b.zeroReplicaHours += dt.Hours() * replicas
+	} else {
+		b.zeroUnknown += dt
+	}
+}
+
+// observe replays the request rate at t, with the replicas that ran in the
+// step that ends at t.
+func (b *backtest) observe(t time.Time, rps, replicas float64, replicasKnown bool) {
 	if b.prev.IsZero() {
 		// Nothing is known before the history: take the workload as
 		// active at its first sample, as a restarted ebb recovers it.
@@ -95,10 +151,10 @@ func (b *backtest) observe(t time.Time, rps float64) {
 			b.tr.Decide(b.policy, t) // unknown: active, never a cold start
 			b.atZero, b.idleSince = false, time.Time{}
 		} else if b.atZero {
-			b.zero += dt
+			b.addZero(dt, replicas, replicasKnown)
 		}
 	}
-	b.prev = t
+	b.prev, b.replicas, b.replicasKnown = t, replicas, replicasKnown
 	b.tr.Observe(rps, b.activation, true, t)
 	d := b.tr.Decide(b.policy, t)
 	if d.Active {
@@ -122,23 +178,47 @@ func (b *backtest) finish(end time.Time) {
 	}
 	b.finished = true
 	if b.atZero && end.After(b.prev) && end.Sub(b.prev) <= 2*b.step {
-		b.zero += end.Sub(b.prev)
+		b.addZero(end.Sub(b.prev), b.replicas, b.replicasKnown)
 	}
 }
 
-func (b *backtest) result(replicas, gpusPerReplica int, span time.Duration) Backtest {
+// result is the backtest's outcome: unknown stands for the replicas where
+// none were known, used is the replica-hours run without autoshutdown.
+func (b *backtest) result(unknown float64, gpusPerReplica int, span time.Duration, used float64) Backtest {
 	zh := b.zero.Hours()
+	saved := b.zeroReplicaHours + b.zeroUnknown.Hours()*unknown
 	r := Backtest{
 		IdleAfter:         FormatDuration(b.idleAfter),
 		ZeroHours:         round(zh, 3),
-		ReplicaHoursSaved: round(zh*float64(replicas), 3),
-		GPUHoursSaved:     round(zh*float64(replicas*gpusPerReplica), 3),
+		ReplicaHoursSaved: round(saved, 3),
+		ReplicaHoursWith:  round(max(used-saved, 0), 3),
+		GPUHoursSaved:     round(saved*float64(gpusPerReplica), 3),
 		ColdStarts:        b.coldStarts,
 	}
 	if span > 0 {
 		r.ZeroShare = round(b.zero.Seconds()/span.Seconds(), 4)
 		r.ColdStartsPerDay = round(float64(b.coldStarts)/(span.Hours()/24), 3)
 	}
+	return r
+}
+
+// replicaHistory summarizes a workload's replicas over the history; without
+// samples, current replicas stand for the whole span.
+func replicaHistoryOf(w *workloadHistory, current int, step, span time.Duration) ReplicaHistory {
+	if w.replicaN == 0 {
+		c := float64(current)
+		return ReplicaHistory{
+			Source: ReplicasFromCurrent, Mean: c, Min: c, Max: c,
+			Hours: round(span.Hours(), 3), ReplicaHours: round(c*span.Hours(), 3),
+			Note: fmt.Sprintf("no replicas over time in the history (kube-state-metrics' Deployment and StatefulSet status.replicas): today's %d assumed throughout", current),
+		}
+	}
+	r := ReplicaHistory{
+		Source: ReplicasFromHistory, Mean: round(w.replicaSum/float64(w.replicaN), 3),
+		Min: w.replicaMin, Max: w.replicaMax, Samples: w.replicaN,
+		Hours: round(float64(w.replicaN)*step.Hours(), 3), ReplicaHours: round(w.replicaHours, 3),
+	}
+	r.Note = fmt.Sprintf("%s to %s replicas, %s on average, over %s hours", number(r.Min), number(r.Max), number(r.Mean), number(r.Hours))
 	return r
 }
 
@@ -178,15 +258,26 @@ func recommendScaling(cfg Config, w *workloadHistory, replicas int, shutdownReco
 }
 
 // recommendShutdown picks the idleAfter that keeps the workload at zero the
-// longest within the cold-start budget.
-func recommendShutdown(cfg Config, w *workloadHistory, replicas, gpus int, span time.Duration) *AutoshutdownRecommendation {
+// longest within the cold-start budget; current replicas stand in where the
+// history has none, rh is its replicas over time.
+func recommendShutdown(cfg Config, w *workloadHistory, current, gpus int, span time.Duration, rh ReplicaHistory) *AutoshutdownRecommendation {
 	if len(w.backtests) == 0 {
 		return nil
 	}
-	a := &AutoshutdownRecommendation{IdleShare: round(float64(w.idleN)/float64(w.rps.Samples()), 4)}
+	a := &AutoshutdownRecommendation{
+		IdleShare:        round(float64(w.idleN)/float64(w.rps.Samples()), 4),
+		ReplicaHoursUsed: rh.ReplicaHours,
+		GPUHoursUsed:     round(rh.ReplicaHours*float64(gpus), 3),
+	}
+	// Where the replicas are unknown: today's when there is no replica
+	// history, else none, as in rh.ReplicaHours.
+	unknown := float64(current)
+	if rh.Source == ReplicasFromHistory {
+		unknown = 0
+	}
 	best := -1
 	for i, b := range w.backtests {
-		r := b.result(replicas, gpus, span)
+		r := b.result(unknown, gpus, span, rh.ReplicaHours)
 		a.Candidates = append(a.Candidates, r)
 		if r.ColdStartsPerDay > cfg.MaxColdStartsPerDay || r.ZeroShare < cfg.MinIdleShare {
 			continue
@@ -196,16 +287,19 @@ func recommendShutdown(cfg Config, w *workloadHistory, replicas, gpus int, span 
 		}
 	}
 	switch {
-	case replicas <= 0:
-		a.Reason = "no running replicas: nothing to save"
+	case rh.ReplicaHours <= 0:
+		a.Reason = "no replicas ran in the history: nothing to save"
 	case best < 0:
 		a.Reason = fmt.Sprintf("no idleAfter keeps the workload at zero %s of the time with at most %s cold starts a day",
 			pctOf(cfg.MinIdleShare), number(cfg.MaxColdStartsPerDay))
 	default:
 		c := a.Candidates[best]
 		a.Recommended, a.IdleAfter = true, c.IdleAfter
-		a.Reason = fmt.Sprintf("idleAfter %s would have kept it at zero %s of the time (%s replica-hours) with %d cold starts (%s a day)",
-			c.IdleAfter, pctOf(c.ZeroShare), number(c.ReplicaHoursSaved), c.ColdStarts, number(c.ColdStartsPerDay))
+		a.Reason = fmt.Sprintf("idleAfter %s would have kept it at zero %s of the time, saving %s of its %s replica-hours, with %d cold starts (%s a day)",
+			c.IdleAfter, pctOf(c.ZeroShare), number(c.ReplicaHoursSaved), number(a.ReplicaHoursUsed), c.ColdStarts, number(c.ColdStartsPerDay))
+		if rh.Source == ReplicasFromCurrent {
+			a.Reason += fmt.Sprintf("; replicas assumed at today's %d throughout", current)
+		}
 	}
 	return a
 }

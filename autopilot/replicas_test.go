@@ -1,6 +1,7 @@
 package autopilot
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -130,5 +131,152 @@ func TestScalingHandComputed(t *testing.T) {
 	}
 	if !(s.Basis == "p95 of the request rate while active (23.61 req/s) over 4 replicas; max 24 req/s +15% headroom") {
 		t.Errorf("basis %q", s.Basis)
+	}
+}
+
+// replicaDay is idleDay's traffic (1 req/s in minutes 1..10 of every 2
+// hours) for a workload whose current replicas are today, with replicas
+// read from minute from on: before until minute 720, after from 721. Its
+// pod has one T4 (a framebuffer sample, no utilization: the GPU gets no
+// recommendation and is priced as it is) and a container of 1 core and
+// 1 GiB without usage samples (priced as it is).
+func replicaDay(t *testing.T, from int, before, after float64, today int) *History {
+	t.Helper()
+	h := newHistory(t, DefaultConfig(), 24*time.Hour, time.Minute)
+	h.SetReplicas(notebook, today)
+	h.SetResources(ContainerRef{Workload: notebook, Pod: "notebook-0", Container: "jupyter"}, Resources{CPURequest: 1, MemoryRequest: GiB})
+	h.Framebuffer(GPURef{Workload: notebook, Pod: "notebook-0", GPU: "0", Model: "Tesla T4"}, t0, 1000, 15360)
+	each(h, func(m int, at time.Time) {
+		if m >= from {
+			n := before
+			if m > 720 {
+				n = after
+			}
+			h.Replicas(notebook, at, n)
+		}
+		rps := 0.0
+		if r := m % 120; r >= 1 && r <= 10 {
+			rps = 1
+		}
+		h.RequestRate(notebook, at, rps)
+	})
+	return h
+}
+
+// The backtest prices each minute at zero at the replicas that ran then.
+// TestBacktestHandComputed's minutes at zero: with idleAfter 5m those
+// ending at 120k+21 .. 120k+121 (101 a cycle, 100 in the last), with 15m
+// at 120k+31 .. 120k+121 (91, and 90).
+func TestBacktestReplicasOverTime(t *testing.T) {
+	// 3 replicas until minute 720, then 1; today 5, which must not count.
+	//   5m:  cycles 0-4 at 3: 5*101*3 = 1515; cycle 5 (621..721): 100*3 + 1;
+	//        cycles 6-10: 5*101; cycle 11: 100. 2421 replica-minutes = 40.35 h.
+	//   15m: 5*91*3 = 1365; cycle 5 (631..721): 90*3 + 1; 5*91; 90.
+	//        2181 replica-minutes = 36.35 h.
+	// Used: 720*3 + 720*1 = 2880 replica-minutes = 48 h; 2 on average.
+	w := workloadOf(t, mustRecommend(t, replicaDay(t, 1, 3, 1, 5)), notebook)
+	if want := (ReplicaHistory{Source: ReplicasFromHistory, Mean: 2, Min: 1, Max: 3, Samples: 1440, Hours: 24, ReplicaHours: 48,
+		Note: "1 to 3 replicas, 2 on average, over 24 hours"}); w.ReplicaHistory != want {
+		t.Errorf("replica history\n got %+v\nwant %+v", w.ReplicaHistory, want)
+	}
+	a := w.Autoshutdown
+	if a.ReplicaHoursUsed != 48 || a.GPUHoursUsed != 48 {
+		t.Errorf("used %v replica-hours, %v GPU-hours; want 48 and 48", a.ReplicaHoursUsed, a.GPUHoursUsed)
+	}
+	byIdle := map[string]Backtest{}
+	for _, c := range a.Candidates {
+		byIdle[c.IdleAfter] = c
+	}
+	check := func(idle string, saved, with float64) {
+		t.Helper()
+		if c := byIdle[idle]; c.ReplicaHoursSaved != saved || c.ReplicaHoursWith != with || c.GPUHoursSaved != saved {
+			t.Errorf("idleAfter %s: %+v; want %v replica- and GPU-hours saved, %v with", idle, c, saved, with)
+		}
+	}
+	check("5m", 40.35, 7.65)
+	check("15m", 36.35, 11.65)
+	check("4h", 0, 48)
+	if !a.Recommended || a.IdleAfter != "5m" || !strings.Contains(a.Reason, "saving 40.35 of its 48 replica-hours, with 11 cold starts") ||
+		strings.Contains(a.Reason, "assumed") {
+		t.Errorf("recommendation %v %q: %s", a.Recommended, a.IdleAfter, a.Reason)
+	}
+	// Cost per replica-hour: 1 core 0.0316 + 1 GiB 0.0042 + a T4 0.35 =
+	// 0.3858. Now: 2 replicas on average, 0.3858 * 730 * 2 = 563.27. With
+	// idleAfter 5m, 7.65 of the 48 replica-hours run: 563.268 * 7.65/48 =
+	// 89.77.
+	if want := (Cost{MonthlyNow: 563.27, MonthlyRecommended: 89.77, MonthlySavings: 473.5}); w.Cost != want {
+		t.Errorf("cost %+v, want %+v", w.Cost, want)
+	}
+	if w.Replicas != 5 {
+		t.Errorf("replicas %d, want today's 5", w.Replicas)
+	}
+}
+
+// Before a workload's first replica sample it ran none, as far as both the
+// replica-hours used and saved go; today's 4 replicas do not stand in.
+func TestBacktestReplicasFromMidHistory(t *testing.T) {
+	// 1 replica from minute 601. 5m: minutes at zero ending at 601 (1),
+	// in cycles 5-10 (6*101) and 11 (100): 707 replica-minutes = 11.783 h
+	// of 840 replica-minutes = 14 h used.
+	w := workloadOf(t, mustRecommend(t, replicaDay(t, 601, 1, 1, 4)), notebook)
+	if rh := w.ReplicaHistory; rh.Source != ReplicasFromHistory || rh.Mean != 1 || rh.Samples != 840 || rh.Hours != 14 || rh.ReplicaHours != 14 {
+		t.Errorf("replica history %+v", rh)
+	}
+	c := w.Autoshutdown.Candidates[0]
+	if c.IdleAfter != "5m" || c.ReplicaHoursSaved != 11.783 || c.ReplicaHoursWith != 2.217 {
+		t.Errorf("5m: %+v, want 11.783 replica-hours saved, 2.217 with", c)
+	}
+}
+
+// Without replica samples, today's replicas stand for the whole history,
+// and the report says so.
+func TestBacktestReplicasFallBackToCurrent(t *testing.T) {
+	w := workloadOf(t, mustRecommend(t, idleDay(t, DefaultConfig())), notebook)
+	want := ReplicaHistory{Source: ReplicasFromCurrent, Mean: 2, Min: 2, Max: 2, Hours: 24, ReplicaHours: 48,
+		Note: "no replicas over time in the history (kube-state-metrics' Deployment and StatefulSet status.replicas): today's 2 assumed throughout"}
+	if w.ReplicaHistory != want {
+		t.Errorf("replica history\n got %+v\nwant %+v", w.ReplicaHistory, want)
+	}
+	a := w.Autoshutdown
+	if a.ReplicaHoursUsed != 48 || !strings.HasSuffix(a.Reason, "; replicas assumed at today's 2 throughout") {
+		t.Errorf("used %v, reason %q", a.ReplicaHoursUsed, a.Reason)
+	}
+	// 1211 minutes at zero at 2 replicas: 40.367 h saved, 7.633 with.
+	if c := a.Candidates[0]; c.ReplicaHoursSaved != round(2*1211.0/60, 3) || c.ReplicaHoursWith != round(48-2*1211.0/60, 3) {
+		t.Errorf("5m: %+v", c)
+	}
+}
+
+// Replica changes wait for the request rate only up to settleReplicas:
+// whatever the history's length, a workload keeps at most the changes of
+// one chunk, with a request rate or without.
+func TestReplicasMemoryBounded(t *testing.T) {
+	h := newHistory(t, DefaultConfig(), 30*24*time.Hour, time.Minute)
+	quiet := queries.WorkloadKey{Namespace: "ml", Name: "quiet"} // replicas only
+	most := 0
+	each(h, func(m int, at time.Time) {
+		n := float64(m % 2) // a change every minute
+		h.Replicas(quiet, at, n)
+		h.Replicas(notebook, at, n)
+		h.RequestRate(notebook, at, 0)
+		if m%(24*60) == 0 { // the end of a chunk of a day
+			most = max(most, len(h.workloads[quiet].replicaPending))
+			h.settleReplicas(at)
+			if n := len(h.workloads[quiet].replicaPending); n != 0 {
+				t.Fatalf("minute %d: %d changes pending after settling", m, n)
+			}
+		}
+		if n := len(h.workloads[notebook].replicaPending); n != 0 {
+			t.Fatalf("minute %d: %d changes pending after the request rate", m, n)
+		}
+	})
+	if most != 24*60 {
+		t.Errorf("at most %d changes pending in a chunk, want a day's 1440", most)
+	}
+	// A workload with replicas only is not a row of the report.
+	for _, w := range mustRecommend(t, h).Workloads {
+		if w.Name == "quiet" {
+			t.Errorf("workload %s/%s with replicas only in the report", w.Namespace, w.Name)
+		}
 	}
 }

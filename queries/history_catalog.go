@@ -43,13 +43,35 @@ const (
 	HistoryKVCache
 	// HistoryRequestsWaiting is each vLLM pod's longest queue in the window.
 	HistoryRequestsWaiting
+	// HistoryReplicas is each Deployment's and StatefulSet's highest
+	// replicas in the window (kube-state-metrics), one row per workload
+	// labelled NamespaceLabel and HistoryWorkloadLabel.
+	HistoryReplicas
+	// HistoryOOMRestarts is how much each container's restart counter grew
+	// in the window while its last termination was an OOM kill
+	// (kube-state-metrics): its OOM kills in the window. Its window must
+	// be the step, so that the windows tile the history.
+	HistoryOOMRestarts
+	// HistoryTGIKVCache is each text-generation-inference pod's highest
+	// KV-cache usage in the window, 0 to 1: the tokens its running batch
+	// holds (tgi_batch_current_max_tokens) over its max batch total tokens
+	// (tgi_batch_max_total_tokens, else TGIMetrics.AssumedMaxBatchTotalTokens).
+	HistoryTGIKVCache
+	// HistoryTGIQueue is each text-generation-inference pod's longest queue
+	// in the window (tgi_queue_size).
+	HistoryTGIQueue
 )
+
+// HistoryWorkloadLabel is the label HistoryReplicas' rows name their
+// Deployment or StatefulSet with.
+const HistoryWorkloadLabel = "workload"
 
 // HistoryMetrics lists every HistoryMetric in the order above.
 var HistoryMetrics = []HistoryMetric{
 	HistoryRequests, HistoryLimits, HistoryFramebufferSize,
 	HistoryCPU, HistoryMemory, HistoryOOMKills, HistoryRequestRate,
 	HistoryGPUUtil, HistoryFramebufferUsed, HistoryKVCache, HistoryRequestsWaiting,
+	HistoryReplicas, HistoryOOMRestarts, HistoryTGIKVCache, HistoryTGIQueue,
 }
 
 var historyMetricNames = map[HistoryMetric]string{
@@ -64,6 +86,10 @@ var historyMetricNames = map[HistoryMetric]string{
 	HistoryFramebufferUsed: "gpu framebuffer used",
 	HistoryKVCache:         "vllm kv cache",
 	HistoryRequestsWaiting: "vllm waiting",
+	HistoryReplicas:        "replicas",
+	HistoryOOMRestarts:     "oom restarts",
+	HistoryTGIKVCache:      "tgi kv cache",
+	HistoryTGIQueue:        "tgi queue",
 }
 
 // String names the metric in words: "cpu", "oom kills", "vllm kv cache".
@@ -81,7 +107,8 @@ func (m HistoryMetric) String() string {
 // their rows.
 func (m HistoryMetric) Namespaced() bool {
 	switch m {
-	case HistoryRequests, HistoryLimits, HistoryCPU, HistoryMemory, HistoryOOMKills, HistoryKVCache, HistoryRequestsWaiting:
+	case HistoryRequests, HistoryLimits, HistoryCPU, HistoryMemory, HistoryOOMKills, HistoryKVCache, HistoryRequestsWaiting,
+		HistoryReplicas, HistoryOOMRestarts, HistoryTGIKVCache, HistoryTGIQueue:
 		return true
 	}
 	return false
@@ -102,6 +129,12 @@ type HistoryCatalog struct {
 	GPU GPUHistoryMetrics
 	// VLLM names vLLM's metrics.
 	VLLM VLLMMetrics
+	// TGI names Hugging Face text-generation-inference's metrics; its
+	// series carry the same namespace and pod labels.
+	TGI TGIMetrics
+	// Workloads names kube-state-metrics' replicas of Deployments and
+	// StatefulSets; they carry Containers.NamespaceLabel.
+	Workloads WorkloadMetrics
 }
 
 // ContainerMetrics names the per-container metrics and their labels.
@@ -117,6 +150,9 @@ type ContainerMetrics struct {
 	// LastTerminatedReason is "kube_pod_container_status_last_terminated_reason";
 	// its ReasonLabel is "OOMKilled" after an OOM kill.
 	LastTerminatedReason string
+	// Restarts is the restart counter,
+	// "kube_pod_container_status_restarts_total".
+	Restarts string
 	// The labels: "namespace", "pod", "container", "resource" and "reason".
 	NamespaceLabel string
 	PodLabel       string
@@ -149,8 +185,42 @@ type VLLMMetrics struct {
 	RequestsWaiting string
 }
 
+// TGIMetrics names the metrics of Hugging Face text-generation-inference's
+// router.
+type TGIMetrics struct {
+	// BatchTokens is "tgi_batch_current_max_tokens": the tokens the running
+	// batch holds in the KV cache (each request's input and max new
+	// tokens, reserved when it joins the batch), 0 when idle.
+	BatchTokens string
+	// MaxBatchTotalTokens is "tgi_batch_max_total_tokens": the KV cache's
+	// capacity in tokens, set once at start-up. TGI's v3 backend exports
+	// it; older versions do not.
+	MaxBatchTotalTokens string
+	// QueueSize is "tgi_queue_size": the requests waiting for the batch.
+	QueueSize string
+	// AssumedMaxBatchTotalTokens, when positive, is the capacity assumed
+	// for pods that do not export MaxBatchTotalTokens: the
+	// --max-batch-total-tokens they run with (the max_batch_total_tokens
+	// of TGI's /info). 0, the default, assumes none: such pods get no
+	// KV-cache usage.
+	AssumedMaxBatchTotalTokens int64
+}
+
+// WorkloadMetrics names kube-state-metrics' replicas of Deployments and
+// StatefulSets and the labels that name the workload.
+type WorkloadMetrics struct {
+	// DeploymentReplicas and StatefulSetReplicas are
+	// "kube_deployment_status_replicas" and "kube_statefulset_status_replicas".
+	DeploymentReplicas  string
+	StatefulSetReplicas string
+	// DeploymentLabel and StatefulSetLabel are "deployment" and "statefulset".
+	DeploymentLabel  string
+	StatefulSetLabel string
+}
+
 // DefaultHistoryCatalog returns the names of cAdvisor, kube-state-metrics,
-// dcgm-exporter, Istio and vLLM as kube-prometheus-stack scrapes them.
+// dcgm-exporter, Istio, vLLM and text-generation-inference as
+// kube-prometheus-stack scrapes them.
 func DefaultHistoryCatalog() HistoryCatalog {
 	return HistoryCatalog{
 		Signals: DefaultCatalog(),
@@ -160,6 +230,7 @@ func DefaultHistoryCatalog() HistoryCatalog {
 			Requests:             "kube_pod_container_resource_requests",
 			Limits:               "kube_pod_container_resource_limits",
 			LastTerminatedReason: "kube_pod_container_status_last_terminated_reason",
+			Restarts:             "kube_pod_container_status_restarts_total",
 			NamespaceLabel:       "namespace",
 			PodLabel:             "pod",
 			ContainerLabel:       "container",
@@ -176,6 +247,17 @@ func DefaultHistoryCatalog() HistoryCatalog {
 			KVCacheUsage:       "vllm:kv_cache_usage_perc",
 			LegacyKVCacheUsage: "vllm:gpu_cache_usage_perc",
 			RequestsWaiting:    "vllm:num_requests_waiting",
+		},
+		TGI: TGIMetrics{
+			BatchTokens:         "tgi_batch_current_max_tokens",
+			MaxBatchTotalTokens: "tgi_batch_max_total_tokens",
+			QueueSize:           "tgi_queue_size",
+		},
+		Workloads: WorkloadMetrics{
+			DeploymentReplicas:  "kube_deployment_status_replicas",
+			StatefulSetReplicas: "kube_statefulset_status_replicas",
+			DeploymentLabel:     "deployment",
+			StatefulSetLabel:    "statefulset",
 		},
 	}
 }
@@ -203,6 +285,7 @@ func (c HistoryCatalog) Validate() error {
 	field("containers.requests", k.Requests, true)
 	field("containers.limits", k.Limits, true)
 	field("containers.last_terminated_reason", k.LastTerminatedReason, true)
+	field("containers.restarts", k.Restarts, true)
 	field("containers.namespace_label", k.NamespaceLabel, false)
 	field("containers.pod_label", k.PodLabel, false)
 	field("containers.container_label", k.ContainerLabel, false)
@@ -217,6 +300,18 @@ func (c HistoryCatalog) Validate() error {
 	field("vllm.kv_cache_usage", v.KVCacheUsage, true)
 	field("vllm.legacy_kv_cache_usage", v.LegacyKVCacheUsage, true)
 	field("vllm.requests_waiting", v.RequestsWaiting, true)
+	tg := c.TGI
+	field("tgi.batch_tokens", tg.BatchTokens, true)
+	field("tgi.max_batch_total_tokens", tg.MaxBatchTotalTokens, true)
+	field("tgi.queue_size", tg.QueueSize, true)
+	if tg.AssumedMaxBatchTotalTokens < 0 {
+		errs = append(errs, fmt.Errorf("tgi.assumed_max_batch_total_tokens: %d, must be 0 (none) or positive", tg.AssumedMaxBatchTotalTokens))
+	}
+	wl := c.Workloads
+	field("workloads.deployment_replicas", wl.DeploymentReplicas, true)
+	field("workloads.statefulset_replicas", wl.StatefulSetReplicas, true)
+	field("workloads.deployment_label", wl.DeploymentLabel, false)
+	field("workloads.statefulset_label", wl.StatefulSetLabel, false)
 	return errors.Join(errs...)
 }
 
@@ -232,7 +327,16 @@ func (c HistoryCatalog) Validate() error {
 //   - request rate: as the requests signal (see Catalog.Expr);
 //   - the GPU metrics: the four labels of Signals.GPU, GPULabel and
 //     ModelLabel, one row per GPU;
-//   - the vLLM metrics: NamespaceLabel and PodLabel.
+//   - the vLLM and TGI metrics: NamespaceLabel and PodLabel;
+//   - replicas: NamespaceLabel and HistoryWorkloadLabel, the Deployment's
+//     or StatefulSet's name (a Deployment and a StatefulSet of one name
+//     make one row, the higher);
+//   - oom restarts: NamespaceLabel, PodLabel, ContainerLabel, only for
+//     containers whose last termination was an OOM kill in the window.
+//
+// oom restarts is the counter's value at the end of the window less its
+// value one window earlier, not increase(), which extrapolates: its
+// windows must be the step, so that each restart counts once.
 //
 // With the default names, namespace "shop" and a 5m window, cpu is
 //
@@ -297,7 +401,29 @@ func (c HistoryCatalog) Expr(m HistoryMetric, ns string, w time.Duration) (strin
 	case HistoryKVCache:
 		v := c.VLLM
 		return "max by " + byPod + " (max_over_time(" + sel(v.KVCacheUsage) + window + ") or max_over_time(" + sel(v.LegacyKVCacheUsage) + window + "))", nil
-	default: // HistoryRequestsWaiting
+	case HistoryRequestsWaiting:
 		return "max by " + byPod + " (max_over_time(" + sel(c.VLLM.RequestsWaiting) + window + "))", nil
+	case HistoryReplicas:
+		wl := c.Workloads
+		kind := func(metric, label string) string {
+			return "label_replace(max_over_time(" + sel(metric) + window + "), " +
+				strconv.Quote(HistoryWorkloadLabel) + `, "$1", ` + strconv.Quote(label) + `, "(.+)")`
+		}
+		return "max by (" + k.NamespaceLabel + ", " + HistoryWorkloadLabel + ") (" +
+			kind(wl.DeploymentReplicas, wl.DeploymentLabel) + " or " + kind(wl.StatefulSetReplicas, wl.StatefulSetLabel) + ")", nil
+	case HistoryOOMRestarts:
+		offset := " offset " + formatWindow(w)
+		return "max by " + byContainer + " (" + sel(k.Restarts) + " - " + sel(k.Restarts) + offset + ")" +
+			" and on " + byContainer + " (max by " + byContainer + " (max_over_time(" + sel(k.LastTerminatedReason, k.ReasonLabel+`="OOMKilled"`) + window + ")) > 0)", nil
+	case HistoryTGIKVCache:
+		t := c.TGI
+		tokens := "max by " + byPod + " (max_over_time(" + sel(t.BatchTokens) + window + "))"
+		usage := tokens + " / on " + byPod + " (max by " + byPod + " (max_over_time(" + sel(t.MaxBatchTotalTokens) + window + ")) > 0)"
+		if t.AssumedMaxBatchTotalTokens > 0 {
+			usage = "(" + usage + ") or (" + tokens + " / " + strconv.FormatInt(t.AssumedMaxBatchTotalTokens, 10) + ")"
+		}
+		return usage, nil
+	default: // HistoryTGIQueue
+		return "max by " + byPod + " (max_over_time(" + sel(c.TGI.QueueSize) + window + "))", nil
 	}
 }

@@ -37,17 +37,37 @@ func TestHistoryCatalogExprDefault(t *testing.T) {
 	f(HistoryKVCache, "llm", `max by (namespace, pod) (max_over_time(vllm:kv_cache_usage_perc{namespace="llm"}[5m]) or max_over_time(vllm:gpu_cache_usage_perc{namespace="llm"}[5m]))`)
 	f(HistoryKVCache, "", `max by (namespace, pod) (max_over_time(vllm:kv_cache_usage_perc[5m]) or max_over_time(vllm:gpu_cache_usage_perc[5m]))`)
 	f(HistoryRequestsWaiting, "llm", `max by (namespace, pod) (max_over_time(vllm:num_requests_waiting{namespace="llm"}[5m]))`)
+	f(HistoryReplicas, "shop", `max by (namespace, workload) (`+
+		`label_replace(max_over_time(kube_deployment_status_replicas{namespace="shop"}[5m]), "workload", "$1", "deployment", "(.+)") or `+
+		`label_replace(max_over_time(kube_statefulset_status_replicas{namespace="shop"}[5m]), "workload", "$1", "statefulset", "(.+)"))`)
+	f(HistoryOOMRestarts, "shop", `max by (namespace, pod, container) (`+
+		`kube_pod_container_status_restarts_total{namespace="shop"} - kube_pod_container_status_restarts_total{namespace="shop"} offset 5m) `+
+		`and on (namespace, pod, container) (max by (namespace, pod, container) (`+
+		`max_over_time(kube_pod_container_status_last_terminated_reason{reason="OOMKilled",namespace="shop"}[5m])) > 0)`)
+	f(HistoryTGIKVCache, "llm", `max by (namespace, pod) (max_over_time(tgi_batch_current_max_tokens{namespace="llm"}[5m])) / on (namespace, pod) `+
+		`(max by (namespace, pod) (max_over_time(tgi_batch_max_total_tokens{namespace="llm"}[5m])) > 0)`)
+	f(HistoryTGIQueue, "llm", `max by (namespace, pod) (max_over_time(tgi_queue_size{namespace="llm"}[5m]))`)
+	f(HistoryTGIQueue, "", `max by (namespace, pod) (max_over_time(tgi_queue_size[5m]))`)
+
+	// With an assumed capacity, pods without tgi_batch_max_total_tokens are
+	// divided by it; the others still by their own.
+	c.TGI.AssumedMaxBatchTotalTokens = 32000
+	f(HistoryTGIKVCache, "", `(max by (namespace, pod) (max_over_time(tgi_batch_current_max_tokens[5m])) / on (namespace, pod) `+
+		`(max by (namespace, pod) (max_over_time(tgi_batch_max_total_tokens[5m])) > 0)) or `+
+		`(max by (namespace, pod) (max_over_time(tgi_batch_current_max_tokens[5m])) / 32000)`)
 }
 
 // Every metric and label name comes from the catalog.
 func TestHistoryCatalogExprCustomNames(t *testing.T) {
 	c := DefaultHistoryCatalog()
 	c.Containers = ContainerMetrics{
-		CPU: "cpu_total", Memory: "mem_ws", Requests: "req", Limits: "lim", LastTerminatedReason: "term",
+		CPU: "cpu_total", Memory: "mem_ws", Requests: "req", Limits: "lim", LastTerminatedReason: "term", Restarts: "restarts",
 		NamespaceLabel: "ns", PodLabel: "p", ContainerLabel: "c", ResourceLabel: "r", ReasonLabel: "why",
 	}
 	c.GPU = GPUHistoryMetrics{FramebufferUsed: "fb_used", FramebufferFree: "fb_free", GPULabel: "idx", ModelLabel: "model"}
 	c.VLLM = VLLMMetrics{KVCacheUsage: "kv", LegacyKVCacheUsage: "kv_old", RequestsWaiting: "waiting"}
+	c.TGI = TGIMetrics{BatchTokens: "batch_tokens", MaxBatchTotalTokens: "capacity", QueueSize: "queue"}
+	c.Workloads = WorkloadMetrics{DeploymentReplicas: "deploy_replicas", StatefulSetReplicas: "sts_replicas", DeploymentLabel: "d", StatefulSetLabel: "s"}
 	c.Signals.GPU.UtilMetric, c.Signals.GPU.ProfMetric = "util", "prof"
 	c.Signals.GPU.NamespaceLabel, c.Signals.GPU.PodLabel = "gns", "gpod"
 	if err := c.Validate(); err != nil {
@@ -64,6 +84,11 @@ func TestHistoryCatalogExprCustomNames(t *testing.T) {
 		HistoryFramebufferUsed: `max by (gns, gpod, exported_namespace, exported_pod, idx, model) (max_over_time(fb_used[1m]))`,
 		HistoryKVCache:         `max by (ns, p) (max_over_time(kv{ns="a"}[1m]) or max_over_time(kv_old{ns="a"}[1m]))`,
 		HistoryRequestsWaiting: `max by (ns, p) (max_over_time(waiting{ns="a"}[1m]))`,
+		HistoryReplicas: `max by (ns, workload) (label_replace(max_over_time(deploy_replicas{ns="a"}[1m]), "workload", "$1", "d", "(.+)") or ` +
+			`label_replace(max_over_time(sts_replicas{ns="a"}[1m]), "workload", "$1", "s", "(.+)"))`,
+		HistoryOOMRestarts: `max by (ns, p, c) (restarts{ns="a"} - restarts{ns="a"} offset 1m) and on (ns, p, c) (max by (ns, p, c) (max_over_time(term{why="OOMKilled",ns="a"}[1m])) > 0)`,
+		HistoryTGIKVCache:  `max by (ns, p) (max_over_time(batch_tokens{ns="a"}[1m])) / on (ns, p) (max by (ns, p) (max_over_time(capacity{ns="a"}[1m])) > 0)`,
+		HistoryTGIQueue:    `max by (ns, p) (max_over_time(queue{ns="a"}[1m]))`,
 	}
 	for m, w := range want {
 		ns := "a"
@@ -74,6 +99,9 @@ func TestHistoryCatalogExprCustomNames(t *testing.T) {
 		if err != nil || got != w {
 			t.Errorf("Expr(%s)\n got %s, %v\nwant %s", m, got, err, w)
 		}
+	}
+	if len(want) != len(HistoryMetrics)-1 { // all but the request rate, Signals' own
+		t.Errorf("checked %d metrics, there are %d", len(want), len(HistoryMetrics))
 	}
 }
 
@@ -133,10 +161,22 @@ func TestHistoryCatalogValidate(t *testing.T) {
 	c.Containers.PodLabel = "pod-name"
 	c.VLLM.KVCacheUsage = "vllm kv"
 	c.Signals.GPU.UtilMetric = ""
+	c.Containers.Restarts = ""
+	c.TGI.BatchTokens = "tgi batch"
+	c.TGI.QueueSize = ""
+	c.TGI.AssumedMaxBatchTotalTokens = -1
+	c.Workloads.StatefulSetReplicas = "kube_statefulset_status_replicas{}"
+	c.Workloads.DeploymentLabel = "0deployment"
 	want := "gpu.util_metric: empty\n" +
 		"containers.cpu: empty\n" +
+		"containers.restarts: empty\n" +
 		`containers.pod_label: "pod-name" is not a valid label name` + "\n" +
-		`vllm.kv_cache_usage: "vllm kv" is not a valid metric name`
+		`vllm.kv_cache_usage: "vllm kv" is not a valid metric name` + "\n" +
+		`tgi.batch_tokens: "tgi batch" is not a valid metric name` + "\n" +
+		"tgi.queue_size: empty\n" +
+		"tgi.assumed_max_batch_total_tokens: -1, must be 0 (none) or positive\n" +
+		`workloads.statefulset_replicas: "kube_statefulset_status_replicas{}" is not a valid metric name` + "\n" +
+		`workloads.deployment_label: "0deployment" is not a valid label name`
 	if err := c.Validate(); err == nil || err.Error() != want {
 		t.Errorf("got %v\nwant %s", err, want)
 	}

@@ -133,6 +133,7 @@ var CSVHeader = []string{
 	"target_rps", "min_replicas", "max_replicas", "idle_after",
 	"gpu_action", "gpu_recommended",
 	"monthly_now", "monthly_recommended", "monthly_savings",
+	"replicas_mean", "replicas_source", "oom_kills_from", "gpu_kv_cache_source",
 }
 
 // CSV writes the report as CSV with CSVHeader.
@@ -141,12 +142,12 @@ func CSV(w io.Writer, r *autopilot.Report) error {
 	cw.Write(CSVHeader)
 	f := func(v float64) string { return strconv.FormatFloat(v, 'f', -1, 64) }
 	for _, wl := range r.Workloads {
-		var target, minR, maxR, gAction, gRec string
+		var target, minR, maxR, gAction, gRec, gKV string
 		if s := wl.Scaling; s != nil && s.NotEnoughData == "" {
 			target, minR, maxR = f(s.TargetRPS), strconv.Itoa(s.MinReplicas), strconv.Itoa(s.MaxReplicas)
 		}
 		if wl.GPU != nil {
-			gAction, gRec = wl.GPU.Action, wl.GPU.Recommended
+			gAction, gRec, gKV = wl.GPU.Action, wl.GPU.Recommended, wl.GPU.KVCacheSource
 		}
 		idle := ""
 		if a := wl.Autoshutdown; a != nil && a.Recommended {
@@ -163,6 +164,7 @@ func CSV(w io.Writer, r *autopilot.Report) error {
 				f(c.Memory.CurrentRequest), f(c.Memory.Request), f(c.Memory.Limit), c.Memory.NotEnoughData, strconv.Itoa(c.OOMKills),
 				target, minR, maxR, idle, gAction, gRec,
 				money(wl.Cost.MonthlyNow), money(wl.Cost.MonthlyRecommended), money(wl.Cost.MonthlySavings),
+				f(wl.ReplicaHistory.Mean), wl.ReplicaHistory.Source, c.OOMKillsFrom, gKV,
 			})
 		}
 	}
@@ -224,6 +226,16 @@ func evidence(wl autopilot.WorkloadReport) []string {
 	for _, c := range wl.Containers {
 		res(c.Name, "CPU", c.CPU, cpu)
 		res(c.Name, "memory", c.Memory, mem)
+		if c.OOMKills > 0 {
+			out = append(out, fmt.Sprintf("%s OOM kills: %d, counted from %s", c.Name, c.OOMKills, oomFrom(c.OOMKillsFrom)))
+		}
+	}
+	if rh := wl.ReplicaHistory; rh.Source != "" {
+		src := "from kube-state-metrics"
+		if rh.Source == autopilot.ReplicasFromCurrent {
+			src = "assumed"
+		}
+		out = append(out, fmt.Sprintf("replicas over the history (%s): %s; %s replica-hours", src, rh.Note, num(rh.ReplicaHours)))
 	}
 	if s := wl.Scaling; s != nil {
 		if s.NotEnoughData != "" {
@@ -237,9 +249,25 @@ func evidence(wl autopilot.WorkloadReport) []string {
 	}
 	if g := wl.GPU; g != nil {
 		out = append(out, fmt.Sprintf("GPU %s (%s) x%d: %s: %s", g.Class, g.Model, g.GPUsPerReplica, g.Recommended, g.Reason))
+		if g.KVCache {
+			out = append(out, fmt.Sprintf("KV cache from %s: p95 %s%%, peak %s%%", kvFrom(g.KVCacheSource), num(g.KVCacheP95), num(g.KVCacheMax)))
+		}
 	}
 	out = append(out, fmt.Sprintf("monthly cost: now %s, recommended %s, savings %s", money(wl.Cost.MonthlyNow), money(wl.Cost.MonthlyRecommended), money(wl.Cost.MonthlySavings)))
 	return out
 }
 
 func pctText(share float64) string { return strconv.FormatFloat(share*100, 'f', 1, 64) + "%" }
+
+// oomFrom says in words which signal OOM kills were counted from.
+func oomFrom(from string) string {
+	return strings.NewReplacer(
+		autopilot.OOMFromRestarts, "restarts while OOMKilled",
+		autopilot.OOMFromReason, "rises of the last terminated reason OOMKilled (no restart counter: kills in a row count once)",
+	).Replace(from)
+}
+
+// kvFrom names the model servers of a KV-cache figure.
+func kvFrom(source string) string {
+	return strings.NewReplacer(string(autopilot.VLLM), "vLLM", string(autopilot.TGI), "TGI", ",", " and ").Replace(source)
+}

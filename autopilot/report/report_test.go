@@ -21,8 +21,9 @@ var update = flag.Bool("update", false, "rewrite testdata/*.golden")
 var t0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 
 // fixture is two days of hourly history of three workloads: an
-// over-provisioned web service, a notebook used 2 hours a day on a T4, and
-// a sidecar without enough data.
+// over-provisioned web service on 2 replicas, then 3, whose app was
+// OOM-killed twice in a row; a notebook used 2 hours a day on a T4, served
+// by TGI; and a sidecar without enough data.
 func fixture(t *testing.T) *autopilot.Report {
 	t.Helper()
 	h, err := autopilot.NewHistory(autopilot.DefaultConfig(), t0, t0.Add(48*time.Hour), time.Hour)
@@ -45,6 +46,16 @@ func fixture(t *testing.T) *autopilot.Report {
 			h.CPU(autopilot.ContainerRef{Workload: web, Pod: pod, Container: "app"}, at, 0.2+0.3*load)
 			h.Memory(autopilot.ContainerRef{Workload: web, Pod: pod, Container: "app"}, at, (700+100*load)*autopilot.MiB)
 		}
+		replicas := 2.0
+		if i > 24 {
+			replicas = 3
+		}
+		h.Replicas(web, at, replicas)
+		webApp := autopilot.ContainerRef{Workload: web, Pod: "web-a", Container: "app"}
+		h.OOMKilled(webApp, at, i >= 30)
+		if i >= 30 {
+			h.OOMRestarts(webApp, at, map[int]float64{30: 1, 31: 1}[i])
+		}
 		h.RequestRate(web, at, 20+40*load)
 		rps, util := 0.0, 0.0
 		if i%24 == 10 || i%24 == 11 {
@@ -57,6 +68,8 @@ func fixture(t *testing.T) *autopilot.Report {
 		g := autopilot.GPURef{Workload: nb, Pod: "notebook-0", GPU: "0", Model: "Tesla T4"}
 		h.GPUUtil(g, at, util)
 		h.Framebuffer(g, at, 3000, 15360)
+		h.KVCache(nb, autopilot.TGI, at, util/100)
+		h.RequestsWaiting(nb, autopilot.TGI, at, rps*2)
 	}
 	r, err := autopilot.Recommend(h, autopilot.DefaultPrices(), "fixture")
 	if err != nil {

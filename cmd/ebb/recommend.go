@@ -37,6 +37,7 @@ type recommendConfig struct {
 	prices        string
 	queryTimeout  time.Duration
 	seed          int64
+	tgiMaxTokens  int64
 	sample        time.Duration // recommend_live.go
 	every         time.Duration
 
@@ -82,6 +83,7 @@ func recommendFlags(c *recommendConfig) *flag.FlagSet {
 	fs.StringVar(&c.prices, "prices", "", "JSON file overriding the default price table")
 	fs.DurationVar(&c.queryTimeout, "query-timeout", time.Minute, "timeout of each range query")
 	fs.Int64Var(&c.seed, "seed", 1, "seed of the simulator's bursts (--source sim)")
+	fs.Int64Var(&c.tgiMaxTokens, "tgi-max-batch-total-tokens", 0, "KV-cache capacity in tokens assumed for text-generation-inference pods that do not export tgi_batch_max_total_tokens (their --max-batch-total-tokens); 0: none, they get no KV-cache usage")
 	fs.Float64Var(&c.cpuPercentile, "cpu-percentile", d.CPUPercentile, "share of CPU usage the request covers")
 	fs.Float64Var(&c.margin, "margin", d.Margin, "margin on top of the CPU and memory percentiles")
 	fs.DurationVar(&c.halfLife, "half-life", d.CPU.HalfLife, "half-life of the histograms' weights")
@@ -147,6 +149,8 @@ func recommend(ctx context.Context, args []string, stdout, stderr io.Writer, dep
 		return errors.New("--apply with --source sim: the simulator's workloads are not in a cluster; --annotate alone prints the patches")
 	case c.queryTimeout <= 0:
 		return fmt.Errorf("--query-timeout = %s, must be positive", c.queryTimeout)
+	case c.tgiMaxTokens < 0:
+		return fmt.Errorf("--tgi-max-batch-total-tokens = %d, must be 0 (none) or positive", c.tgiMaxTokens)
 	}
 	if _, err := formatOK(c.format); err != nil {
 		return err
@@ -217,7 +221,9 @@ func recommend(ctx context.Context, args []string, stdout, stderr io.Writer, dep
 		if perr != nil {
 			return fmt.Errorf("--prometheus-url: %w", perr)
 		}
-		r := &autopilot.PrometheusReader{Store: live.clip(store), Namespaces: c.namespaces, Progress: bar.update}
+		cat := queries.DefaultHistoryCatalog()
+		cat.TGI.AssumedMaxBatchTotalTokens = c.tgiMaxTokens
+		r := &autopilot.PrometheusReader{Store: live.clip(store), Catalog: cat, Namespaces: c.namespaces, Progress: bar.update}
 		err = r.Read(ctx, h)
 	}
 	bar.done()

@@ -457,15 +457,16 @@ func TestRecommendLivePrometheusWithCluster(t *testing.T) {
 		t.Fatalf("%v\nstderr: %s", err, stderr.String())
 	}
 	_, rows := msReport(t, stdout.String())
-	// shop/web is the Deployment with 2 replicas; ml/llm, whose namespace
-	// could not be listed, stays as kube-state-metrics has it.
+	// shop/web is the Deployment with 2 replicas; ml/llm and ml/tgi, whose
+	// namespace could not be listed, stay as kube-state-metrics has them;
+	// shop/report is not in the cluster.
 	if w := rows["shop/web"]; w.Replicas != 2 || w.Containers[0].CPU.Samples != 864 || w.Containers[0].CPU.CurrentRequest != 1 {
 		t.Errorf("shop/web: %+v", w)
 	}
 	if got := rows["shop/db"].Containers[0].CPU.NotEnoughData; got != "no CPU usage samples" {
 		t.Errorf("shop/db: %q", got)
 	}
-	if _, ok := rows["ml/llm"]; !ok || len(rows) != 4 {
+	if _, ok := rows["ml/llm"]; !ok || rows["ml/tgi"].Name == "" || len(rows) != 5 {
 		t.Errorf("rows %v", msKeys(rows))
 	}
 	if want := `warning: list deployments.apps in namespace "ml": deployments.apps is forbidden`; !strings.Contains(stderr.String(), want) {

@@ -46,6 +46,8 @@ func TestRecommendFlagErrors(t *testing.T) {
 		{[]string{"--source=sim", "--end=yesterday"}, `--end "yesterday": want RFC 3339, e.g. 2026-11-16T08:00:00Z`},
 		{[]string{"--source=sim", "--cpu-percentile=2"}, "cpu percentile = 2, must be in [0, 1]"},
 		{[]string{"--source=sim", "--prices=/nonexistent/prices.json"}, "--prices: open /nonexistent/prices.json: no such file or directory"},
+		{[]string{"--source=sim", "--tgi-max-batch-total-tokens=-1"}, "--tgi-max-batch-total-tokens = -1, must be 0 (none) or positive"},
+		{[]string{"--source=sim", "--tgi-max-batch-total-tokens=32k"}, `invalid value "32k" for flag -tgi-max-batch-total-tokens: parse error`},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
@@ -130,7 +132,15 @@ func labels(kv ...string) map[string]string {
 // then 0.5; memory at 300 MiB with one 400 MiB sample on day 1; 10 req/s;
 // requests of 1 core and 1 GiB), ml/llm (one A100 at 20% graphics engine
 // activity but 90% DCGM_FI_DEV_GPU_UTIL, 6000 MiB of its framebuffer in
-// use) and other/x, which --namespace leaves out.
+// use) and other/x, which --namespace leaves out; and
+//   - shop/report, a Deployment of 2 replicas, 4 from 36h02m on, each
+//     requesting 0.5 cores and 512 MiB, serving 10 req/s in the first 10
+//     minutes of every 4 hours of the history and nothing else;
+//   - ml/tgi, text-generation-inference that does not export its max
+//     batch total tokens, its batch holding 6000 tokens and 1 request
+//     queued; its container at 6 GiB with an 8 GiB limit, OOM-killed
+//     three times in a row (restarts at 20h02m, 20h07m and 20h08m, its
+//     last termination OOMKilled from 20h02m on).
 func knownHistory() []storetest.Series {
 	web := func(kv ...string) map[string]string {
 		return labels(append([]string{"namespace", "shop", "pod", "web-0", "container", "app"}, kv...)...)
@@ -164,7 +174,58 @@ func knownHistory() []storetest.Series {
 		{Metric: "DCGM_FI_DEV_FB_FREE", Labels: gpu, Samples: constant(34960)},
 		{Metric: "kube_pod_container_resource_requests", Labels: labels("namespace", "ml", "pod", "llm-0", "container", "server", "resource", "nvidia.com/gpu", "unit", "integer"), Samples: constant(1)},
 		{Metric: "container_cpu_usage_seconds_total", Labels: labels("namespace", "other", "pod", "x-0", "container", "app"), Samples: minutes(cpu)},
+
+		{Metric: "kube_pod_container_resource_requests", Labels: reportPod("resource", "cpu", "unit", "core"), Samples: constant(0.5)},
+		{Metric: "kube_pod_container_resource_requests", Labels: reportPod("resource", "memory", "unit", "byte"), Samples: constant(512 * autopilot.MiB)},
+		{Metric: "istio_requests_total", Labels: labels("reporter", "destination", "destination_workload_namespace", "shop", "destination_workload", "report"),
+			Samples: minutes(reportRequests)},
+		{Metric: "kube_deployment_status_replicas", Labels: labels("namespace", "shop", "deployment", "report"), Samples: minutes(func(at time.Time) float64 {
+			if at.Before(histStart.Add(36*time.Hour + 2*time.Minute)) {
+				return 2
+			}
+			return 4
+		})},
+
+		{Metric: "tgi_batch_current_max_tokens", Labels: labels("namespace", "ml", "pod", "tgi-0"), Samples: constant(6000)},
+		{Metric: "tgi_queue_size", Labels: labels("namespace", "ml", "pod", "tgi-0"), Samples: constant(1)},
+		{Metric: "container_memory_working_set_bytes", Labels: tgi(), Samples: constant(6 * autopilot.GiB)},
+		{Metric: "kube_pod_container_resource_limits", Labels: tgi("resource", "memory", "unit", "byte"), Samples: constant(8 * autopilot.GiB)},
+		{Metric: "kube_pod_container_status_restarts_total", Labels: tgi(), Samples: minutes(func(at time.Time) float64 {
+			n := 0.0
+			for _, kill := range []time.Duration{20*time.Hour + 2*time.Minute, 20*time.Hour + 7*time.Minute, 20*time.Hour + 8*time.Minute} {
+				if !at.Before(histStart.Add(kill)) {
+					n++
+				}
+			}
+			return n
+		})},
+		{Metric: "kube_pod_container_status_last_terminated_reason", Labels: tgi("reason", "OOMKilled"), Samples: minutes(func(at time.Time) float64 {
+			if at.Before(histStart.Add(20*time.Hour + 2*time.Minute)) {
+				return 0
+			}
+			return 1
+		})},
 	}
+}
+
+func reportPod(kv ...string) map[string]string {
+	return labels(append([]string{"namespace", "shop", "pod", "report-0", "container", "app"}, kv...)...)
+}
+
+func tgi(kv ...string) map[string]string {
+	return labels(append([]string{"namespace", "ml", "pod", "tgi-0", "container", "server"}, kv...)...)
+}
+
+// reportRequests is shop/report's request counter: 600 more requests in
+// each of the first 10 minutes of every 4 hours from histStart (10 req/s),
+// the same before.
+func reportRequests(at time.Time) float64 {
+	m := int(at.Sub(histStart) / time.Minute)
+	if m <= 0 {
+		return 0
+	}
+	cycles, in := m/240, m%240
+	return 600 * float64(10*cycles+min(in, 10))
 }
 
 // The whole command against a real Prometheus and a real VictoriaMetrics
@@ -195,7 +256,7 @@ func TestRecommendStoreIntegration(t *testing.T) {
 }
 
 // wantWebAnnotation is the recommendation of shop/web in knownHistory.
-const wantWebAnnotation = `{"schema":"ebb.dev/autopilot/v1","generatedAt":"2026-01-04T00:10:00Z","severity":"critical","containers":{"app":{"cpuRequest":"575m","memoryRequest":"460Mi","memoryLimit":"460Mi"}},"minReplicas":1,"maxReplicas":2,"targetRPS":10}`
+const wantWebAnnotation = `{"schema":"ebb.dev/autopilot/v2","generatedAt":"2026-01-04T00:10:00Z","severity":"critical","containers":{"app":{"cpuRequest":"575m","memoryRequest":"460Mi","memoryLimit":"460Mi"}},"minReplicas":1,"maxReplicas":2,"targetRPS":10}`
 
 func checkKnownReport(t *testing.T, url string) {
 	dir := t.TempDir()
@@ -204,7 +265,7 @@ func checkKnownReport(t *testing.T, url string) {
 	args := []string{
 		"--prometheus-url=" + url, "--namespace=shop", "--namespace=ml",
 		"--history=3d", "--end=" + histEnd.Format(time.RFC3339),
-		"--format=json", "--output=" + out, "--annotate",
+		"--format=json", "--output=" + out, "--annotate", "--tgi-max-batch-total-tokens=24000",
 	}
 	deps := recommendDeps{getenv: func(string) string { return "" }, now: func() time.Time {
 		t.Fatal("the command read the clock despite --end")
@@ -225,8 +286,8 @@ func checkKnownReport(t *testing.T, url string) {
 	for _, w := range r.Workloads {
 		byName[w.Namespace+"/"+w.Name] = w
 	}
-	if len(byName) != 2 || byName["shop/web"].Name == "" || byName["ml/llm"].Name == "" {
-		t.Fatalf("workloads %v, want shop/web and ml/llm only", keys(byName))
+	if len(byName) != 4 || byName["shop/web"].Name == "" || byName["ml/llm"].Name == "" || byName["shop/report"].Name == "" || byName["ml/tgi"].Name == "" {
+		t.Fatalf("workloads %v, want shop/web, shop/report, ml/llm and ml/tgi only", keys(byName))
 	}
 
 	web := byName["shop/web"]
@@ -274,12 +335,71 @@ func checkKnownReport(t *testing.T, url string) {
 		t.Errorf("gpu %+v", g)
 	}
 
-	wantPatch := `shop/web: {"metadata":{"annotations":{"ebb.dev/recommendation":"{\"schema\":\"ebb.dev/autopilot/v1\",\"generatedAt\":\"2026-01-04T00:10:00Z\",\"severity\":\"critical\",\"containers\":{\"app\":{\"cpuRequest\":\"575m\",\"memoryRequest\":\"460Mi\",\"memoryLimit\":\"460Mi\"}},\"minReplicas\":1,\"maxReplicas\":2,\"targetRPS\":10}"}}}`
+	checkKnownReplicasAndTGI(t, byName)
+
+	wantPatch := `shop/web: {"metadata":{"annotations":{"ebb.dev/recommendation":"{\"schema\":\"ebb.dev/autopilot/v2\",\"generatedAt\":\"2026-01-04T00:10:00Z\",\"severity\":\"critical\",\"containers\":{\"app\":{\"cpuRequest\":\"575m\",\"memoryRequest\":\"460Mi\",\"memoryLimit\":\"460Mi\"}},\"minReplicas\":1,\"maxReplicas\":2,\"targetRPS\":10}"}}}`
 	if !strings.Contains(stdout.String(), wantPatch+"\n") {
 		t.Errorf("stdout lacks the patch %s:\n%s", wantPatch, stdout.String())
 	}
 	if want, _ := json.Marshal(wantWebAnnotation); !strings.Contains(wantPatch, string(want)) {
 		t.Errorf("the dry run's patch and wantWebAnnotation differ")
+	}
+}
+
+// checkKnownReplicasAndTGI checks shop/report's backtest against its
+// replicas over time, and ml/tgi's KV cache and OOM kills.
+func checkKnownReplicasAndTGI(t *testing.T, byName map[string]autopilot.WorkloadReport) {
+	t.Helper()
+	// shop/report is active (10 req/s) at the steps to 240k+5m and
+	// 240k+10m of each 4-hour cycle k. With idleAfter 5m it turns idle at
+	// 240k+15m, reaches zero after the 5m cooldown at 240k+20m, and stays
+	// there through the step of the next traffic: 45 steps of 5m (240k+25m
+	// .. 240(k+1)+5m) in cycles 0-16, 44 in cycle 17 (to 72h), each of
+	// cycles 1-17 starting cold: 17*45 + 44 = 809 steps = 67.417 hours,
+	// 17 cold starts (5.667 a day).
+	//
+	// Replicas: 2 in the steps to 36h (2160m), 4 after (the change at
+	// 36h02m). At zero: cycles 0-7 at 2 (8*45*2 = 720); cycle 8 (1945m ..
+	// 2165m) 44 steps at 2 and one at 4 (92); cycles 9-16 at 4 (1440);
+	// cycle 17 at 4 (176): 2428 replica-steps = 202.333 replica-hours of
+	// the (432*2 + 432*4) * 5m = 216 used; 13.667 with idleAfter 5m.
+	rep := byName["shop/report"]
+	if rh := rep.ReplicaHistory; rh.Source != autopilot.ReplicasFromHistory || rh.Mean != 3 || rh.Min != 2 || rh.Max != 4 ||
+		rh.Samples != 864 || rh.Hours != 72 || rh.ReplicaHours != 216 {
+		t.Errorf("shop/report replicas %+v", rh)
+	}
+	a := rep.Autoshutdown
+	if a == nil || !a.Recommended || a.IdleAfter != "5m" || a.ReplicaHoursUsed != 216 {
+		t.Fatalf("shop/report autoshutdown %+v", a)
+	}
+	if c := a.Candidates[0]; c.IdleAfter != "5m" || c.ZeroHours != 67.417 || c.ColdStarts != 17 || c.ColdStartsPerDay != 5.667 ||
+		c.ReplicaHoursSaved != 202.333 || c.ReplicaHoursWith != 13.667 || c.GPUHoursSaved != 0 {
+		t.Errorf("shop/report idleAfter 5m: %+v", c)
+	}
+	// Cost: 0.5 cores and 512 MiB per replica, no usage samples (priced
+	// as requested): 0.5 * 0.0316 + 0.5 * 0.0042 = 0.0179 an hour, times
+	// 3 replicas on average and 730 hours = 39.20 now; with 13.667 of the
+	// 216 replica-hours: 39.201 * 13.667 / 216 = 2.48. Today's 1 pod would
+	// have said 13.07.
+	if want := (autopilot.Cost{MonthlyNow: 39.2, MonthlyRecommended: 2.48, MonthlySavings: 36.72}); rep.Cost != want {
+		t.Errorf("shop/report cost %+v, want %+v", rep.Cost, want)
+	}
+	if rep.Severity != autopilot.SeverityCritical {
+		t.Errorf("shop/report severity %s, want critical (at zero 94%% of the time)", rep.Severity)
+	}
+
+	// ml/tgi: 6000 tokens of the 24000 --tgi-max-batch-total-tokens
+	// assumes: 25%, from TGI.
+	g := byName["ml/tgi"].GPU
+	if g == nil || !g.KVCache || g.KVCacheSource != "tgi" || g.KVCacheP95 != 25 || g.KVCacheMax != 25 || g.RequestsWaitingMax != 1 {
+		t.Errorf("ml/tgi gpu %+v", g)
+	}
+	// Three OOM kills in a row: restarts in the steps to 20h05m (1) and
+	// 20h10m (2). Killed at the 8 GiB limit: max(8192 + 100, 8192 * 1.2 =
+	// 9830.4) MiB -> 9831 MiB.
+	c := byName["ml/tgi"].Containers
+	if len(c) != 1 || c[0].OOMKills != 3 || c[0].OOMKillsFrom != autopilot.OOMFromRestarts || c[0].Memory.Request != 9831*autopilot.MiB {
+		t.Errorf("ml/tgi containers %+v", c)
 	}
 }
 
@@ -387,7 +507,7 @@ func TestRecommendApplyRows(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := llm.Annotations[autopilot.AnnotationKey], `{"schema":"ebb.dev/autopilot/v1","generatedAt":"2026-11-16T08:00:00Z","severity":"critical"}`; got != want {
+	if got, want := llm.Annotations[autopilot.AnnotationKey], `{"schema":"ebb.dev/autopilot/v2","generatedAt":"2026-11-16T08:00:00Z","severity":"critical"}`; got != want {
 		t.Errorf("ml/llm annotation %s, want %s", got, want)
 	}
 }
