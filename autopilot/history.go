@@ -62,11 +62,14 @@ type workloadHistory struct {
 	replicas   int             // set by SetReplicas; -1: count pods
 	rps        *Histogram
 	rpsActive  *Histogram // samples above the activation
-	rpsChart   []float64
-	rpsSum     float64
-	idleN      int // samples at or below the activation
-	backtests  []*backtest
-	gpu        *gpuHistory
+	// rpsPerReplica is the active samples divided by the replicas that ran
+	// then, where the history has replicas over time.
+	rpsPerReplica *Histogram
+	rpsChart      []float64
+	rpsSum        float64
+	idleN         int // samples at or below the activation
+	backtests     []*backtest
+	gpu           *gpuHistory
 
 	// Replicas over time, one sample per step (kube-state-metrics).
 	replicaN       int
@@ -373,13 +376,22 @@ func (h *History) RequestRate(k queries.WorkloadKey, t time.Time, rps float64) {
 	}
 	w.rps.Add(rps, 1, t)
 	w.rpsSum += rps
+	replicas, known := w.replicasAt(t)
 	if rps <= h.cfg.Activation {
 		w.idleN++
 	} else {
 		w.rpsActive.Add(rps, 1, t)
+		if known && replicas > 0 {
+			// What each replica handled then: an autoscaled workload's
+			// replicas today say nothing about yesterday's peak.
+			if w.rpsPerReplica == nil {
+				o := HistogramOptions{FirstBucket: 0.001, MaxValue: 1e7, Growth: h.cfg.CPU.Growth, HalfLife: h.cfg.CPU.HalfLife}
+				w.rpsPerReplica, _ = NewHistogram(o, h.start)
+			}
+			w.rpsPerReplica.Add(rps/replicas, 1, t)
+		}
 	}
 	chartMax(w.rpsChart, h.bin(t), rps)
-	replicas, known := w.replicasAt(t)
 	for _, b := range w.backtests {
 		b.observe(t, rps, replicas, known)
 	}

@@ -237,23 +237,40 @@ func recommendScaling(cfg Config, w *workloadHistory, replicas int, shutdownReco
 	// The target is what a replica handles while in use: idle samples
 	// would drag it to zero for a workload that is mostly idle.
 	p := w.rpsActive.Percentile(cfg.ReplicaPercentile)
-	switch {
-	case replicas <= 0:
-		s.NotEnoughData = "no running replicas to measure a per-replica rate"
-		return s
-	case p <= 0:
-		s.NotEnoughData = "no requests in the history"
+	if w.rpsPerReplica != nil && w.rpsPerReplica.Samples() > 0 {
+		// Each sample divided by the replicas that served it.
+		pr := w.rpsPerReplica.Percentile(cfg.ReplicaPercentile)
+		s.TargetRPS = significant(pr, 3)
+		s.Basis = fmt.Sprintf("p%s of the request rate per replica while active (%s req/s), each sample over the replicas that ran then",
+			pct(cfg.ReplicaPercentile), number(pr))
+	} else {
+		switch {
+		case replicas <= 0:
+			s.NotEnoughData = "no running replicas to measure a per-replica rate"
+			return s
+		case p <= 0:
+			s.NotEnoughData = "no requests in the history"
+			return s
+		}
+		s.TargetRPS = significant(p/float64(replicas), 3)
+		noun := "replicas"
+		if replicas == 1 {
+			noun = "replica"
+		}
+		s.Basis = fmt.Sprintf("p%s of the request rate while active (%s req/s) over today's %d %s",
+			pct(cfg.ReplicaPercentile), number(p), replicas, noun)
+	}
+	if s.TargetRPS <= 0 {
+		s.NotEnoughData, s.TargetRPS, s.Basis = "no requests in the history", 0, ""
 		return s
 	}
-	s.TargetRPS = significant(p/float64(replicas), 3)
 	// A 1% tolerance keeps the rounding of the target from adding a replica.
 	s.MinReplicas = max(1, int(math.Ceil(s.RPSP10/s.TargetRPS-0.01)))
 	if shutdownRecommended {
 		s.MinReplicas = 0
 	}
 	s.MaxReplicas = max(s.MinReplicas, 1, int(math.Ceil(w.rps.Max()*(1+cfg.ReplicaHeadroom)/s.TargetRPS-0.01)))
-	s.Basis = fmt.Sprintf("p%s of the request rate while active (%s req/s) over %d replicas; max %s req/s +%s headroom",
-		pct(cfg.ReplicaPercentile), number(p), replicas, number(s.RPSMax), pctOf(cfg.ReplicaHeadroom))
+	s.Basis += fmt.Sprintf("; max %s req/s +%s headroom", number(s.RPSMax), pctOf(cfg.ReplicaHeadroom))
 	return s
 }
 

@@ -129,8 +129,36 @@ func TestScalingHandComputed(t *testing.T) {
 	if s.TargetRPS != 5.9 || s.RPSP95 != 23.6108 || s.MinReplicas != 1 || s.MaxReplicas != 5 || s.RPSMax != 24 || s.RPSMean != 12.5 {
 		t.Errorf("got %+v", s)
 	}
-	if !(s.Basis == "p95 of the request rate while active (23.61 req/s) over 4 replicas; max 24 req/s +15% headroom") {
+	if !(s.Basis == "p95 of the request rate while active (23.61 req/s) over today's 4 replicas; max 24 req/s +15% headroom") {
 		t.Errorf("basis %q", s.Basis)
+	}
+}
+
+// An autoscaled workload: 2 replicas at 20 req/s for 12 hours, 10 at 100
+// req/s for 12, 2 today. Every replica handled 10 req/s, so the target is
+// p95 of 10s: bucket 127's end (0.02 * (1.05^128 - 1) = 10.29) capped at
+// the largest sample, 10. Today's 2 replicas would have made it the p95 of
+// the workload's rate, 100, over 2: 50. p10 is 20's bucket end, 20.39 ->
+// 3 replicas; max 100 * 1.15 / 10 = 11.5 -> 12.
+func TestScalingTargetFromReplicasOverTime(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.CPU.HalfLife = 0
+	h := newHistory(t, cfg, 24*time.Hour, time.Hour)
+	h.SetReplicas(shop, 2)
+	each(h, func(i int, at time.Time) {
+		replicas, rps := 2.0, 20.0
+		if i > 12 {
+			replicas, rps = 10, 100
+		}
+		h.Replicas(shop, at, replicas)
+		h.RequestRate(shop, at, rps)
+	})
+	s := workloadOf(t, mustRecommend(t, h), shop).Scaling
+	if s.TargetRPS != 10 || s.MinReplicas != 3 || s.MaxReplicas != 12 {
+		t.Errorf("target %v, replicas %d..%d; want 10, 3..12 (got %+v)", s.TargetRPS, s.MinReplicas, s.MaxReplicas, s)
+	}
+	if want := "p95 of the request rate per replica while active (10 req/s), each sample over the replicas that ran then; max 100 req/s +15% headroom"; s.Basis != want {
+		t.Errorf("basis %q, want %q", s.Basis, want)
 	}
 }
 
