@@ -248,13 +248,28 @@ func (s *Server) GetMetricSpec(_ context.Context, ref *pb.ScaledObjectRef) (*pb.
 	return metricSpec(e), nil
 }
 
+// specAnswer and metricsAnswer hold a response with its one-element list
+// and its element, so that answering allocates once instead of three times.
+type specAnswer struct {
+	resp  pb.GetMetricSpecResponse
+	list  [1]*pb.MetricSpec
+	value pb.MetricSpec
+}
+
+type metricsAnswer struct {
+	resp  pb.GetMetricsResponse
+	list  [1]*pb.MetricValue
+	value pb.MetricValue
+}
+
 func metricSpec(e *entry) *pb.GetMetricSpecResponse {
-	t := e.trigger
-	return &pb.GetMetricSpecResponse{MetricSpecs: []*pb.MetricSpec{{
-		MetricName:      e.metric,
-		TargetSize:      max(1, int64(math.Round(t.Target))),
-		TargetSizeFloat: t.Target,
-	}}}
+	a := &specAnswer{}
+	a.value.MetricName = e.metric
+	a.value.TargetSize = max(1, int64(math.Round(e.trigger.Target)))
+	a.value.TargetSizeFloat = e.trigger.Target
+	a.list[0] = &a.value
+	a.resp.MetricSpecs = a.list[:]
+	return &a.resp
 }
 
 // StreamMetricSpec sends the spec when the stream opens. A trigger's spec
@@ -295,9 +310,11 @@ func (s *Server) GetMetrics(_ context.Context, req *pb.GetMetricsRequest) (*pb.G
 		}
 		return nil, status.Error(codes.Unavailable, msg)
 	}
-	return &pb.GetMetricsResponse{MetricValues: []*pb.MetricValue{{
-		MetricName:       e.metric,
-		MetricValue:      int64(math.Round(v)),
-		MetricValueFloat: v,
-	}}}, nil
+	a := &metricsAnswer{}
+	a.value.MetricName = e.metric
+	a.value.MetricValue = int64(math.Round(v))
+	a.value.MetricValueFloat = v
+	a.list[0] = &a.value
+	a.resp.MetricValues = a.list[:]
+	return &a.resp, nil
 }
