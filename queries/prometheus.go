@@ -392,6 +392,11 @@ func (p *Prometheus) do(ctx context.Context, shape Shape, endpoint string, form 
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("Accept", "application/json")
+	// A query changes nothing, so the transport may send it again when the
+	// store closed the kept-alive connection just as it went out. Go
+	// retries only requests marked idempotent; a nil Idempotency-Key marks
+	// it without sending the header.
+	req.Header["Idempotency-Key"] = nil
 	resp, err := p.client.Do(req)
 	if err != nil {
 		return 0, failed(err)

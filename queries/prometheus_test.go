@@ -1,6 +1,7 @@
 package queries
 
 import (
+	"bufio"
 	"context"
 	"encoding/pem"
 	"errors"
@@ -15,6 +16,7 @@ import (
 	"reflect"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -478,4 +480,56 @@ func ExampleNewPrometheus() {
 	}
 	// Output:
 	// shop/web 2.5
+}
+
+// TestInstantRetriesOnAClosedKeptAliveConnection: a store (or a proxy in
+// front of it) may close an idle kept-alive connection just as the next
+// query goes out on it. The query must be sent again on a new connection,
+// not fail the tick as unreachable.
+func TestInstantRetriesOnAClosedKeptAliveConnection(t *testing.T) {
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { lis.Close() })
+	const body = `{"status":"success","data":{"resultType":"vector","result":[]}}`
+	var conns, requests atomic.Int32
+	go func() {
+		for {
+			c, err := lis.Accept()
+			if err != nil {
+				return
+			}
+			n := conns.Add(1)
+			go func() {
+				defer c.Close()
+				r := bufio.NewReader(c)
+				for i := 0; ; i++ {
+					req, err := http.ReadRequest(r)
+					if err != nil {
+						return
+					}
+					io.Copy(io.Discard, req.Body)
+					requests.Add(1)
+					if n == 1 && i == 1 {
+						return // the first connection closes on its second request, unanswered
+					}
+					fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
+				}
+			}()
+		}
+	}()
+	p, err := NewPrometheus(PrometheusConfig{URL: "http://" + lis.Addr().String()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	shape := Shape{Signal: SignalRequests, Window: time.Minute}
+	for i := range 2 {
+		if _, err := p.Instant(context.Background(), shape, epoch); err != nil {
+			t.Fatalf("query %d: %v", i+1, err)
+		}
+	}
+	if c, r := conns.Load(), requests.Load(); c != 2 || r != 3 {
+		t.Errorf("%d connections and %d requests, want 2 and 3 (the second query sent again on a new connection)", c, r)
+	}
 }
