@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"runtime/debug"
+	"sync/atomic"
 	"time"
 
 	pb "github.com/kedacore/keda/v2/pkg/scalers/externalscaler"
@@ -32,35 +33,67 @@ type TLSFiles struct {
 // Enabled reports whether any TLS file is set.
 func (f TLSFiles) Enabled() bool { return f.Cert != "" || f.Key != "" || f.ClientCA != "" }
 
-// Config builds the server's TLS configuration. The certificate is reloaded
-// from disk on every handshake, so a rotated secret needs no restart.
+// Config builds the server's TLS configuration. The certificate and the
+// client CA are read again from disk on every handshake, so a rotated secret
+// needs no restart; while a new file does not load (a rotation half done),
+// the last good one stays in use.
 func (f TLSFiles) Config() (*tls.Config, error) {
 	if f.Cert == "" || f.Key == "" {
 		return nil, errors.New("tls: --tls-cert and --tls-key go together")
 	}
-	if _, err := tls.LoadX509KeyPair(f.Cert, f.Key); err != nil {
+	pair, err := tls.LoadX509KeyPair(f.Cert, f.Key)
+	if err != nil {
 		return nil, fmt.Errorf("tls: %w", err)
 	}
+	var lastPair atomic.Pointer[tls.Certificate]
+	lastPair.Store(&pair)
 	cfg := &tls.Config{
 		MinVersion: tls.VersionTLS12,
 		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
 			c, err := tls.LoadX509KeyPair(f.Cert, f.Key)
-			return &c, err
+			if err != nil {
+				return lastPair.Load(), nil
+			}
+			lastPair.Store(&c)
+			return &c, nil
 		},
 	}
 	if f.ClientCA != "" {
-		pem, err := os.ReadFile(f.ClientCA)
+		pool, err := loadCertPool(f.ClientCA)
 		if err != nil {
-			return nil, fmt.Errorf("tls: client CA: %w", err)
+			return nil, err
 		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("tls: client CA %s: no PEM certificate found", f.ClientCA)
-		}
+		var lastPool atomic.Pointer[x509.CertPool]
+		lastPool.Store(pool)
 		cfg.ClientCAs = pool
 		cfg.ClientAuth = tls.RequireAndVerifyClientCert
+		base := cfg.Clone()
+		cfg.GetConfigForClient = func(*tls.ClientHelloInfo) (*tls.Config, error) {
+			p, err := loadCertPool(f.ClientCA)
+			if err != nil {
+				p = lastPool.Load()
+			} else {
+				lastPool.Store(p)
+			}
+			c := base.Clone()
+			c.ClientCAs = p
+			return c, nil
+		}
 	}
 	return cfg, nil
+}
+
+// loadCertPool reads a PEM bundle of CA certificates.
+func loadCertPool(file string) (*x509.CertPool, error) {
+	pem, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("tls: client CA: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("tls: client CA %s: no PEM certificate found", file)
+	}
+	return pool, nil
 }
 
 // GRPCOptions configure NewGRPCServer.

@@ -129,3 +129,73 @@ func TestTLSFilesErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestMutualTLSReloadsClientCA rotates the client CA file under a running
+// server: a client of the new CA is let in without a restart, and a file
+// that does not load (a rotation half done) keeps the last good CA.
+func TestMutualTLSReloadsClientCA(t *testing.T) {
+	old, next := newTestPKI(t), newTestPKI(t)
+	caFile := filepath.Join(t.TempDir(), "client-ca.crt")
+	copyFile := func(dst string, srcs ...string) {
+		t.Helper()
+		var all []byte
+		for _, src := range srcs {
+			b, err := os.ReadFile(src)
+			if err != nil {
+				t.Fatal(err)
+			}
+			all = append(all, b...)
+		}
+		if err := os.WriteFile(dst, all, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	copyFile(caFile, old.caFile)
+	cfg, err := TLSFiles{Cert: old.serverCert, Key: old.serverKey, ClientCA: caFile}.Config()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := scaler.NewCollector(scaler.Config{Source: &queries.FakeSource{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := NewGRPCServer(NewServer(c, Options{}), c.Ready(), GRPCOptions{TLS: cfg})
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go g.Serve(lis)
+	t.Cleanup(g.Stop)
+	call := func(p testPKI) error {
+		pair, err := tls.LoadX509KeyPair(p.clientCert, p.clientKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{
+			RootCAs: old.pool, Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12})))
+		if err != nil {
+			return err
+		}
+		defer conn.Close()
+		_, err = pb.NewExternalScalerClient(conn).GetMetricSpec(ctx(t), ref("cart", map[string]string{"signal": "requests", "target": "1"}))
+		return err
+	}
+	if err := call(old); err != nil {
+		t.Fatalf("client of the first CA: %v", err)
+	}
+	if err := call(next); err == nil {
+		t.Fatal("a client of a CA not yet trusted got in")
+	}
+	copyFile(caFile, old.caFile, next.caFile) // the rotation: both CAs for a while
+	if err := call(next); err != nil {
+		t.Errorf("client of the new CA after the rotation: %v", err)
+	}
+	os.WriteFile(caFile, []byte("-----BEGIN CERT"), 0o600) // written half
+	if err := call(next); err != nil {
+		t.Errorf("while the CA file does not load, the last good CA must stay: %v", err)
+	}
+	copyFile(caFile, next.caFile) // the old CA retired
+	if err := call(old); err == nil {
+		t.Error("a client of the retired CA still got in")
+	}
+}
