@@ -69,12 +69,10 @@ func newTestPKI(t *testing.T) testPKI {
 	return p
 }
 
-func TestMutualTLS(t *testing.T) {
-	pki := newTestPKI(t)
-	cfg, err := TLSFiles{Cert: pki.serverCert, Key: pki.serverKey, ClientCA: pki.caFile}.Config()
-	if err != nil {
-		t.Fatal(err)
-	}
+// serveTLS serves the external scaler with cfg on a loopback port until the
+// test ends, and returns its address.
+func serveTLS(t *testing.T, cfg *tls.Config) string {
+	t.Helper()
 	c, err := scaler.NewCollector(scaler.Config{Source: &queries.FakeSource{}})
 	if err != nil {
 		t.Fatal(err)
@@ -86,17 +84,30 @@ func TestMutualTLS(t *testing.T) {
 	}
 	go g.Serve(lis)
 	t.Cleanup(g.Stop)
+	return lis.Addr().String()
+}
 
-	call := func(clientCerts []tls.Certificate) error {
-		conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{
-			RootCAs: pki.pool, Certificates: clientCerts, MinVersion: tls.VersionTLS12})))
-		if err != nil {
-			return err
-		}
-		defer conn.Close()
-		_, err = pb.NewExternalScalerClient(conn).GetMetricSpec(ctx(t), ref("cart", map[string]string{"signal": "requests", "target": "1"}))
+// callTLS makes one call over a new TLS connection that trusts roots and
+// presents certs.
+func callTLS(t *testing.T, addr string, roots *x509.CertPool, certs []tls.Certificate) error {
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{
+		RootCAs: roots, Certificates: certs, MinVersion: tls.VersionTLS12})))
+	if err != nil {
 		return err
 	}
+	defer conn.Close()
+	_, err = pb.NewExternalScalerClient(conn).GetMetricSpec(ctx(t), ref("cart", map[string]string{"signal": "requests", "target": "1"}))
+	return err
+}
+
+func TestMutualTLS(t *testing.T) {
+	pki := newTestPKI(t)
+	cfg, err := TLSFiles{Cert: pki.serverCert, Key: pki.serverKey, ClientCA: pki.caFile}.Config()
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := serveTLS(t, cfg)
+	call := func(clientCerts []tls.Certificate) error { return callTLS(t, addr, pki.pool, clientCerts) }
 	clientPair, err := tls.LoadX509KeyPair(pki.clientCert, pki.clientKey)
 	if err != nil {
 		t.Fatal(err)
@@ -155,30 +166,13 @@ func TestMutualTLSReloadsClientCA(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := scaler.NewCollector(scaler.Config{Source: &queries.FakeSource{}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	g := NewGRPCServer(NewServer(c, Options{}), c.Ready(), GRPCOptions{TLS: cfg})
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go g.Serve(lis)
-	t.Cleanup(g.Stop)
+	addr := serveTLS(t, cfg)
 	call := func(p testPKI) error {
 		pair, err := tls.LoadX509KeyPair(p.clientCert, p.clientKey)
 		if err != nil {
 			t.Fatal(err)
 		}
-		conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{
-			RootCAs: old.pool, Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12})))
-		if err != nil {
-			return err
-		}
-		defer conn.Close()
-		_, err = pb.NewExternalScalerClient(conn).GetMetricSpec(ctx(t), ref("cart", map[string]string{"signal": "requests", "target": "1"}))
-		return err
+		return callTLS(t, addr, old.pool, []tls.Certificate{pair})
 	}
 	if err := call(old); err != nil {
 		t.Fatalf("client of the first CA: %v", err)
