@@ -277,9 +277,12 @@ func refVector(body []byte) (out []refSample, ok bool) {
 }
 
 // scanVector decodes a vector response with the scanner, keeping labels a, b.
-func scanVector(body []byte) ([]refSample, error) {
+func scanVector(body []byte) ([]refSample, error) { return scanVectorInterned(body, nil) }
+
+// scanVectorInterned is scanVector with the label values interned by intern.
+func scanVectorInterned(body []byte, intern func([]byte) string) ([]refSample, error) {
 	var out []refSample
-	d := &instantDecoder{labels: []string{"a", "b"}}
+	d := &instantDecoder{labels: []string{"a", "b"}, intern: intern}
 	d.emit = func(vals []string, v float64) { out = append(out, refSample{[2]string{vals[0], vals[1]}, v}) }
 	env, err := decodeResponse(body, d)
 	if err == nil && env.Status != "success" {
@@ -344,6 +347,16 @@ func FuzzDecodeResponse(f *testing.F) {
 			t.Fatalf("scanner\n%+v\nencoding/json\n%+v", got, want)
 		}
 		_, _ = decodeResponse(body, &rangeDecoder{}) // must not panic
+		// Interning the label values changes nothing, answer after answer.
+		p := &Prometheus{caches: make(map[Shape]*answerCache)}
+		for range 2 {
+			c := p.answerCache(Shape{Signal: SignalRequests})
+			again, err := scanVectorInterned(body, c.intern)
+			c.done(len(again), err)
+			if err != nil || !reflect.DeepEqual(again, got) {
+				t.Fatalf("interned: %+v, %v\nplain: %+v", again, err, got)
+			}
+		}
 	})
 }
 
