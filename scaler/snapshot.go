@@ -144,10 +144,8 @@ var emptySnapshot = &Snapshot{shapes: map[queries.Shape]error{}}
 // Lookup returns the observation for in, and false when the snapshot has
 // none yet (the interest is newer than the last tick).
 func (s *Snapshot) Lookup(in *Interest) (Observation, bool) {
-	if in.slot < len(s.obs) {
-		if o := s.obs[in.slot]; o.owner == in {
-			return o, true
-		}
+	if o := s.get(in); o != nil {
+		return *o, true
 	}
 	return Observation{}, false
 }
@@ -166,25 +164,22 @@ func (s *Snapshot) get(in *Interest) *Observation {
 // Value gives it, without copying the whole observation. A snapshot without
 // in has ErrNoValue.
 func (s *Snapshot) Value(in *Interest, now time.Time, maxStaleness time.Duration) (float64, error) {
-	if in.slot < len(s.obs) {
-		if o := &s.obs[in.slot]; o.owner == in {
-			if !o.At.IsZero() && now.Sub(o.At) <= maxStaleness {
-				return o.Value, nil // the common case, inlined
-			}
-			return value(o, now, maxStaleness)
-		}
+	o := s.get(in)
+	switch {
+	case o == nil:
+		return 0, ErrNoValue
+	case !o.At.IsZero() && now.Sub(o.At) <= maxStaleness:
+		return o.Value, nil // the common case, without building an error
 	}
-	return 0, ErrNoValue
+	return value(o, now, maxStaleness)
 }
 
 // Active returns the idle policy's answer for in at the snapshot's tick, and
 // ok false when the snapshot has none yet. It reads only the answer: the
 // hot path of IsActive and StreamIsActive.
 func (s *Snapshot) Active(in *Interest) (active, ok bool) {
-	if in.slot < len(s.obs) {
-		if o := &s.obs[in.slot]; o.owner == in {
-			return o.Active, true
-		}
+	if o := s.get(in); o != nil {
+		return o.Active, true
 	}
 	return false, false
 }
