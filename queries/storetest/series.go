@@ -45,31 +45,28 @@ func Constant(start time.Time, step time.Duration, n int, v float64) []Sample {
 // grouped by metric name and terminated by "# EOF", as promtool's backfill
 // reads it.
 func OpenMetrics(series []Series) string {
-	var b strings.Builder
-	for _, s := range sortedByMetric(series) {
-		id := seriesID(s)
-		for _, p := range s.Samples {
-			b.WriteString(id)
-			b.WriteByte(' ')
-			b.WriteString(formatValue(p.V))
-			b.WriteByte(' ')
-			ms := p.T.UnixMilli()
-			b.WriteString(strconv.FormatInt(ms/1000, 10))
-			if r := ms % 1000; r != 0 {
-				b.WriteByte('.')
-				b.WriteString(strconv.FormatInt(1000+r, 10)[1:])
-			}
-			b.WriteByte('\n')
+	return render(series, func(b *strings.Builder, t time.Time) {
+		ms := t.UnixMilli()
+		b.WriteString(strconv.FormatInt(ms/1000, 10))
+		if r := ms % 1000; r != 0 {
+			b.WriteByte('.')
+			b.WriteString(strconv.FormatInt(1000+r, 10)[1:])
 		}
-	}
-	b.WriteString("# EOF\n")
-	return b.String()
+	}) + "# EOF\n"
 }
 
 // PrometheusText renders series as Prometheus text exposition with
 // millisecond timestamps, as VictoriaMetrics' /api/v1/import/prometheus
 // reads it.
 func PrometheusText(series []Series) string {
+	return render(series, func(b *strings.Builder, t time.Time) {
+		b.WriteString(strconv.FormatInt(t.UnixMilli(), 10))
+	})
+}
+
+// render writes one line per sample, "series value timestamp", grouped by
+// metric name, with the timestamp as stamp writes it.
+func render(series []Series, stamp func(*strings.Builder, time.Time)) string {
 	var b strings.Builder
 	for _, s := range sortedByMetric(series) {
 		id := seriesID(s)
@@ -78,7 +75,7 @@ func PrometheusText(series []Series) string {
 			b.WriteByte(' ')
 			b.WriteString(formatValue(p.V))
 			b.WriteByte(' ')
-			b.WriteString(strconv.FormatInt(p.T.UnixMilli(), 10))
+			stamp(&b, p.T)
 			b.WriteByte('\n')
 		}
 	}
