@@ -3,7 +3,10 @@ package externalscaler
 import (
 	"context"
 	"errors"
+	"maps"
 	"net"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -298,6 +301,17 @@ func TestStreamMetricSpec(t *testing.T) {
 	}
 }
 
+// cached counts the cache's entries for shop/name.
+func (h *harness) cached(name string) int {
+	h.server.mu.RLock()
+	defer h.server.mu.RUnlock()
+	n := 0
+	for e := h.server.cache[refKey{"shop", name}]; e != nil; e = e.next {
+		n++
+	}
+	return n
+}
+
 func TestMetadataCache(t *testing.T) {
 	h := newHarness(t)
 	md := map[string]string{"signal": "requests", "target": "10"}
@@ -306,21 +320,108 @@ func TestMetadataCache(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	if n := h.cached("cart"); n != 1 {
+		t.Errorf("cache holds %d entries after 3 calls with the same metadata, want 1", n)
+	}
 	md2 := map[string]string{"signal": "gpu", "target": "70"} // a second trigger of the same ScaledObject
 	h.client.IsActive(ctx(t), ref("cart", md2))
-	h.server.mu.RLock()
-	n := len(h.server.cache[refKey{"shop", "cart"}])
-	h.server.mu.RUnlock()
-	if n != 2 {
+	if n := h.cached("cart"); n != 2 {
 		t.Errorf("cache holds %d entries for one ScaledObject with two triggers, want 2", n)
 	}
+
+	// Sweep keeps what was asked about within ForgetAfter, in any position.
+	h.clk.Add(30 * time.Minute)
+	h.client.IsActive(ctx(t), ref("cart", md)) // the older entry, behind md2's
+	h.clk.Add(40 * time.Minute)
+	h.server.Sweep()
+	if n := h.cached("cart"); n != 1 {
+		t.Fatalf("after a sweep that forgets one trigger the cache holds %d, want 1", n)
+	}
+	h.server.mu.RLock()
+	kept := h.server.cache[refKey{"shop", "cart"}]
+	h.server.mu.RUnlock()
+	if !kept.md.equal(md) {
+		t.Errorf("the sweep kept %v, want the trigger asked about 40m ago (%v)", kept.md.pairs(), md)
+	}
+
 	h.clk.Add(2 * time.Hour)
 	h.server.Sweep()
 	h.server.mu.RLock()
-	n = len(h.server.cache)
+	n := len(h.server.cache)
 	h.server.mu.RUnlock()
 	if n != 0 {
 		t.Errorf("cache holds %d ScaledObjects after 2h unasked, want 0", n)
+	}
+}
+
+// TestMetadataCacheBound: edits of one ScaledObject's metadata keep at most
+// maxEntriesPerRef variants, the newest.
+func TestMetadataCacheBound(t *testing.T) {
+	h := newHarness(t)
+	md := func(i int) map[string]string {
+		return map[string]string{"signal": "requests", "target": strconv.Itoa(i + 1)}
+	}
+	for i := range maxEntriesPerRef + 5 {
+		if _, err := h.client.IsActive(ctx(t), ref("cart", md(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := h.cached("cart"); n != maxEntriesPerRef {
+		t.Errorf("cache holds %d variants after %d edits, want %d", n, maxEntriesPerRef+5, maxEntriesPerRef)
+	}
+	h.server.mu.RLock()
+	defer h.server.mu.RUnlock()
+	for i := range maxEntriesPerRef + 5 {
+		found := false
+		for e := h.server.cache[refKey{"shop", "cart"}]; e != nil; e = e.next {
+			found = found || e.md.equal(md(i))
+		}
+		if want := i >= 5; found != want {
+			t.Errorf("variant %d cached: %v, want %v (the newest %d stay)", i, found, want, maxEntriesPerRef)
+		}
+	}
+}
+
+func TestMetadataEncoding(t *testing.T) {
+	long := strings.Repeat("x", 300) // a length of two uvarint bytes
+	for _, md := range []map[string]string{
+		nil,
+		{},
+		{"signal": "requests"},
+		{"scalerAddress": "ebb:9090", "signal": "requests", "target": "10", "activation": "1", "idleAfter": "30m"},
+		{"unknownKey": "v", "": "", "query": long, long: "other"},
+	} {
+		m := metadata(appendMetadata(nil, md))
+		if !m.equal(md) {
+			t.Errorf("metadata of %v is not equal to its source", md)
+		}
+		if got := m.pairs(); len(got) != len(md) || !maps.Equal(got, md) && len(md) > 0 {
+			t.Errorf("metadata of %v holds %v", md, got)
+		}
+		for k := range md { // a pair more, less or changed is not equal
+			changed := maps.Clone(md)
+			changed[k] += "!"
+			fewer := maps.Clone(md)
+			delete(fewer, k)
+			if m.equal(changed) || m.equal(fewer) {
+				t.Errorf("metadata of %v equals %v or %v", md, changed, fewer)
+			}
+		}
+		more := maps.Clone(md)
+		if more == nil {
+			more = map[string]string{}
+		}
+		more["extra"] = "1"
+		if m.equal(more) {
+			t.Errorf("metadata of %v equals %v", md, more)
+		}
+	}
+	if !metadata(appendMetadata(nil, nil)).equal(map[string]string{}) || !metadata(appendMetadata(nil, map[string]string{})).equal(nil) {
+		t.Error("nil and empty metadata differ")
+	}
+	// Keys are not matched by value alone: {a: b} is not {b: a}.
+	if metadata(appendMetadata(nil, map[string]string{"signal": "target"})).equal(map[string]string{"target": "signal"}) {
+		t.Error("a pair with key and value swapped is equal")
 	}
 }
 
