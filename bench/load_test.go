@@ -49,6 +49,24 @@ func TestLoadSmoke(t *testing.T) {
 	}
 }
 
+// TestLoadSmokeBaseline runs the harness briefly against the control server:
+// it answers every call as the harness expects.
+func TestLoadSmokeBaseline(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a server process; skipped with -short")
+	}
+	p := startServer(t, ServerConfig{Workloads: 50, Baseline: true})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	res, err := RunLoad(ctx, LoadConfig{Addr: p.Addr, Workloads: 50, Streams: 50, Conns: 1, Workers: 4, Duration: 500 * time.Millisecond, Pid: p.Pid})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.RPCs == 0 || res.All.Calls != res.RPCs {
+		t.Errorf("RPCs %d, latencies %d: want RPCs, one latency each", res.RPCs, res.All.Calls)
+	}
+}
+
 // TestLoad replays KEDA's call pattern over a real socket against the real
 // gRPC server in a child process, at 1,000 and 10,000 workloads, each with
 // an open StreamIsActive stream:
@@ -62,25 +80,40 @@ func TestLoadSmoke(t *testing.T) {
 //     KEDA's metrics adapter every 15 s, 3 polls per 30 s;
 //   - idle: one poll a second: what the server costs by itself (ticks,
 //     snapshot swaps, and every open stream woken on each tick).
+//
+// At 1,000 workloads the max and 20k modes run again against the control
+// server (1000-baseline), constant answers on a bare gRPC server: the floor
+// gRPC-go and this machine set, measured in the same run.
 func TestLoad(t *testing.T) {
 	requireBench(t)
 	dur := 10 * time.Second
 	if benchLarge() {
 		dur = 30 * time.Second
 	}
-	for _, n := range []int{1_000, 10_000} {
-		t.Run(fmt.Sprint(n), func(t *testing.T) {
-			p := startServer(t, ServerConfig{Workloads: n})
-			for _, mode := range []struct {
-				name    string
-				workers int
-				rate    float64
-			}{
-				{"max", 32, 0},
-				{"20k", 32, 20_000.0 / 3},
-				{"keda", 8, float64(n) * 3 / 30},
-				{"idle", 1, 1},
-			} {
+	type mode struct {
+		name    string
+		workers int
+		rate    float64
+	}
+	for _, run := range []struct {
+		n        int
+		baseline bool
+	}{{1_000, false}, {1_000, true}, {10_000, false}} {
+		n := run.n
+		name := fmt.Sprint(n)
+		modes := []mode{
+			{"max", 32, 0},
+			{"20k", 32, 20_000.0 / 3},
+			{"keda", 8, float64(n) * 3 / 30},
+			{"idle", 1, 1},
+		}
+		if run.baseline {
+			name += "-baseline"
+			modes = modes[:2]
+		}
+		t.Run(name, func(t *testing.T) {
+			p := startServer(t, ServerConfig{Workloads: n, Baseline: run.baseline})
+			for _, mode := range modes {
 				t.Run(mode.name, func(t *testing.T) {
 					var thr, p99 []float64
 					for range repeats() {

@@ -45,6 +45,9 @@ type ServerConfig struct {
 	// ServerProcess.WriteHeapProfile asks) to.
 	CPUProfile string `json:"cpuProfile,omitempty"`
 	MemProfile string `json:"memProfile,omitempty"`
+	// Baseline serves the control instead of ebb: constant answers on a
+	// bare gRPC server (see baseline).
+	Baseline bool `json:"baseline,omitempty"`
 }
 
 func (c *ServerConfig) setDefaults() {
@@ -169,7 +172,11 @@ func ServeIfChild() {
 		}
 	}
 	fmt.Println(lis.Addr().String())
-	err = Serve(ctx, lis, cfg)
+	if cfg.Baseline {
+		err = serveBaseline(ctx, lis)
+	} else {
+		err = Serve(ctx, lis, cfg)
+	}
 	if cfg.CPUProfile != "" {
 		pprof.StopCPUProfile()
 	}

@@ -49,6 +49,7 @@ func run() error {
 	var srvCfg bench.ServerConfig
 	fs.StringVar(&srvCfg.CPUProfile, "server-cpuprofile", "", "CPU profile file of the server started without -addr")
 	fs.StringVar(&srvCfg.MemProfile, "server-memprofile", "", "heap profile file of the server started without -addr, written after the measurement")
+	fs.BoolVar(&srvCfg.Baseline, "baseline", false, "start the control server instead of ebb: constant answers on a bare gRPC server, the floor gRPC and the machine set")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		return err
 	}
