@@ -3,10 +3,12 @@ package externalscaler
 import (
 	"context"
 	"errors"
+	"fmt"
 	"maps"
 	"net"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -456,5 +458,45 @@ func TestStreamKeepsItsInterest(t *testing.T) {
 	h.tick()
 	if r, err := stream.Recv(); err != nil || !r.Result {
 		t.Fatalf("after traffic: %v, %v; want active", r, err)
+	}
+}
+
+// TestMetadataCacheConcurrent: calls with more metadata variants of one
+// ScaledObject than the cache keeps, from several goroutines while sweeps
+// run, each get the trigger of their own metadata (run with -race).
+func TestMetadataCacheConcurrent(t *testing.T) {
+	h := newHarness(t)
+	const variants = maxEntriesPerRef + 4
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 500 {
+				v := (g*7 + i) % variants
+				md := map[string]string{"signal": "requests", "target": strconv.Itoa(v + 1)}
+				e, _, err := h.server.resolve(ref("cart", md))
+				if err != nil {
+					errs <- err
+					return
+				}
+				if e.trigger.Target != float64(v+1) {
+					errs <- fmt.Errorf("metadata with target %d resolved to a trigger with target %g", v+1, e.trigger.Target)
+					return
+				}
+				if i%50 == 0 {
+					h.server.Sweep()
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if n := h.cached("cart"); n > maxEntriesPerRef {
+		t.Errorf("cache holds %d variants, want at most %d", n, maxEntriesPerRef)
 	}
 }
