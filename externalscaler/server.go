@@ -212,11 +212,9 @@ func (s *Server) insert(key refKey, ref *pb.ScaledObjectRef) *entry {
 		}
 	}
 	e.next = first
-	if first == nil {
-		s.cache[own] = e
-	} else {
-		s.cache[key] = e // the key already held keeps its strings
-	}
+	// Assigning to a string key replaces the key held too, so the map's key
+	// is always the newest entry's strings, next to its metadata.
+	s.cache[own] = e
 	return e
 }
 

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/benbjohnson/clock"
 	pb "github.com/kedacore/keda/v2/pkg/scalers/externalscaler"
@@ -330,6 +331,22 @@ func TestMetadataCache(t *testing.T) {
 	if n := h.cached("cart"); n != 2 {
 		t.Errorf("cache holds %d entries for one ScaledObject with two triggers, want 2", n)
 	}
+	// The map's key is the newest entry's own copy of the strings, next to
+	// its metadata, not a request's.
+	req := ref(strings.Clone("cart"), map[string]string{"signal": "requests", "target": "11"})
+	if _, _, err := h.server.resolve(req); err != nil {
+		t.Fatal(err)
+	}
+	h.server.mu.RLock()
+	for key, e := range h.server.cache {
+		if unsafe.StringData(key.name) == unsafe.StringData(req.Name) {
+			t.Error("the cache's key holds the request's string")
+		}
+		if end := unsafe.Add(unsafe.Pointer(unsafe.StringData(key.name)), len(key.name)); end != unsafe.Pointer(unsafe.StringData(string(e.md))) {
+			t.Error("the cache's key is not the newest entry's copy, just before its metadata")
+		}
+	}
+	h.server.mu.RUnlock()
 
 	// Sweep keeps what was asked about within ForgetAfter, in any position.
 	h.clk.Add(30 * time.Minute)
