@@ -191,6 +191,21 @@ func (d *decoded[T, P]) get(b *testing.B) P {
 	return d.batch[d.next-1]
 }
 
+// answerDecoded times call on reqs decoded just before (see decoded), in
+// stride order, until the benchmark has run long enough.
+func answerDecoded[T any, P interface {
+	*T
+	proto.Message
+}](b *testing.B, reqs []P, call func(P) error) {
+	d := newDecoded(b, reqs)
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := call(d.get(b)); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
 // BenchmarkHandlers calls the unary handlers in process, as gRPC would
 // right after decoding a request (see decodedBatch): the whole cost of an
 // answer apart from the transport.
@@ -221,39 +236,24 @@ func BenchmarkHandlers(b *testing.B) {
 		}
 		b.Run(fmt.Sprintf("IsActive/%d", n), func(b *testing.B) {
 			setup(b)
-			d := newDecoded(b, bs.refs)
-			b.ReportAllocs()
-			for b.Loop() {
-				r, err := bs.server.IsActive(ctx, d.get(b))
-				if err != nil {
-					b.Fatal(err)
-				}
-				sinkActive = r
-			}
+			answerDecoded(b, bs.refs, func(r *pb.ScaledObjectRef) (err error) {
+				sinkActive, err = bs.server.IsActive(ctx, r)
+				return err
+			})
 		})
 		b.Run(fmt.Sprintf("GetMetrics/%d", n), func(b *testing.B) {
 			setup(b)
-			d := newDecoded(b, reqs)
-			b.ReportAllocs()
-			for b.Loop() {
-				r, err := bs.server.GetMetrics(ctx, d.get(b))
-				if err != nil {
-					b.Fatal(err)
-				}
-				sinkMetrics = r
-			}
+			answerDecoded(b, reqs, func(r *pb.GetMetricsRequest) (err error) {
+				sinkMetrics, err = bs.server.GetMetrics(ctx, r)
+				return err
+			})
 		})
 		b.Run(fmt.Sprintf("GetMetricSpec/%d", n), func(b *testing.B) {
 			setup(b)
-			d := newDecoded(b, bs.refs)
-			b.ReportAllocs()
-			for b.Loop() {
-				r, err := bs.server.GetMetricSpec(ctx, d.get(b))
-				if err != nil {
-					b.Fatal(err)
-				}
-				sinkSpec = r
-			}
+			answerDecoded(b, bs.refs, func(r *pb.ScaledObjectRef) (err error) {
+				sinkSpec, err = bs.server.GetMetricSpec(ctx, r)
+				return err
+			})
 		})
 		// KEDA's loops run in parallel: the same handler on every core. The
 		// requests are built before timing (RunParallel cannot stop the

@@ -96,18 +96,6 @@ func (m metadata) equal(md map[string]string) bool {
 	return n == len(md)
 }
 
-// pairs returns m as a map.
-func (m metadata) pairs() map[string]string {
-	md := map[string]string{}
-	for s := string(m); s != ""; {
-		var k, v string
-		k, s = cutField(s)
-		v, s = cutField(s)
-		md[k] = v
-	}
-	return md
-}
-
 // cutField splits the length-prefixed field at the start of s from the rest.
 // s is always appendMetadata's output.
 func cutField(s string) (field, rest string) {

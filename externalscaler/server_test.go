@@ -401,6 +401,18 @@ func TestMetadataCacheBound(t *testing.T) {
 	}
 }
 
+// pairs returns m as a map.
+func (m metadata) pairs() map[string]string {
+	md := map[string]string{}
+	for s := string(m); s != ""; {
+		var k, v string
+		k, s = cutField(s)
+		v, s = cutField(s)
+		md[k] = v
+	}
+	return md
+}
+
 func TestMetadataEncoding(t *testing.T) {
 	long := strings.Repeat("x", 300) // a length of two uvarint bytes
 	for _, md := range []map[string]string{
