@@ -188,6 +188,12 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 // another returns a ready address of f's Service not in tried, waiting for
 // the addresses to change when there is none; "" when they changed.
 func (a *Activator) another(ctx context.Context, f *forward, tried []string) (string, error) {
+	wait := f.holdDeadline().Sub(a.cfg.Clock.Now())
+	if wait <= 0 {
+		return "", errHoldTimeout
+	}
+	timer := a.cfg.Clock.Timer(wait) // before Ready: a test that saw Ready may move a mock clock
+	defer timer.Stop()
 	t := f.target
 	addrs, changed := a.cfg.Endpoints.Ready(t.Namespace, t.Service, t.Port)
 	for range addrs {
@@ -196,12 +202,6 @@ func (a *Activator) another(ctx context.Context, f *forward, tried []string) (st
 			return addr, nil
 		}
 	}
-	wait := f.holdDeadline().Sub(a.cfg.Clock.Now())
-	if wait <= 0 {
-		return "", errHoldTimeout
-	}
-	timer := a.cfg.Clock.Timer(wait)
-	defer timer.Stop()
 	select {
 	case <-changed:
 		return "", nil

@@ -25,11 +25,12 @@ type Endpoints struct {
 	mu       sync.Mutex
 	services map[serviceKey]*service
 	readyN   int
+	called   chan struct{} // closed and renewed on each Ready call
 }
 
 // NewEndpoints returns an Endpoints with no Services.
 func NewEndpoints() *Endpoints {
-	return &Endpoints{services: make(map[serviceKey]*service)}
+	return &Endpoints{services: make(map[serviceKey]*service), called: make(chan struct{})}
 }
 
 // AddService makes Service namespace/name known, in front of workload, with
@@ -71,6 +72,8 @@ func (e *Endpoints) Ready(namespace, name string, port int32) ([]string, <-chan 
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.readyN++
+	close(e.called)
+	e.called = make(chan struct{})
 	s := e.services[serviceKey{namespace, name}]
 	if s == nil {
 		return nil, make(chan struct{})
@@ -83,6 +86,24 @@ func (e *Endpoints) ReadyCalls() int {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	return e.readyN
+}
+
+// WaitReadyCalls blocks until Ready has been called n times in all, or ctx
+// ends; it returns ctx.Err() then.
+func (e *Endpoints) WaitReadyCalls(ctx context.Context, n int) error {
+	for {
+		e.mu.Lock()
+		got, ch := e.readyN, e.called
+		e.mu.Unlock()
+		if got >= n {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 }
 
 // Demand is a fake activator.Demand: it records every call and lets a test

@@ -1,0 +1,327 @@
+package activator
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/benbjohnson/clock"
+
+	"github.com/ebbscale/ebb/activator/activatortest"
+	"github.com/ebbscale/ebb/queries"
+)
+
+// TestHoldEndToEnd: 500 concurrent requests with distinct bodies for a
+// workload with no endpoint are held; its pod comes up; every request gets
+// its own answer, none is lost and none reaches the pod twice.
+func TestHoldEndToEnd(t *testing.T) {
+	const n = 500
+	e := newEnv(t, nil)
+	e.client.Transport.(*http.Transport).MaxIdleConnsPerHost = n
+	results := make([]response, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			body := fmt.Sprintf("request %d", i)
+			results[i] = e.do(e.request(context.Background(), "POST", "web.shop", "/hold", strings.NewReader(body)))
+		})
+	}
+	e.waitHeld(shopWeb, n)
+	held, since := e.act.Holding(shopWeb)
+	if held != n || since.IsZero() {
+		t.Fatalf("Holding = %d, %v; want %d since a time", held, since, n)
+	}
+	if got := e.metric("ebb_activator_pending", "workload", "web"); got != n {
+		t.Errorf("pending = %v, want %d", got, n)
+	}
+	if calls := e.demand.Calls(); calls[0] != (activatortest.Call{Workload: shopWeb, N: 1}) {
+		t.Errorf("first Demand call %v, want shop/web 1", calls[0])
+	}
+
+	b := newBackend(t, "pod-1", nil) // the pod starts
+	e.eps.SetReady("shop", "web", b.addr)
+	wg.Wait()
+
+	for i, got := range results {
+		want := response{code: 200, body: fmt.Sprintf("pod-1 got POST /hold request %d", i)}
+		if got != want {
+			t.Errorf("request %d: got %+v, want %+v", i, got, want)
+		}
+	}
+	b.mu.Lock()
+	lost, twice := 0, 0
+	for i := range n {
+		switch b.bodies[fmt.Sprintf("request %d", i)] {
+		case 0:
+			lost++
+		case 1:
+		default:
+			twice++
+		}
+	}
+	b.mu.Unlock()
+	if lost != 0 || twice != 0 || b.n.Load() != n {
+		t.Errorf("backend: %d lost, %d sent twice, %d in all; want 0, 0, %d", lost, twice, b.n.Load(), n)
+	}
+	e.waitHeld(shopWeb, 0)
+	if held, _ := e.act.Holding(shopWeb); held != 0 {
+		t.Errorf("Holding = %d after the wake, want 0", held)
+	}
+	for _, m := range []struct {
+		name   string
+		labels []string
+		want   float64
+	}{
+		{"ebb_activator_pending", []string{"workload", "web"}, 0},
+		{"ebb_activator_held_total", []string{"workload", "web"}, n},
+		{"ebb_activator_forwarded_total", []string{"workload", "web", "held", "true"}, n},
+		{"ebb_activator_requests_total", []string{"workload", "web"}, n},
+		{"ebb_activator_cold_starts_total", []string{"workload", "web"}, 1},
+		{"ebb_activator_wake_latency_seconds", []string{"workload", "web"}, 1}, // one observation
+	} {
+		if got := e.metric(m.name, m.labels...); got != m.want {
+			t.Errorf("%s%v = %v, want %v", m.name, m.labels, got, m.want)
+		}
+	}
+}
+
+// TestHoldOrder: held requests reach the pod in arrival order.
+func TestHoldOrder(t *testing.T) {
+	const n = 20
+	e := newEnv(t, func(c *Config) { c.WakeConcurrency = 1 })
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			e.do(e.request(context.Background(), "POST", "web.shop", "/", strings.NewReader(fmt.Sprint(i))))
+		})
+		e.waitHeld(shopWeb, i+1) // i arrived before i+1
+	}
+	b := newBackend(t, "pod-1", nil)
+	e.eps.SetReady("shop", "web", b.addr)
+	wg.Wait()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for i, got := range b.order {
+		if got != fmt.Sprint(i) {
+			t.Fatalf("backend order %v, want 0..%d", b.order, n-1)
+		}
+	}
+	if len(b.order) != n {
+		t.Errorf("backend saw %d requests, want %d", len(b.order), n)
+	}
+}
+
+// TestWakeConcurrency: at most WakeConcurrency held requests are released
+// while none has its answer's headers yet.
+func TestWakeConcurrency(t *testing.T) {
+	const n, limit = 10, 3
+	e := newEnv(t, func(c *Config) { c.WakeConcurrency = limit })
+	var inside, most atomic.Int64
+	arrived := make(chan struct{}, n)
+	proceed := make(chan struct{})
+	b := newBackend(t, "pod-1", func(w http.ResponseWriter, r *http.Request) {
+		now := inside.Add(1)
+		for m := most.Load(); now > m && !most.CompareAndSwap(m, now); m = most.Load() {
+		}
+		arrived <- struct{}{}
+		<-proceed
+		inside.Add(-1)
+		io.WriteString(w, "ok")
+	})
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() { e.do(e.request(context.Background(), "GET", "web.shop", "/", nil)) })
+	}
+	e.waitHeld(shopWeb, n)
+	e.eps.SetReady("shop", "web", b.addr)
+	for range limit {
+		<-arrived
+	}
+	e.waitHeld(shopWeb, n-limit) // the rest stay held
+	close(proceed)
+	wg.Wait()
+	if most.Load() != limit {
+		t.Errorf("at most %d requests at the pod at once, want %d", most.Load(), limit)
+	}
+}
+
+// TestHoldSpread: held requests go round robin over the ready addresses.
+func TestHoldSpread(t *testing.T) {
+	const n = 100
+	e := newEnv(t, nil)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			e.do(e.request(context.Background(), "POST", "web.shop", "/", strings.NewReader(fmt.Sprint(i))))
+		})
+	}
+	e.waitHeld(shopWeb, n)
+	b1, b2 := newBackend(t, "pod-1", nil), newBackend(t, "pod-2", nil)
+	e.eps.SetReady("shop", "web", b1.addr, b2.addr)
+	wg.Wait()
+	if b1.n.Load() != n/2 || b2.n.Load() != n/2 {
+		t.Errorf("pods saw %d and %d requests, want %d each", b1.n.Load(), b2.n.Load(), n/2)
+	}
+}
+
+func TestOverflow(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.MaxPending = 2; c.MaxPendingTotal = 3 })
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+	hold := func(host string) { wg.Go(func() { e.do(e.request(ctx, "GET", host, "/", nil)) }) }
+	hold("web.shop")
+	hold("web.shop")
+	e.waitHeld(shopWeb, 2)
+	got := e.do(e.request(ctx, "GET", "web.shop", "/", nil))
+	want := response{code: 503, retryAfter: "5", body: "ebb activator: workload shop/web: holds 2 requests, the most it may\n"}
+	if got != want {
+		t.Errorf("per workload: got %+v, want %+v", got, want)
+	}
+	hold("api.shop")
+	e.waitHeld(shopAPI, 1)
+	got = e.do(e.request(ctx, "GET", "api.shop", "/", nil))
+	want = response{code: 503, retryAfter: "5", body: "ebb activator: workload shop/api: the activator holds 3 requests, the most it may\n"}
+	if got != want {
+		t.Errorf("in total: got %+v, want %+v", got, want)
+	}
+	if got := e.metric("ebb_activator_rejected_total", "workload", "web", "reason", "overflow"); got != 1 {
+		t.Errorf("rejected_total{web,overflow} = %v, want 1", got)
+	}
+	if n, _ := e.act.Holding(shopWeb); n != 2 {
+		t.Errorf("Holding(web) = %d, want 2", n)
+	}
+}
+
+func TestHoldTimeout(t *testing.T) {
+	mock := clock.NewMock()
+	e := newEnv(t, func(c *Config) {
+		c.Clock = mock
+		c.HoldTimeout = time.Minute
+		c.RetryAfter = 1500 * time.Millisecond
+		c.HoldTimeoutFor = func(w queries.WorkloadKey) time.Duration {
+			if w == shopAPI {
+				return 10 * time.Second
+			}
+			return 0
+		}
+	})
+	f := func(host string, w queries.WorkloadKey, advance time.Duration, want response) {
+		t.Helper()
+		done := make(chan response)
+		go func() { done <- e.do(e.request(context.Background(), "GET", host, "/", nil)) }()
+		e.waitHeld(w, 1)
+		held, since := e.act.Holding(w)
+		if held != 1 || !since.Equal(mock.Now()) {
+			t.Errorf("Holding = %d since %v, want 1 since %v", held, since, mock.Now())
+		}
+		mock.Add(advance - time.Nanosecond)
+		if n, _ := e.act.Holding(w); n != 1 {
+			t.Errorf("Holding = %d a nanosecond before the timeout, want 1", n)
+		}
+		mock.Add(time.Nanosecond)
+		if got := <-done; got != want {
+			t.Errorf("got %+v, want %+v", got, want)
+		}
+		e.waitHeld(w, 0)
+	}
+	f("web.shop", shopWeb, time.Minute, response{code: 503, retryAfter: "2",
+		body: "ebb activator: workload shop/web: no endpoint became ready within 1m0s\n"})
+	f("api.shop", shopAPI, 10*time.Second, response{code: 503, retryAfter: "2",
+		body: "ebb activator: workload shop/api: no endpoint became ready within 10s\n"})
+	if got := e.metric("ebb_activator_rejected_total", "workload", "web", "reason", "timeout"); got != 1 {
+		t.Errorf("rejected_total{web,timeout} = %v, want 1", got)
+	}
+}
+
+// TestClientGoneFreesSlot: a client that goes away leaves the queue at
+// once, and its slot takes another request.
+func TestClientGoneFreesSlot(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.MaxPending = 1 })
+	ctx, cancel := context.WithCancel(context.Background())
+	first := make(chan response)
+	go func() { first <- e.do(e.request(ctx, "GET", "web.shop", "/first", nil)) }()
+	e.waitHeld(shopWeb, 1)
+	cancel()
+	if got := <-first; got.err == nil {
+		t.Errorf("cancelled client got %+v, want an error", got)
+	}
+	e.waitHeld(shopWeb, 0)
+	second := make(chan response)
+	go func() { second <- e.do(e.request(context.Background(), "GET", "web.shop", "/second", nil)) }()
+	e.waitHeld(shopWeb, 1) // held, not refused: the slot is free
+	b := newBackend(t, "pod-1", nil)
+	e.eps.SetReady("shop", "web", b.addr)
+	if got, want := <-second, (response{code: 200, body: "pod-1 got GET /second "}); got != want {
+		t.Errorf("second: got %+v, want %+v", got, want)
+	}
+	if got := e.metric("ebb_activator_rejected_total", "workload", "web", "reason", "client_gone"); got != 1 {
+		t.Errorf("rejected_total{client_gone} = %v, want 1", got)
+	}
+	if b.n.Load() != 1 {
+		t.Errorf("backend saw %d requests, want 1", b.n.Load())
+	}
+	want := []activatortest.Call{{Workload: shopWeb, N: 1}, {Workload: shopWeb, N: 0}, {Workload: shopWeb, N: 1}, {Workload: shopWeb, N: 0}}
+	if got := e.demand.Calls(); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("Demand calls %v, want %v", got, want)
+	}
+}
+
+// TestRefusedRetried: an address that refuses the connection is tried,
+// then another, then the activator waits for the addresses to change; the
+// request reaches the pod once, body intact.
+func TestRefusedRetried(t *testing.T) {
+	e := newEnv(t, nil)
+	dead := deadAddr(t)
+	e.eps.SetReady("shop", "web", dead)
+	done := make(chan response)
+	go func() {
+		done <- e.do(e.request(context.Background(), "POST", "web.shop", "/", strings.NewReader("only once")))
+	}()
+	// The request waits for a change: the demand is not counted, so watch
+	// the Endpoints being asked again (once by ServeHTTP, once on refusal).
+	e.waitReadyCalls(2)
+	b := newBackend(t, "pod-1", nil)
+	e.eps.SetReady("shop", "web", dead, b.addr)
+	if got, want := <-done, (response{code: 200, body: "pod-1 got POST / only once"}); got != want {
+		t.Errorf("got %+v, want %+v", got, want)
+	}
+	if b.n.Load() != 1 {
+		t.Errorf("backend saw %d requests, want 1", b.n.Load())
+	}
+}
+
+// TestRefusedTimeout: with only refusing addresses, the request waits its
+// hold timeout and gets 503.
+func TestRefusedTimeout(t *testing.T) {
+	mock := clock.NewMock()
+	e := newEnv(t, func(c *Config) { c.Clock = mock; c.HoldTimeout = time.Minute })
+	e.eps.SetReady("shop", "web", deadAddr(t))
+	done := make(chan response)
+	go func() { done <- e.do(e.request(context.Background(), "GET", "web.shop", "/", nil)) }()
+	e.waitReadyCalls(2)
+	mock.Add(time.Minute)
+	got := <-done
+	want := response{code: 503, retryAfter: "5", body: "ebb activator: workload shop/web: no endpoint accepted the request within 1m0s\n"}
+	if got != want {
+		t.Errorf("got %+v, want %+v", got, want)
+	}
+}
+
+// waitReadyCalls waits until Endpoints.Ready has been called n times.
+func (e *env) waitReadyCalls(n int) {
+	e.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := e.eps.WaitReadyCalls(ctx, n); err != nil {
+		e.t.Fatalf("Ready called %d times, want %d", e.eps.ReadyCalls(), n)
+	}
+}
