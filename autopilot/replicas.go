@@ -87,7 +87,8 @@ type Backtest struct {
 // shutdown.Policy as they run in ebb serve, with KEDA's cooldown after the
 // policy turns idle. It counts the time at zero replicas and the cold
 // starts: traffic arriving while at zero. A gap of more than two steps in
-// the series is unknown data: the fail-safe keeps the workload up.
+// the series is unknown data: ebb answers KEDA neither active nor idle, and
+// KEDA keeps the replicas it has, at zero or up.
 //
 // The replica-hours saved are the time at zero times the replicas that ran
 // then (the last sample at or before each request-rate sample). Time at
@@ -147,10 +148,11 @@ func (b *backtest) observe(t time.Time, rps, replicas float64, replicasKnown boo
 	} else {
 		dt := t.Sub(b.prev)
 		if dt > 2*b.step {
+			// Unknown: no wake and no shutdown.
 			b.tr.Observe(0, 0, false, t)
-			b.tr.Decide(b.policy, t) // unknown: active, never a cold start
-			b.atZero, b.idleSince = false, time.Time{}
-		} else if b.atZero {
+			b.tr.Decide(b.policy, t)
+		}
+		if b.atZero {
 			b.addZero(dt, replicas, replicasKnown)
 		}
 	}

@@ -155,7 +155,10 @@ func stateText(d Decision) string {
 	default:
 		s = d.Text()
 	}
-	if d.Active {
+	switch {
+	case !d.Known():
+		return "unknown: " + s
+	case d.Active:
 		return "active: " + s
 	}
 	return "idle: " + s

@@ -165,7 +165,7 @@ func TestStateAnnotations(t *testing.T) {
 			"active: bad configuration: ebb.dev/idle-after: 0s must be > 0 and <= 720h"},
 		{"long bad config is cut", shutdown.Policy{Invalid: long}.Decide(shutdown.State{}, now),
 			"active: bad configuration: " + strings.Repeat("x", 200) + "..."},
-		{"unknown", p.Decide(shutdown.State{Why: shutdown.WhyNoData}, now), "active: no trustworthy data: no data yet"},
+		{"unknown", p.Decide(shutdown.State{Why: shutdown.WhyNoData}, now), "unknown: no trustworthy data: no data yet"},
 		{"opt-out", shutdown.Policy{Disabled: true}.Decide(shutdown.State{Known: true}, now), "active: autoshutdown disabled"},
 		{"traffic", p.Decide(shutdown.State{Known: true, Value: 3.2, Activation: 0.5}, now), "active: traffic above activation 0.5"},
 		{"keep-awake", p.Decide(shutdown.State{Known: true}, now), `active: keep-awake window "0 8 * * * for 12h"`},

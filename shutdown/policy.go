@@ -56,7 +56,7 @@ type Reason uint8
 // Reasons, in order of precedence.
 const (
 	ReasonBadConfig Reason = iota + 1 // the workload's configuration is broken: active
-	ReasonUnknown                     // no trustworthy data: active (fail-safe)
+	ReasonUnknown                     // no trustworthy data: neither active nor idle (see Decision.Known)
 	ReasonOptOut                      // autoshutdown disabled: active
 	ReasonTraffic                     // value above activation: active
 	ReasonKeepAwake                   // inside a keep-awake window: active
@@ -87,6 +87,10 @@ func (r Reason) String() string {
 
 // Decision is whether a workload should run, why, and until when.
 type Decision struct {
+	// Active is whether the workload should run. It is true for an unknown
+	// state too (Reason ReasonUnknown), so that nothing that reads Active
+	// alone ever shuts a workload down blind; what answers KEDA checks
+	// Known first and answers neither true nor false.
 	Active bool
 	Reason Reason
 	// Until is when the answer next changes if nothing but time passes;
@@ -227,8 +231,16 @@ func (d Decision) Text() string {
 	return d.Reason.String()
 }
 
-// String returns "active: <text>" or "idle: <text>".
+// Known reports whether the decision rests on a trustworthy state. An
+// unknown decision must neither wake a workload nor shut it down: KEDA is
+// answered an error, on which it keeps the current replica count.
+func (d Decision) Known() bool { return d.Reason != ReasonUnknown }
+
+// String returns "active: <text>", "idle: <text>" or "unknown: <text>".
 func (d Decision) String() string {
+	if !d.Known() {
+		return "unknown: " + d.Text()
+	}
 	if d.Active {
 		return "active: " + d.Text()
 	}

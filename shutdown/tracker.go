@@ -77,10 +77,15 @@ func (t *Tracker) State(now time.Time) State {
 
 // Decide returns p's decision for the tracked state at now and records a
 // wake when the answer turns from idle to active, whatever the cause
-// (traffic, a keep-awake window, or the fail-safe), so that MinUptime holds
-// after every wake.
+// (traffic or a keep-awake window), so that MinUptime holds after every
+// wake. An unknown state is no answer: it records no wake, and the next
+// known answer is compared with the last known one, so that a store outage
+// neither wakes a workload nor, through MinUptime, keeps it up afterwards.
 func (t *Tracker) Decide(p Policy, now time.Time) Decision {
 	d := p.Decide(t.State(now), now)
+	if !d.Known() {
+		return d
+	}
 	if d.Active && t.decided && !t.active {
 		t.wokeAt = now
 		d = p.Decide(t.State(now), now)

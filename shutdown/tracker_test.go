@@ -89,7 +89,7 @@ func TestTrackerState(t *testing.T) {
 
 // TestTrackerWake follows one workload through a day: every wake, whatever
 // its cause, holds the workload up for MinUptime, so a flapping source cannot
-// flap the workload.
+// flap the workload; an unknown state is no wake.
 func TestTrackerWake(t *testing.T) {
 	p := shutdown.Policy{IdleAfter: time.Minute, MinUptime: 5 * time.Minute}
 	tr := &shutdown.Tracker{MaxStaleness: 90 * time.Second}
@@ -109,9 +109,9 @@ func TestTrackerWake(t *testing.T) {
 		{2, 0, true, true, shutdown.ReasonMinUptime, 1},   // idle-after 1m is shorter than min uptime
 		{6, 0, true, false, shutdown.ReasonIdle, 1},       // min uptime over
 		{7, 0, false, false, shutdown.ReasonIdle, 1},      // failing, last answer still fresh
-		{8, 0, false, true, shutdown.ReasonUnknown, 8},    // failing too long: fail-safe wake
-		{9, 0, true, true, shutdown.ReasonMinUptime, 8},   // source back: no flap down
-		{13, 0, true, false, shutdown.ReasonIdle, 8},      // min uptime over
+		{8, 0, false, true, shutdown.ReasonUnknown, 1},    // failing too long: unknown, no wake
+		{9, 0, true, false, shutdown.ReasonIdle, 1},       // source back: idle as before, no min uptime
+		{13, 0, true, false, shutdown.ReasonIdle, 1},      // still idle
 		{14, 2, true, true, shutdown.ReasonTraffic, 14},   // wakes again
 		{15, 5, true, true, shutdown.ReasonTraffic, 14},   // still awake: no new wake
 		{16, 0, true, true, shutdown.ReasonMinUptime, 14}, // recent (1m) and min uptime: min uptime first
@@ -133,14 +133,23 @@ func TestTrackerWake(t *testing.T) {
 }
 
 // The first answer after a start is not a wake: ebb does not know whether
-// the workload was running.
+// the workload was running. Nor is the first known answer after unknown
+// ones: a workload idle after a restart is idle, not woken.
 func TestTrackerFirstAnswerIsNotAWake(t *testing.T) {
 	var tr shutdown.Tracker
-	if d := tr.Decide(shutdown.DefaultPolicy(), now); !d.Active || d.Reason != shutdown.ReasonUnknown {
-		t.Fatalf("got %v %s, want active unknown", d.Active, d.Reason)
+	if d := tr.Decide(shutdown.DefaultPolicy(), now); d.Known() || d.Reason != shutdown.ReasonUnknown {
+		t.Fatalf("got known %v %s, want unknown", d.Known(), d.Reason)
 	}
 	if got := tr.State(now).WokeAt; !got.IsZero() {
 		t.Errorf("got woke at %s, want zero", fmtTime(got))
+	}
+	tr.Recover(time.Time{})
+	tr.Observe(0, 0, true, now)
+	if d := tr.Decide(shutdown.DefaultPolicy(), now); !d.Known() || d.Active || d.Reason != shutdown.ReasonIdle {
+		t.Fatalf("after recovery without activity: %s, want idle", d)
+	}
+	if got := tr.State(now).WokeAt; !got.IsZero() {
+		t.Errorf("after recovery: woke at %s, want zero", fmtTime(got))
 	}
 }
 
