@@ -72,7 +72,7 @@ func BenchmarkRefresh(b *testing.B) {
 	}
 }
 
-var sinkActive bool
+var sinkActive Activity
 
 // BenchmarkSnapshotActive is the lookup of IsActive and StreamIsActive.
 func BenchmarkSnapshotActive(b *testing.B) {
@@ -84,8 +84,7 @@ func BenchmarkSnapshotActive(b *testing.B) {
 			b.ResetTimer()
 			i := 0
 			for b.Loop() {
-				a, _ := c.Snapshot().Active(ins[i%len(ins)])
-				sinkActive = a
+				sinkActive = c.Snapshot().Activity(ins[i%len(ins)])
 				i += 7919
 			}
 		})

@@ -39,8 +39,8 @@ type Config struct {
 	Metrics *Metrics
 
 	// MaxStaleness is how long the last good value is trusted while queries
-	// fail; after that a workload's state is unknown and it is active.
-	// Default 1m.
+	// fail; after that a workload's state is unknown: neither active nor
+	// idle. Default 1m.
 	MaxStaleness time.Duration
 	// Policy is the server's default idle policy (--idle-after,
 	// --min-uptime); the zero Policy means shutdown's defaults.

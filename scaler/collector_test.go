@@ -379,7 +379,7 @@ func TestInterestChangesWakesOnlyOnChange(t *testing.T) {
 		clk.Add(5 * time.Second)
 		c.Refresh(context.Background())
 	}
-	if a, _ := c.Snapshot().Active(k); a {
+	if a := c.Snapshot().Activity(k); a != Idle {
 		t.Fatal("calm never went idle")
 	}
 	if !woken(kch) {

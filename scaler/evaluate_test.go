@@ -88,20 +88,20 @@ func TestSnapshotValueAndActive(t *testing.T) {
 	if v, err := c.Snapshot().Value(busy, clk.Now(), time.Minute); !errors.Is(err, ErrNoValue) || v != 0 {
 		t.Errorf("before the first tick: %v, %v, want 0 and ErrNoValue", v, err)
 	}
-	if _, ok := c.Snapshot().Active(busy); ok {
-		t.Error("before the first tick Active found an answer")
+	if a := c.Snapshot().Activity(busy); a != Unseen {
+		t.Errorf("before the first tick Activity = %s, want unseen", a)
 	}
 	c.Refresh(context.Background())
 	s := c.Snapshot()
 	if v, err := s.Value(busy, clk.Now(), time.Minute); err != nil || v != 7.5 {
 		t.Errorf("after a tick: %v, %v, want 7.5", v, err)
 	}
-	if a, ok := s.Active(busy); !ok || !a {
-		t.Errorf("after a tick Active = %v, %v, want true, true", a, ok)
+	if a := s.Activity(busy); a != Active {
+		t.Errorf("after a tick Activity = %s, want active", a)
 	}
 	o, _ := s.Lookup(busy)
-	if a, _ := s.Active(busy); a != o.Active {
-		t.Errorf("Active %v disagrees with the observation's %v", a, o.Active)
+	if a := s.Activity(busy); (a == Active) != o.Active {
+		t.Errorf("Activity %s disagrees with the observation's %v", a, o.Active)
 	}
 	if _, err := s.Value(busy, clk.Now().Add(2*time.Minute), time.Minute); err == nil || err.Error() != "value is 2m0s old (max staleness 1m0s)" {
 		t.Errorf("two minutes later: %v, want the staleness error", err)

@@ -55,7 +55,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}),
 		decisions: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "ebb_activity",
-			Help: "Workload signals by the idle policy's answer (active, idle) and reason (traffic, recent, min-uptime, keep-awake, opt-out, unknown, bad-config, idle) in the last snapshot.",
+			Help: "Workload signals by the idle policy's answer (active, idle, unknown: answered neither) and reason (traffic, recent, min-uptime, keep-awake, opt-out, unknown, bad-config, idle) in the last snapshot.",
 		}, []string{"state", "reason"}),
 		recoveries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ebb_idle_clock_recoveries_total",
@@ -126,7 +126,10 @@ func (m *Metrics) observeTick(d time.Duration, shapes int, s *Snapshot) {
 	for r := shutdown.ReasonBadConfig; r <= shutdown.ReasonIdle; r++ {
 		active := r != shutdown.ReasonIdle
 		state := "idle"
-		if active {
+		switch {
+		case r == shutdown.ReasonUnknown:
+			state = "unknown"
+		case active:
 			state = "active"
 		}
 		m.decisions.WithLabelValues(state, r.String()).Set(float64(counts[key{active, r}]))

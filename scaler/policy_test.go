@@ -131,16 +131,32 @@ func TestOutageNeverIdles(t *testing.T) {
 		t.Fatalf("quiet before the outage: %v, want idle", d)
 	}
 	src.Fail(&queries.QueryError{Shape: reqShape, Kind: "unreachable", Err: errors.New("connection refused")})
-	// An hour of outage: busy is never idle, whatever idle-after says.
+	// An hour of outage: busy is never idle, whatever idle-after says;
+	// past max staleness it is unknown, which is no answer.
 	for clk.Now().Before(t0.Add(80 * time.Minute)) {
 		stepTo(c, clk, clk.Now().Add(5*time.Second))
-		if d := decision(t, c, inBusy); !d.Active {
-			t.Fatalf("at %s into the outage busy is %v", clk.Now().Sub(t0.Add(20*time.Minute)), d)
+		if a := c.Snapshot().Activity(inBusy); a == Idle {
+			t.Fatalf("at %s into the outage busy is idle", clk.Now().Sub(t0.Add(20*time.Minute)))
 		}
 	}
-	// Past max staleness even the quiet one is active: unknown means active.
-	if d := decision(t, c, inQuiet); !d.Active || d.Reason != shutdown.ReasonUnknown {
-		t.Errorf("quiet an hour into the outage: %v, want active (unknown)", d)
+	// Past max staleness both are unknown: neither woken nor shut down.
+	for name, in := range map[string]*Interest{"busy": inBusy, "quiet": inQuiet} {
+		if a := c.Snapshot().Activity(in); a != Unknown {
+			t.Errorf("%s an hour into the outage: %s, want unknown", name, a)
+		}
+		if o, _ := c.Snapshot().Lookup(in); o.Why != shutdown.WhyFailing {
+			t.Errorf("%s: why %q, want %q", name, o.Why, shutdown.WhyFailing)
+		}
+	}
+	// The store answers again: quiet is idle at once. The outage was no
+	// wake, so min-uptime does not keep it up.
+	src.Fail(nil)
+	stepTo(c, clk, clk.Now().Add(5*time.Second))
+	if a := c.Snapshot().Activity(inQuiet); a != Idle {
+		t.Errorf("quiet after the outage: %s, want idle", a)
+	}
+	if a := c.Snapshot().Activity(inBusy); a != Active {
+		t.Errorf("busy after the outage: %s, want active", a)
 	}
 }
 

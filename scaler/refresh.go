@@ -69,11 +69,14 @@ func (c *Collector) Refresh(ctx context.Context) {
 			o := &obs[in.slot]
 			known := c.observe(o, in, prev, r.err, in.sampled == c.gen, now)
 			d := in.tracker.Decide(c.policy(in), now)
-			if !known || d.Active != o.Active {
+			if !known || d.Active != o.Active || d.Known() != (o.Reason != shutdown.ReasonUnknown) {
 				c.flipped = append(c.flipped, in)
 			}
 			in.decision = d
-			o.Active, o.Reason, o.Until = d.Active, d.Reason, d.Until
+			o.Active, o.Reason, o.Until, o.Why = d.Active, d.Reason, d.Until, ""
+			if !d.Known() {
+				o.Why = d.Detail.Why
+			}
 		}
 	}
 	c.publish(groups, obs)
@@ -211,7 +214,7 @@ type recoverKey struct {
 // recover recovers the idle clocks of interests that have not been
 // recovered yet, with one history query per shape and activation over the
 // longest idle period among them. An interest whose recovery fails stays
-// unknown, and therefore active, and is tried again next tick.
+// unknown (neither active nor idle) and is tried again next tick.
 func (c *Collector) recover(ctx context.Context, groups map[queries.Shape]map[queries.WorkloadKey][]*Interest, now time.Time) {
 	c.mu.Lock()
 	unrecovered := c.unrecovered

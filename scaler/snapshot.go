@@ -105,6 +105,10 @@ type Observation struct {
 
 	// The fields above, which KEDA's calls read, fit in 64 bytes.
 
+	// Why says why the idle policy had no trustworthy state, when Reason
+	// is shutdown.ReasonUnknown.
+	Why string
+
 	// LastActive is the last evaluation time at which Value was above the
 	// interest's activation (or, after a restart, recovered from the
 	// store's history); zero if never seen.
@@ -174,14 +178,39 @@ func (s *Snapshot) Value(in *Interest, now time.Time, maxStaleness time.Duration
 	return value(o, now, maxStaleness)
 }
 
-// Active returns the idle policy's answer for in at the snapshot's tick, and
-// ok false when the snapshot has none yet. It reads only the answer: the
-// hot path of IsActive and StreamIsActive.
-func (s *Snapshot) Active(in *Interest) (active, ok bool) {
-	if o := s.get(in); o != nil {
-		return o.Active, true
+// Activity is what a snapshot can answer to "should this workload run?".
+type Activity uint8
+
+// Activities. Only Active and Idle are answers; the other two are reasons
+// to answer neither.
+const (
+	// Unseen: the interest is newer than the snapshot's tick.
+	Unseen Activity = iota
+	// Unknown: the idle policy had no trustworthy state to decide on (no
+	// data yet, the idle clock not recovered, or data older than the max
+	// staleness); Observation.Why says which.
+	Unknown
+	Idle
+	Active
+)
+
+var activityNames = [...]string{Unseen: "unseen", Unknown: "unknown", Idle: "idle", Active: "active"}
+
+func (a Activity) String() string { return activityNames[a] }
+
+// Activity returns the idle policy's answer for in at the snapshot's tick.
+// It reads only the answer: the hot path of IsActive and StreamIsActive.
+func (s *Snapshot) Activity(in *Interest) Activity {
+	o := s.get(in)
+	switch {
+	case o == nil:
+		return Unseen
+	case o.Reason == shutdown.ReasonUnknown:
+		return Unknown
+	case o.Active:
+		return Active
 	}
-	return false, false
+	return Idle
 }
 
 // ShapeErr returns the error of the last query for shape, nil when it
