@@ -6,7 +6,6 @@ package externalscaler
 import (
 	"context"
 	"encoding/binary"
-	"errors"
 	"log/slog"
 	"math"
 	"sync"
@@ -28,6 +27,10 @@ type Options struct {
 	// ForgetAfter drops cached triggers nobody asked about for this long;
 	// default 1h.
 	ForgetAfter time.Duration
+	// FirstWait bounds how long the first call for a trigger ebb has not
+	// collected yet waits for its first collection (and the call's own
+	// deadline bounds it too); default 2s. No other call ever waits.
+	FirstWait time.Duration
 	Parse       ParseOptions
 	Clock       clock.Clock
 	Logger      *slog.Logger
@@ -59,6 +62,10 @@ type entry struct {
 	err      error
 	interest atomic.Pointer[scaler.Interest]
 	seen     atomic.Int64
+	// waitUntil is the wall time, in unix nanoseconds, until which calls
+	// wait for the interest's first collection: FirstWait after it was
+	// registered. Later calls never wait.
+	waitUntil atomic.Int64
 	metric   string // trigger.MetricName(), built once
 	trigger  Trigger
 }
@@ -123,6 +130,9 @@ func NewServer(c *scaler.Collector, opts Options) *Server {
 	if opts.ForgetAfter == 0 {
 		opts.ForgetAfter = time.Hour
 	}
+	if opts.FirstWait == 0 {
+		opts.FirstWait = 2 * time.Second
+	}
 	if opts.Clock == nil {
 		opts.Clock = clock.New()
 	}
@@ -155,6 +165,7 @@ func (s *Server) resolveAt(ref *pb.ScaledObjectRef, now time.Time) (*entry, *sca
 	in := e.interest.Load()
 	if in == nil || in.Dead() {
 		t := e.trigger
+		e.waitUntil.Store(time.Now().Add(s.opts.FirstWait).UnixNano())
 		in = s.collector.Register(t.Shape, t.Workload, t.Activation, t.IdleAfter)
 		e.interest.Store(in)
 	} else {
@@ -254,26 +265,78 @@ func (s *Server) RunSweeper(ctx context.Context) {
 // for KEDA to close them; KEDA then reconnects, to another replica if any.
 func (s *Server) Shutdown() { s.doneOnce.Do(func() { close(s.done) }) }
 
-// active is the IsActive answer for one trigger: the idle policy's decision
-// at the last tick, and true before the first tick that saw the trigger.
-func (s *Server) active(in *scaler.Interest) bool {
-	active, ok := s.collector.Snapshot().Active(in)
-	return !ok || active
+// activity returns the idle policy's answer for in, waiting for in's
+// first collection when the snapshot does not hold it yet.
+func (s *Server) activity(ctx context.Context, e *entry, in *scaler.Interest) scaler.Activity {
+	if a := s.collector.Snapshot().Activity(in); a != scaler.Unseen {
+		return a
+	}
+	return s.awaitFirst(ctx, e, in)
 }
 
-// IsActive answers whether the workload should run at all.
-func (s *Server) IsActive(_ context.Context, ref *pb.ScaledObjectRef) (*pb.IsActiveResponse, error) {
-	_, in, err := s.resolve(ref)
+// awaitFirst waits until a snapshot holds in, while ctx lasts and until
+// FirstWait after in was registered, and returns in's activity then
+// (Unseen if none came).
+func (s *Server) awaitFirst(ctx context.Context, e *entry, in *scaler.Interest) scaler.Activity {
+	ctx, cancel := context.WithDeadline(ctx, time.Unix(0, e.waitUntil.Load()))
+	defer cancel()
+	for {
+		changed := in.Changes()
+		if a := s.collector.Snapshot().Activity(in); a != scaler.Unseen || in.Dead() {
+			return a
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return scaler.Unseen
+		case <-s.done:
+			return scaler.Unseen
+		}
+	}
+}
+
+// unknown is the error for an activity that is no answer: KEDA keeps the
+// workload's replicas on a scaler error, so an unknown state neither wakes
+// a workload nor shuts it down.
+func (s *Server) unknown(e *entry, in *scaler.Interest, a scaler.Activity) error {
+	msg := e.trigger.Workload.String() + " " + e.trigger.Shape.String() + ": activity unknown: "
+	if a == scaler.Unseen {
+		msg += "not collected yet: the store has not answered its first query"
+		return status.Error(codes.Unavailable, msg)
+	}
+	o, _ := s.collector.Snapshot().Lookup(in)
+	msg += o.Why
+	if o.Known() {
+		msg += " (data " + s.opts.Clock.Now().Sub(o.At).Round(time.Second).String() + " old)"
+	}
+	if o.Err != nil {
+		msg += ": " + o.Err.Error()
+	}
+	return status.Error(codes.Unavailable, msg)
+}
+
+// IsActive answers whether the workload should run at all; Unavailable
+// when ebb does not know.
+func (s *Server) IsActive(ctx context.Context, ref *pb.ScaledObjectRef) (*pb.IsActiveResponse, error) {
+	e, in, err := s.resolve(ref)
 	if err != nil {
 		return nil, err
 	}
-	return &pb.IsActiveResponse{Result: s.active(in)}, nil
+	switch a := s.activity(ctx, e, in); a {
+	case scaler.Active:
+		return &pb.IsActiveResponse{Result: true}, nil
+	case scaler.Idle:
+		return &pb.IsActiveResponse{Result: false}, nil
+	default:
+		return nil, s.unknown(e, in, a)
+	}
 }
 
-// StreamIsActive sends the activity when the stream opens and then on every
-// change. The stream waits on its own interest, so a tick wakes only the
-// streams whose answer it changed; while the stream is open the interest is
-// watched, and the collector does not forget it.
+// StreamIsActive sends the activity once it is known and then on every
+// change; while it is unknown the stream sends nothing, since KEDA acts on
+// a pushed true at once. The stream waits on its own interest, so a tick
+// wakes only the streams whose answer it changed; while the stream is open
+// the interest is watched, and the collector does not forget it.
 func (s *Server) StreamIsActive(ref *pb.ScaledObjectRef, stream pb.ExternalScaler_StreamIsActiveServer) error {
 	_, in, err := s.resolve(ref)
 	if err != nil {
@@ -282,7 +345,7 @@ func (s *Server) StreamIsActive(ref *pb.ScaledObjectRef, stream pb.ExternalScale
 	unwatch := in.Watch()
 	defer func() { unwatch() }()
 	ctx := stream.Context()
-	first, last := true, false
+	sent := scaler.Unseen // the last answer sent
 	for {
 		changed := in.Changes()
 		if in.Dead() { // forgotten before the watch began
@@ -294,11 +357,11 @@ func (s *Server) StreamIsActive(ref *pb.ScaledObjectRef, stream pb.ExternalScale
 			unwatch = in.Watch()
 			changed = in.Changes()
 		}
-		if active := s.active(in); first || active != last {
-			if err := stream.Send(&pb.IsActiveResponse{Result: active}); err != nil {
+		if a := s.collector.Snapshot().Activity(in); (a == scaler.Active || a == scaler.Idle) && a != sent {
+			if err := stream.Send(&pb.IsActiveResponse{Result: a == scaler.Active}); err != nil {
 				return err
 			}
-			first, last = false, active
+			sent = a
 		}
 		select {
 		case <-ctx.Done():
@@ -363,9 +426,10 @@ func (s *Server) StreamMetricSpec(ref *pb.ScaledObjectRef, stream pb.ExternalSca
 }
 
 // GetMetrics returns the workload's total value; KEDA's HPA divides it by
-// the target. A value missing or older than MaxStaleness is Unavailable, so
-// KEDA's fallback applies.
-func (s *Server) GetMetrics(_ context.Context, req *pb.GetMetricsRequest) (*pb.GetMetricsResponse, error) {
+// the target. The first call for a new trigger waits for its first
+// collection (see Options.FirstWait). A value missing or older than
+// MaxStaleness is Unavailable, so KEDA's fallback applies.
+func (s *Server) GetMetrics(ctx context.Context, req *pb.GetMetricsRequest) (*pb.GetMetricsResponse, error) {
 	if req == nil {
 		return nil, status.Error(codes.InvalidArgument, "request is missing")
 	}
@@ -374,13 +438,17 @@ func (s *Server) GetMetrics(_ context.Context, req *pb.GetMetricsRequest) (*pb.G
 	if err != nil {
 		return nil, err
 	}
-	v, err := s.collector.Snapshot().Value(in, now, s.opts.MaxStaleness)
-	if err != nil {
-		msg := e.trigger.Workload.String() + " " + e.trigger.Shape.String() + ": " + err.Error()
-		if errors.Is(err, scaler.ErrNoValue) {
-			msg += " (the first collection after a new trigger takes one tick)"
+	snap := s.collector.Snapshot()
+	v, err := snap.Value(in, now, s.opts.MaxStaleness)
+	if err != nil && snap.Activity(in) == scaler.Unseen {
+		if s.awaitFirst(ctx, e, in) == scaler.Unseen {
+			return nil, s.unknown(e, in, scaler.Unseen)
 		}
-		return nil, status.Error(codes.Unavailable, msg)
+		now = s.opts.Clock.Now()
+		v, err = s.collector.Snapshot().Value(in, now, s.opts.MaxStaleness)
+	}
+	if err != nil {
+		return nil, status.Error(codes.Unavailable, e.trigger.Workload.String()+" "+e.trigger.Shape.String()+": "+err.Error())
 	}
 	a := &metricsAnswer{}
 	a.value.MetricName = e.metric

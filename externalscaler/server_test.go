@@ -52,7 +52,7 @@ func newHarness(t *testing.T) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h.server = NewServer(h.collector, Options{Clock: h.clk, MaxStaleness: time.Minute})
+	h.server = NewServer(h.collector, Options{Clock: h.clk, MaxStaleness: time.Minute, FirstWait: 50 * time.Millisecond})
 	g := NewGRPCServer(h.server, h.collector.Ready(), GRPCOptions{Registry: prometheus.NewRegistry()})
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -101,13 +101,15 @@ func TestRPCs(t *testing.T) {
 	if got := spec.MetricSpecs; len(got) != 1 || got[0].MetricName != "ebb-requests-cart" || got[0].TargetSizeFloat != 10 || got[0].TargetSize != 10 {
 		t.Errorf("GetMetricSpec = %v, want ebb-requests-cart target 10", got)
 	}
-	// Before the first tick there is no value: active (fail-safe) and Unavailable.
-	if act, err := h.client.IsActive(ctx(t), llm); err != nil || !act.Result {
-		t.Errorf("IsActive before any data = %v, %v; want true", act, err)
+	// No tick comes within the first call's wait: the activity is unknown,
+	// which is no answer (KEDA keeps the replicas), and there is no value.
+	_, err = h.client.IsActive(ctx(t), llm)
+	if want := "shop/llm gpu[1m]: activity unknown: not collected yet: the store has not answered its first query"; status.Code(err) != codes.Unavailable || status.Convert(err).Message() != want {
+		t.Errorf("IsActive before any data: %v\nwant Unavailable %q", err, want)
 	}
 	_, err = h.client.GetMetrics(ctx(t), &pb.GetMetricsRequest{ScaledObjectRef: cart, MetricName: "ebb-requests-cart"})
-	if status.Code(err) != codes.Unavailable {
-		t.Errorf("GetMetrics before any data: %v, want Unavailable", err)
+	if want := "shop/cart requests[1m]: activity unknown: not collected yet: the store has not answered its first query"; status.Code(err) != codes.Unavailable || status.Convert(err).Message() != want {
+		t.Errorf("GetMetrics before any data: %v\nwant Unavailable %q", err, want)
 	}
 
 	h.tick()
@@ -173,13 +175,16 @@ func TestSourceOutage(t *testing.T) {
 	if m, err := h.client.GetMetrics(ctx(t), &pb.GetMetricsRequest{ScaledObjectRef: cart}); err != nil || m.MetricValues[0].MetricValueFloat != 20 {
 		t.Errorf("GetMetrics 30s into an outage = %v, %v; want the last value 20", m, err)
 	}
-	// Past max staleness: every workload is active and GetMetrics is Unavailable.
+	// Past max staleness every workload's activity is unknown: IsActive
+	// answers neither true nor false, and GetMetrics is Unavailable.
 	for range 7 {
 		h.tick()
 	}
 	for _, r := range []*pb.ScaledObjectRef{cart, idle} {
-		if act, err := h.client.IsActive(ctx(t), r); err != nil || !act.Result {
-			t.Errorf("%s: IsActive 65s into an outage = %v, %v; want true", r.Name, act, err)
+		_, err := h.client.IsActive(ctx(t), r)
+		want := "shop/" + r.Name + " requests[1m]: activity unknown: source failing, last good data too old (data 1m5s old): query requests[1m]: http_status (HTTP 500): internal error"
+		if status.Code(err) != codes.Unavailable || status.Convert(err).Message() != want {
+			t.Errorf("%s: IsActive 65s into an outage: %v\nwant Unavailable %q", r.Name, err, want)
 		}
 	}
 	_, err := h.client.GetMetrics(ctx(t), &pb.GetMetricsRequest{ScaledObjectRef: cart})
@@ -255,8 +260,8 @@ func TestStreamIsActive(t *testing.T) {
 			t.Fatalf("stream sent %v, want %v", r.Result, want)
 		}
 	}
-	recv(true) // at open: no value yet, fail-safe active
 	waitRegistered(t, h, key)
+	recv(true) // the first message comes with the first tick that saw the trigger
 	h.tick()
 	h.tick() // unchanged: nothing sent
 	h.src.Set(reqShape, queries.Sample{Workload: key, Value: 0})
@@ -319,7 +324,7 @@ func TestMetadataCache(t *testing.T) {
 	h := newHarness(t)
 	md := map[string]string{"signal": "requests", "target": "10"}
 	for range 3 {
-		if _, err := h.client.IsActive(ctx(t), ref("cart", md)); err != nil {
+		if _, err := h.client.GetMetricSpec(ctx(t), ref("cart", md)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -327,7 +332,7 @@ func TestMetadataCache(t *testing.T) {
 		t.Errorf("cache holds %d entries after 3 calls with the same metadata, want 1", n)
 	}
 	md2 := map[string]string{"signal": "gpu", "target": "70"} // a second trigger of the same ScaledObject
-	h.client.IsActive(ctx(t), ref("cart", md2))
+	h.client.GetMetricSpec(ctx(t), ref("cart", md2))
 	if n := h.cached("cart"); n != 2 {
 		t.Errorf("cache holds %d entries for one ScaledObject with two triggers, want 2", n)
 	}
@@ -381,7 +386,7 @@ func TestMetadataCacheBound(t *testing.T) {
 		return map[string]string{"signal": "requests", "target": strconv.Itoa(i + 1)}
 	}
 	for i := range maxEntriesPerRef + 5 {
-		if _, err := h.client.IsActive(ctx(t), ref("cart", md(i))); err != nil {
+		if _, err := h.client.GetMetricSpec(ctx(t), ref("cart", md(i))); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -467,16 +472,10 @@ func TestStreamKeepsItsInterest(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r, err := stream.Recv(); err != nil || !r.Result {
-		t.Fatalf("at open: %v, %v; want active", r, err)
-	}
 	waitRegistered(t, h, key)
-	for range 6 { // no traffic: idle after 10s and the 5m min-uptime
-		h.clk.Add(time.Minute)
-		h.collector.Refresh(context.Background())
-	}
+	// No traffic ever seen: idle at the first tick, and the first message.
 	if r, err := stream.Recv(); err != nil || r.Result {
-		t.Fatalf("after 6m without traffic: %v, %v; want idle", r, err)
+		t.Fatalf("at the first tick: %v, %v; want idle", r, err)
 	}
 	h.clk.Add(2 * time.Hour) // twice ForgetAfter, no call but the open stream
 	h.collector.Refresh(context.Background())
