@@ -31,9 +31,9 @@ type Options struct {
 	// collected yet waits for its first collection (and the call's own
 	// deadline bounds it too); default 2s. No other call ever waits.
 	FirstWait time.Duration
-	Parse       ParseOptions
-	Clock       clock.Clock
-	Logger      *slog.Logger
+	Parse     ParseOptions
+	Clock     clock.Clock
+	Logger    *slog.Logger
 }
 
 // Server implements KEDA's ExternalScaler service.
@@ -66,8 +66,8 @@ type entry struct {
 	// wait for the interest's first collection: FirstWait after it was
 	// registered. Later calls never wait.
 	waitUntil atomic.Int64
-	metric   string // trigger.MetricName(), built once
-	trigger  Trigger
+	metric    string // trigger.MetricName(), built once
+	trigger   Trigger
 }
 
 // metadata is a trigger's metadata as the cache keeps it: one string of
