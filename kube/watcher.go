@@ -93,6 +93,8 @@ type Watcher struct {
 	ready    chan struct{} // closed once the caches are synced
 	stopSync context.CancelCauseFunc
 	lastErr  atomic.Pointer[error] // the last list or watch error, for a sync timeout
+
+	holdChanged HoldChangeFunc // set before Run, called under mu
 }
 
 var (
@@ -106,6 +108,7 @@ type object struct {
 	annotations map[string]string // ebb.dev/ annotations only
 	version     string
 	overrides   shutdown.Overrides
+	hold        *Hold // nil unless ebb.dev/hold-requests is "true"
 }
 
 // workload is what the Watcher knows under one name. It is not modified
@@ -251,6 +254,39 @@ func (w *Watcher) Overrides(key queries.WorkloadKey) (o shutdown.Overrides, ok b
 	return obj.overrides, true
 }
 
+// Hold returns the workload's activator settings; ok is false when no
+// Deployment or StatefulSet has that name or it does not hold requests
+// (ebb.dev/hold-requests). It takes no lock.
+func (w *Watcher) Hold(key queries.WorkloadKey) (h Hold, ok bool) {
+	wl := w.load(key)
+	if wl == nil {
+		return Hold{}, false
+	}
+	if _, obj := wl.current(); obj.hold != nil {
+		return *obj.hold, true
+	}
+	return Hold{}, false
+}
+
+// HoldTimeout returns the workload's ebb.dev/hold-timeout; ok is false
+// when the workload does not hold requests or the annotation is unset or
+// bad (the Watcher logs why), and the activator's default applies.
+func (w *Watcher) HoldTimeout(key queries.WorkloadKey) (d time.Duration, ok bool) {
+	h, ok := w.Hold(key)
+	return h.Timeout, ok && h.Timeout > 0
+}
+
+// OnHoldChange makes the Watcher call fn, from its informers' goroutines
+// and in the order of their events, each time a workload's Hold may have
+// changed. fn must not block. Call it before Run; there is one fn.
+func (w *Watcher) OnHoldChange(fn HoldChangeFunc) error {
+	if w.running.Load() {
+		return errors.New("watcher: OnHoldChange after Run")
+	}
+	w.holdChanged = fn
+	return nil
+}
+
 // Target returns the object to write a workload's state to, as the cache
 // holds it; ok is false when no Deployment or StatefulSet has that name.
 func (w *Watcher) Target(key queries.WorkloadKey) (t Target, ok bool) {
@@ -312,6 +348,14 @@ func (w *Watcher) upsert(kind Kind, obj any) {
 		o.overrides, _ = shutdown.ParseAnnotations(ann)
 		w.reportParse(kind, key, prev, o)
 	}
+	if holdsRequests(ann) {
+		h := parseHold(ann, templateLabels(obj))
+		o.hold = &h
+		if h.Invalid != nil && (prev == nil || prev.annotations[AnnotationHoldTimeout] != ann[AnnotationHoldTimeout]) {
+			w.cfg.Logger.Warn("bad hold timeout; the activator's default applies",
+				"workload", key.String(), "kind", string(kind), "err", h.Invalid)
+		}
+	}
 	wl := old.with(kind, o)
 	if wl.deployment != nil && wl.statefulSet != nil && !wl.sharedNameLogged {
 		wl.sharedNameLogged = true
@@ -319,6 +363,32 @@ func (w *Watcher) upsert(kind Kind, obj any) {
 			"workload", key.String())
 	}
 	w.workloads.Store(key, wl)
+	w.reportHold(key, old, wl)
+}
+
+// reportHold calls the OnHoldChange function when the workload's Hold
+// changed from old's to wl's (either may be nil).
+func (w *Watcher) reportHold(key queries.WorkloadKey, old, wl *workload) {
+	if w.holdChanged == nil {
+		return
+	}
+	before, after := old.holdOf(), wl.holdOf()
+	switch {
+	case before == nil && after == nil:
+	case after == nil:
+		w.holdChanged(key, Hold{}, false)
+	case before == nil || !before.equal(*after):
+		w.holdChanged(key, *after, true)
+	}
+}
+
+// holdOf is the Hold of the workload's current object; w may be nil.
+func (wl *workload) holdOf() *Hold {
+	if wl == nil || (wl.deployment == nil && wl.statefulSet == nil) {
+		return nil
+	}
+	_, obj := wl.current()
+	return obj.hold
 }
 
 // reportParse logs and counts a change of o's annotations from prev's.
@@ -366,9 +436,10 @@ func (w *Watcher) remove(kind Kind, obj any) {
 	wl := old.with(kind, nil)
 	if wl.deployment == nil && wl.statefulSet == nil {
 		w.workloads.Delete(key)
-		return
+	} else {
+		w.workloads.Store(key, wl)
 	}
-	w.workloads.Store(key, wl)
+	w.reportHold(key, old, wl)
 }
 
 // watchErrorHandler replaces client-go's default, which logs through klog.
@@ -423,17 +494,38 @@ func sameInputs(a, b map[string]string) bool {
 }
 
 // keepEbbMeta is the informers' transform: it keeps of a Deployment or
-// StatefulSet only its name, version and ebb.dev/ annotations, so that
-// thousands of workloads (and their last-applied-configuration) cost little
-// memory.
+// StatefulSet only its name, version and ebb.dev/ annotations, and the pod
+// template's labels when it holds requests (its Services select them), so
+// that thousands of workloads (and their last-applied-configuration) cost
+// little memory.
 func keepEbbMeta(obj any) (any, error) {
 	switch o := obj.(type) {
 	case *appsv1.Deployment:
-		return &appsv1.Deployment{ObjectMeta: slimMeta(&o.ObjectMeta)}, nil
+		d := &appsv1.Deployment{ObjectMeta: slimMeta(&o.ObjectMeta)}
+		if holdsRequests(d.Annotations) {
+			d.Spec.Template.Labels = o.Spec.Template.Labels
+		}
+		return d, nil
 	case *appsv1.StatefulSet:
-		return &appsv1.StatefulSet{ObjectMeta: slimMeta(&o.ObjectMeta)}, nil
+		s := &appsv1.StatefulSet{ObjectMeta: slimMeta(&o.ObjectMeta)}
+		if holdsRequests(s.Annotations) {
+			s.Spec.Template.Labels = o.Spec.Template.Labels
+		}
+		return s, nil
 	}
 	return obj, nil
+}
+
+// templateLabels returns the pod template labels of a Deployment or
+// StatefulSet.
+func templateLabels(obj any) map[string]string {
+	switch o := obj.(type) {
+	case *appsv1.Deployment:
+		return o.Spec.Template.Labels
+	case *appsv1.StatefulSet:
+		return o.Spec.Template.Labels
+	}
+	return nil
 }
 
 func slimMeta(m *metav1.ObjectMeta) metav1.ObjectMeta {
