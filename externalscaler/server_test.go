@@ -528,3 +528,48 @@ func TestMetadataCacheConcurrent(t *testing.T) {
 		t.Errorf("cache holds %d variants, want at most %d", n, maxEntriesPerRef)
 	}
 }
+
+// TestFirstCallWaitsForFirstCollection: with the collector running, as in
+// ebb serve, the first calls for a new trigger get the real answer of its
+// first collection, not "unknown": KEDA's first poll of a new ScaledObject
+// succeeds. When the store does not answer within the first wait, the
+// answer is Unavailable, never true.
+func TestFirstCallWaitsForFirstCollection(t *testing.T) {
+	h := newHarness(t)
+	h.server.opts.FirstWait = 2 * time.Second
+	runCtx, stop := context.WithCancel(context.Background())
+	defer stop()
+	go h.collector.Run(runCtx)
+
+	h.src.Set(reqShape, queries.Sample{Workload: queries.WorkloadKey{Namespace: "shop", Name: "cart"}, Value: 12})
+	idle := ref("idle", map[string]string{"signal": "requests", "target": "10"})
+	if r, err := h.client.IsActive(ctx(t), idle); err != nil || r.Result {
+		t.Errorf("first IsActive of a workload without traffic: %v, %v; want false", r, err)
+	}
+	cart := ref("cart", map[string]string{"signal": "requests", "target": "10"})
+	m, err := h.client.GetMetrics(ctx(t), &pb.GetMetricsRequest{ScaledObjectRef: cart})
+	if err != nil || m.MetricValues[0].MetricValueFloat != 12 {
+		t.Errorf("first GetMetrics of a new trigger: %v, %v; want 12", m, err)
+	}
+	if r, err := h.client.IsActive(ctx(t), cart); err != nil || !r.Result {
+		t.Errorf("IsActive after it: %v, %v; want true", r, err)
+	}
+	stream, err := h.client.StreamIsActive(ctx(t), ref("cart2", map[string]string{"signal": "requests", "target": "10", "workload": "idle"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, err := stream.Recv(); err != nil || r.Result {
+		t.Errorf("first message of a new stream: %v, %v; want false", r, err)
+	}
+
+	// The store hangs: a new trigger's first call waits FirstWait, then
+	// answers Unavailable.
+	h.server.opts.FirstWait = 100 * time.Millisecond
+	h.src.Hang()
+	defer h.src.Release()
+	late := ref("late", map[string]string{"signal": "gpu", "target": "70"})
+	_, err = h.client.IsActive(ctx(t), late)
+	if want := "shop/late gpu[1m]: activity unknown: not collected yet: the store has not answered its first query"; status.Code(err) != codes.Unavailable || status.Convert(err).Message() != want {
+		t.Errorf("first IsActive while the store hangs: %v\nwant Unavailable %q", err, want)
+	}
+}

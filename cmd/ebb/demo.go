@@ -14,7 +14,9 @@ import (
 	"github.com/benbjohnson/clock"
 	pb "github.com/kedacore/keda/v2/pkg/scalers/externalscaler"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
 
 	"github.com/ebbscale/ebb/externalscaler"
 	"github.com/ebbscale/ebb/scaler"
@@ -199,6 +201,11 @@ func demoRows(ctx context.Context, keda pb.ExternalScalerClient, cluster *sim.Cl
 // HPA's formula; a workload goes to zero only after cooldown of inactivity.
 func (r *demoRow) poll(ctx context.Context, keda pb.ExternalScalerClient, cfg demoConfig, now time.Time) error {
 	act, err := keda.IsActive(ctx, r.ref)
+	if status.Code(err) == codes.Unavailable {
+		// ebb does not know: KEDA keeps the replicas as they are.
+		r.err = status.Convert(err).Message()
+		return nil
+	}
 	if err != nil {
 		return fmt.Errorf("IsActive %s: %w", r.spec.Key, err)
 	}

@@ -159,10 +159,11 @@ func (p *faultProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // TestServeFailSafeUnderStoreFaults runs `ebb serve` on a mock clock
 // against a real Prometheus (e2eHistory) through a proxy that breaks it in
-// one way per subtest. In every case no workload that was active goes idle:
-// a failed query keeps the last value while it is fresh (--max-staleness),
-// then the state is unknown and unknown is active; GetMetrics answers
-// Unavailable so that KEDA's fallback applies; /metrics and the log say
+// one way per subtest. In every case no workload that was active goes idle
+// and no idle workload wakes: a failed query keeps the last value while it
+// is fresh (--max-staleness), then the state is unknown and IsActive and
+// GetMetrics answer Unavailable (KEDA keeps the replicas, and its fallback
+// applies to the HPA); a stream sends nothing; /metrics and the log say
 // what failed. When the store heals, the workloads return to their real
 // state.
 func TestServeFailSafeUnderStoreFaults(t *testing.T) {
@@ -220,25 +221,23 @@ func TestServeFailSafeUnderStoreFaults(t *testing.T) {
 				t.Errorf("GetMetrics of cart 10s into the fault: %v, %v; want the last value, 10", m, err)
 			}
 
-			// Past --max-staleness (30s): the state is unknown, so active.
+			// Past --max-staleness (30s): the state is unknown, no answer.
 			e.advance(t, 3*interval)
-			if !e.isActive(t, cart) || !e.isActive(t, nobody) {
-				t.Errorf("with data 40s old: cart active %v, nobody active %v; unknown must be active", e.isActive(t, cart), e.isActive(t, nobody))
+			for _, r := range []*pb.ScaledObjectRef{cart, nobody} {
+				if msg := e.unknown(t, r); !containsAll(msg, []string{"activity unknown: source failing, last good data too old (data 40s old): query requests[1m]: " + tt.kind}) {
+					t.Errorf("IsActive %s with data 40s old: %q; want unknown naming the age and %s", r.Name, msg, tt.kind)
+				}
 			}
-			// Far past the default idle-after (15m).
+			// Far past the default idle-after (15m): neither shut down nor woken.
 			e.advance(t, 20*time.Minute)
-			if !e.isActive(t, cart) {
-				t.Errorf("cart idle after 20m of %s: a store fault must never shut a workload down\nlog:\n%s", tt.name, e.stderr)
-			}
-			if !e.isActive(t, nobody) {
-				t.Error("nobody idle with data 20m old: unknown must be active")
-			}
+			e.unknown(t, cart)
+			e.unknown(t, nobody)
 			_, err := e.client.GetMetrics(ctx, &pb.GetMetricsRequest{ScaledObjectRef: cart})
 			if msg := status.Convert(err).Message(); status.Code(err) != codes.Unavailable ||
 				!strings.Contains(msg, "max staleness 30s") || !strings.Contains(msg, tt.kind) {
 				t.Errorf("GetMetrics of cart after 20m: %v; want Unavailable naming the staleness and %s", err, tt.kind)
 			}
-			e.waitMetrics(t, `ebb_query_errors_total{kind="`+tt.kind+`",signal="requests"}`, `ebb_activity{reason="unknown",state="active"} 2`)
+			e.waitMetrics(t, `ebb_query_errors_total{kind="`+tt.kind+`",signal="requests"}`, `ebb_activity{reason="unknown",state="unknown"} 2`)
 			logged := false
 			for line := range strings.Lines(e.stderr.String()) {
 				if strings.Contains(line, `msg="query failed"`) && containsAll(line, tt.log) {
@@ -249,8 +248,8 @@ func TestServeFailSafeUnderStoreFaults(t *testing.T) {
 				t.Errorf("no log line `query failed` with %q\nlog:\n%s", tt.log, e.stderr)
 			}
 
-			// Healed: cart has traffic, nobody is idle again (its fail-safe
-			// wake was 20m ago, longer than --min-uptime).
+			// Healed: cart has traffic, nobody is idle again at once (the
+			// outage was no wake, so --min-uptime does not apply).
 			proxy.set(t, passThrough)
 			e.advance(t, interval)
 			if v := e.value(t, cart); math.Abs(v-10) > 1e-9 || !e.isActive(t, cart) {
@@ -260,19 +259,27 @@ func TestServeFailSafeUnderStoreFaults(t *testing.T) {
 				t.Error("nobody active after the store healed")
 			}
 			e.waitMetrics(t, `ebb_activity{reason="traffic",state="active"} 1`, `ebb_activity{reason="idle",state="idle"} 1`)
-			// What KEDA's push streams saw: cart never false; nobody woken by
-			// the fail-safe once its data was stale, then idle again.
-			if got := nobodyStream.next(t, 10*time.Second); !got {
-				t.Error("nobody's stream: want true once its data went stale")
+			// What KEDA's push streams saw after their first message:
+			// nothing, through the fault and after it.
+			if got := nobodyStream.received(); len(got) != 0 {
+				t.Errorf("nobody's stream sent %v during or after the fault, want nothing", got)
 			}
-			if got := nobodyStream.next(t, 10*time.Second); got {
-				t.Error("nobody's stream: want false after the store healed")
-			}
-			if got := cartStream.received(); slices.Contains(got, false) {
-				t.Errorf("cart's stream sent false during the fault: %v", got)
+			if got := cartStream.received(); len(got) != 0 {
+				t.Errorf("cart's stream sent %v during or after the fault, want nothing", got)
 			}
 		})
 	}
+}
+
+// unknown returns IsActive's message for ref, which must answer Unavailable
+// because ebb does not know the workload's state.
+func (e *e2e) unknown(t *testing.T, ref *pb.ScaledObjectRef) string {
+	t.Helper()
+	r, err := e.client.IsActive(context.Background(), ref)
+	if msg := status.Convert(err).Message(); status.Code(err) != codes.Unavailable || !strings.Contains(msg, "activity unknown: ") {
+		t.Fatalf("IsActive %s/%s: %v, %v; want Unavailable: activity unknown", ref.Namespace, ref.Name, r, err)
+	}
+	return status.Convert(err).Message()
 }
 
 func containsAll(s string, subs []string) bool {
@@ -296,7 +303,7 @@ func containsAll(s string, subs []string) bool {
 // disappear from a successful query while its last value was above
 // activation has lost its data (its scrape targets are down, a relabelling
 // changed): the value is unknown, not 0. ebb keeps the last value while it
-// is younger than --max-staleness, then answers unknown, which is active.
+// is younger than --max-staleness, then answers unknown: Unavailable.
 // ebb does not query `up`: the store's answer alone decides. (So series
 // that vanish while a workload is inside its idleAfter grace with a value
 // of 0 count as no traffic: an outage that starts then is not detected.)
@@ -349,7 +356,7 @@ func TestServeNoTrafficVersusNoData(t *testing.T) {
 		// 10s rate keeps the samples before it until they leave the window,
 		// then ebb's query succeeds with no row for shop/w. That is missing
 		// data: the last value (10/s) stays for --max-staleness (3s), then
-		// GetMetrics is Unavailable and IsActive answers unknown: true.
+		// GetMetrics and IsActive are Unavailable: unknown.
 		x.down.Store(true)
 		down := time.Now()
 		deadline := down.Add(30 * time.Second)
@@ -373,17 +380,17 @@ func TestServeNoTrafficVersusNoData(t *testing.T) {
 		}
 
 		// Four idle periods without data since the series vanished (3s of
-		// staleness, then 9s): no false, ever.
+		// staleness, then 9s): nothing pushed, ever.
 		hold := 3 * 3 * time.Second
 		select {
 		case v, ok := <-s.msgs:
 			t.Fatalf("StreamIsActive sent %v (open %v) while the store had no data for shop/w", v, ok)
 		case <-time.After(hold):
 		}
-		if !e.isActive(t, liveRef) {
-			t.Fatal("IsActive false while the store has no data")
+		if msg := e.unknown(t, liveRef); !strings.Contains(msg, "series vanished while the workload was active") {
+			t.Errorf("IsActive while the store has no data: %q, want unknown naming the vanished series", msg)
 		}
-		e.waitMetrics(t, `ebb_activity{reason="unknown",state="active"} 1`)
+		e.waitMetrics(t, `ebb_activity{reason="unknown",state="unknown"} 1`)
 
 		// The target answers again: the series and its rate come back.
 		x.down.Store(false)
@@ -391,6 +398,6 @@ func TestServeNoTrafficVersusNoData(t *testing.T) {
 		if got := s.received(); slices.Contains(got, false) {
 			t.Errorf("StreamIsActive sent false: %v", got)
 		}
-		t.Logf("no data: GetMetrics Unavailable (series vanished) %.1fs after the target went down; active %.0fs after that", stale.Seconds(), hold.Seconds())
+		t.Logf("no data: GetMetrics Unavailable (series vanished) %.1fs after the target went down; unknown %.0fs after that", stale.Seconds(), hold.Seconds())
 	})
 }

@@ -149,3 +149,67 @@ func TestRestartKeepsIdleClock(t *testing.T) {
 		t.Fatalf("still active at %v: the restart must not restart the idle period\n%s", idleBy.Sub(storetest.Epoch), second.describe())
 	}
 }
+
+// TestRestartAtZeroNeverWakes restarts ebb while a workload is idle and at
+// zero: KEDA's first calls to the new instance, a poll and a push stream
+// opened at once, must never see true. The first call waits for the
+// trigger's first collection (and the idle clock's recovery from the
+// store), and the stream sends its first message only then.
+func TestRestartAtZeroNeverWakes(t *testing.T) {
+	prom := storetest.StartPrometheus(t, storetest.PromOptions{History: e2eHistory()})
+	// wave's traffic ends at +31m45s; with --idle-after=10m it is idle from
+	// +42m at the latest. ebb restarts at +50m.
+	wave := soRef("shop", "wave", map[string]string{"signal": "requests", "target": "5"})
+	nobody := soRef("shop", "nobody", map[string]string{"signal": "requests", "target": "5"})
+	at := evalAt.Add(20 * time.Minute)
+	in := startInstance(t, prom.URL, at)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	streams := make(map[string]pb.ExternalScaler_StreamIsActiveClient)
+	for _, ref := range []*pb.ScaledObjectRef{wave, nobody} {
+		s, err := in.client.StreamIsActive(ctx, ref)
+		if err != nil {
+			t.Fatal(err)
+		}
+		streams[ref.Name] = s
+	}
+	for _, ref := range []*pb.ScaledObjectRef{wave, nobody} {
+		r, err := in.client.IsActive(context.Background(), ref)
+		if err != nil || r.Result {
+			t.Fatalf("first IsActive of %s after the restart: %v, %v; want false\n%s", ref.Name, r, err, in.describe())
+		}
+		m, err := in.client.GetMetrics(context.Background(), &pb.GetMetricsRequest{ScaledObjectRef: ref})
+		if err != nil || m.MetricValues[0].MetricValueFloat != 0 {
+			t.Fatalf("first GetMetrics of %s after the restart: %v, %v; want 0", ref.Name, m, err)
+		}
+	}
+	for name, s := range streams {
+		r, err := s.Recv()
+		if err != nil || r.Result {
+			t.Fatalf("first message of %s's stream after the restart: %v, %v; want false", name, r, err)
+		}
+	}
+	// Ten more ticks: nothing changes, and nothing is pushed.
+	pushed := make(chan string, 2)
+	for name, s := range streams {
+		go func() {
+			if r, err := s.Recv(); err == nil {
+				pushed <- fmt.Sprintf("%s: %v", name, r.Result)
+			}
+		}()
+	}
+	for i := range 10 {
+		in.advance(t, at.Add(time.Duration(i+1)*5*time.Second))
+		for _, ref := range []*pb.ScaledObjectRef{wave, nobody} {
+			if in.isActive(t, ref) {
+				t.Fatalf("%s active %ds after the restart", ref.Name, (i+1)*5)
+			}
+		}
+	}
+	select {
+	case p := <-pushed:
+		t.Errorf("a stream pushed after its first message: %s", p)
+	default:
+	}
+}

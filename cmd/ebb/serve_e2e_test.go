@@ -226,17 +226,18 @@ func TestServeEndToEnd(t *testing.T) {
 		if err := e.prom.Stop(); err != nil {
 			t.Fatal(err)
 		}
-		// Past --max-staleness with every query failing: IsActive turns true
-		// (never a shutdown because of an outage) and GetMetrics Unavailable.
+		// Past --max-staleness with every query failing: IsActive answers
+		// Unavailable, neither a wake nor a shutdown because of an outage,
+		// and so does GetMetrics.
 		e.clk.Add(40 * time.Second) // the tick after this fails
 		deadline := time.Now().Add(20 * time.Second)
 		for {
 			act, err := e.client.IsActive(ctx, ref)
-			if err == nil && act.Result {
+			if status.Code(err) == codes.Unavailable && strings.Contains(status.Convert(err).Message(), "activity unknown: source failing") {
 				break
 			}
-			if time.Now().After(deadline) {
-				t.Fatalf("IsActive during an outage: %v, %v; want true", act, err)
+			if time.Now().After(deadline) || (err == nil && !act.Result) {
+				t.Fatalf("IsActive during an outage: %v, %v; want Unavailable: activity unknown", act, err)
 			}
 			time.Sleep(20 * time.Millisecond)
 		}
