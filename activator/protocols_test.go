@@ -369,4 +369,3 @@ func TestServerSentEvents(t *testing.T) {
 		})
 	}
 }
-
