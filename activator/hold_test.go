@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"strings"
 	"sync"
@@ -324,4 +325,79 @@ func (e *env) waitReadyCalls(n int) {
 	if err := e.eps.WaitReadyCalls(ctx, n); err != nil {
 		e.t.Fatalf("Ready called %d times, want %d", e.eps.ReadyCalls(), n)
 	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a logger and a test at once.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestHoldLogs: one line when a workload starts holding, one when it stops.
+func TestHoldLogs(t *testing.T) {
+	mock := clock.NewMock()
+	var buf syncBuffer
+	logger := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{
+		ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
+			if a.Key == slog.TimeKey {
+				return slog.Attr{}
+			}
+			return a
+		},
+	}))
+	e := newEnv(t, func(c *Config) { c.Clock = mock; c.Logger = logger })
+	done := make(chan response)
+	go func() { done <- e.do(e.request(context.Background(), "GET", "web.shop:8080", "/", nil)) }()
+	e.waitHeld(shopWeb, 1)
+	mock.Add(90 * time.Second)
+	b := newBackend(t, "pod-1", nil)
+	e.eps.SetReady("shop", "web", b.addr)
+	<-done
+	want := "level=INFO msg=\"holding requests\" workload=shop/web service=shop/web:8080\n" +
+		"level=INFO msg=\"stopped holding requests\" workload=shop/web held_for=1m30s\n"
+	if got := buf.String(); got != want {
+		t.Errorf("logs:\n%s\nwant:\n%s", got, want)
+	}
+	if n, since := e.act.Holding(shopWeb); n != 0 || !since.IsZero() {
+		t.Errorf("Holding = %d, %v after the wake; want 0, zero time", n, since)
+	}
+	if got := e.wakeSum(shopWeb); got != 90 {
+		t.Errorf("wake latency sum = %vs, want 90s (held, then the first byte forwarded)", got)
+	}
+}
+
+// wakeSum returns the sum of w's wake-latency histogram.
+func (e *env) wakeSum(w queries.WorkloadKey) float64 {
+	e.t.Helper()
+	mfs, err := e.reg.Gather()
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "ebb_activator_wake_latency_seconds" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			labels := map[string]string{}
+			for _, lp := range m.GetLabel() {
+				labels[lp.GetName()] = lp.GetValue()
+			}
+			if labels["namespace"] == w.Namespace && labels["workload"] == w.Name {
+				return m.GetHistogram().GetSampleSum()
+			}
+		}
+	}
+	return -1
 }
