@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/ebbscale/ebb/queries"
 	"github.com/ebbscale/ebb/scaler"
 )
 
@@ -428,7 +429,9 @@ func (s *Server) StreamMetricSpec(ref *pb.ScaledObjectRef, stream pb.ExternalSca
 // GetMetrics returns the workload's total value; KEDA's HPA divides it by
 // the target. The first call for a new trigger waits for its first
 // collection (see Options.FirstWait). A value missing or older than
-// MaxStaleness is Unavailable, so KEDA's fallback applies.
+// MaxStaleness is Unavailable, so KEDA's fallback applies. While the
+// activator holds requests for the workload, a requests trigger answers at
+// least its target: one replica.
 func (s *Server) GetMetrics(ctx context.Context, req *pb.GetMetricsRequest) (*pb.GetMetricsResponse, error) {
 	if req == nil {
 		return nil, status.Error(codes.InvalidArgument, "request is missing")
@@ -446,6 +449,11 @@ func (s *Server) GetMetrics(ctx context.Context, req *pb.GetMetricsRequest) (*pb
 		}
 		now = s.opts.Clock.Now()
 		v, err = s.collector.Snapshot().Value(in, now, s.opts.MaxStaleness)
+	}
+	if in.Held() > 0 && e.trigger.Shape.Signal == queries.SignalRequests && (err != nil || v < e.trigger.Target) {
+		// Requests held for the workload are demand the store has not
+		// seen yet: at least one replica's worth.
+		v, err = e.trigger.Target, nil
 	}
 	if err != nil {
 		return nil, status.Error(codes.Unavailable, e.trigger.Workload.String()+" "+e.trigger.Shape.String()+": "+err.Error())

@@ -573,3 +573,42 @@ func TestFirstCallWaitsForFirstCollection(t *testing.T) {
 		t.Errorf("first IsActive while the store hangs: %v\nwant Unavailable %q", err, want)
 	}
 }
+
+// TestHeldRequestsWakeAtOnce: a request the activator holds for an idle
+// workload at zero is demand ebb sees itself: the open stream pushes true
+// without waiting for the store or a tick, IsActive answers true, and a
+// requests trigger's GetMetrics answers at least one replica's worth.
+func TestHeldRequestsWakeAtOnce(t *testing.T) {
+	h := newHarness(t)
+	key := queries.WorkloadKey{Namespace: "shop", Name: "cart"}
+	cart := ref("cart", map[string]string{"signal": "requests", "target": "10"})
+	stream, err := h.client.StreamIsActive(ctx(t), cart)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitRegistered(t, h, key)
+	if r, err := stream.Recv(); err != nil || r.Result {
+		t.Fatalf("first message without traffic: %v, %v; want false", r, err)
+	}
+	h.collector.Pending(key, 1) // no tick after this
+	if r, err := stream.Recv(); err != nil || !r.Result {
+		t.Fatalf("after the first held request: %v, %v; want true pushed", r, err)
+	}
+	if r, err := h.client.IsActive(ctx(t), cart); err != nil || !r.Result {
+		t.Errorf("IsActive while a request is held: %v, %v; want true", r, err)
+	}
+	m, err := h.client.GetMetrics(ctx(t), &pb.GetMetricsRequest{ScaledObjectRef: cart})
+	if err != nil || m.MetricValues[0].MetricValueFloat != 10 {
+		t.Errorf("GetMetrics while a request is held: %v, %v; want the target, 10", m, err)
+	}
+	// The store down past max staleness: the held demand still answers.
+	h.src.Fail(&queries.QueryError{Shape: reqShape, Kind: "unreachable", Err: errors.New("connection refused")})
+	h.clk.Add(2 * time.Minute)
+	h.collector.Refresh(context.Background())
+	if m, err := h.client.GetMetrics(ctx(t), &pb.GetMetricsRequest{ScaledObjectRef: cart}); err != nil || m.MetricValues[0].MetricValueFloat != 10 {
+		t.Errorf("GetMetrics while held with stale data: %v, %v; want 10", m, err)
+	}
+	if r, err := h.client.IsActive(ctx(t), cart); err != nil || !r.Result {
+		t.Errorf("IsActive while held with stale data: %v, %v; want true", r, err)
+	}
+}

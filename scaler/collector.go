@@ -131,6 +131,10 @@ type Collector struct {
 
 	mu        sync.Mutex
 	interests map[interestKey]*Interest
+	// byWorkload indexes interests by workload, for demand; held is the
+	// number of requests the activator holds per workload (see Pending).
+	byWorkload map[queries.WorkloadKey][]*Interest
+	held       map[queries.WorkloadKey]int
 	freeSlots []int
 	nextSlot  int
 	// unrecovered counts interests whose idle clock is not recovered yet,
@@ -165,7 +169,9 @@ func NewCollector(cfg Config) (*Collector, error) {
 	}
 	return &Collector{
 		cfg:       cfg,
-		interests: make(map[interestKey]*Interest),
+		interests:  make(map[interestKey]*Interest),
+		byWorkload: make(map[queries.WorkloadKey][]*Interest),
+		held:       make(map[queries.WorkloadKey]int),
 		published: make(map[queries.WorkloadKey]publishedState),
 		changed:   make(chan struct{}),
 		kick:      make(chan struct{}, 1),
@@ -186,7 +192,12 @@ func (c *Collector) Register(shape queries.Shape, workload queries.WorkloadKey, 
 	if !ok {
 		in = &Interest{Shape: shape, Workload: workload, Activation: activation, IdleAfter: idleAfter, slot: c.allocSlot()}
 		in.tracker.MaxStaleness = c.cfg.MaxStaleness
+		if n := c.held[workload]; n > 0 {
+			in.held.Store(int32(n))
+			in.demandAt.Store(now.UnixNano())
+		}
 		c.interests[key] = in
+		c.byWorkload[workload] = append(c.byWorkload[workload], in)
 		c.unrecovered++
 		c.dirty = true
 	}
@@ -199,6 +210,56 @@ func (c *Collector) Register(shape queries.Shape, workload queries.WorkloadKey, 
 		}
 	}
 	return in
+}
+
+// unindex removes in from byWorkload; c.mu is held.
+func (c *Collector) unindex(in *Interest) {
+	ins := c.byWorkload[in.Workload]
+	for i, x := range ins {
+		if x == in {
+			ins[i] = ins[len(ins)-1]
+			ins[len(ins)-1] = nil
+			ins = ins[:len(ins)-1]
+			break
+		}
+	}
+	if len(ins) == 0 {
+		delete(c.byWorkload, in.Workload)
+	} else {
+		c.byWorkload[in.Workload] = ins
+	}
+}
+
+// Pending tells the collector how many requests the activator holds for a
+// workload, each time that number changes. A held request is demand that
+// ebb sees itself, so it is known: while any is held, every interest of
+// the workload is Active at once, without waiting for the store or a tick,
+// and its streams are woken. The demand also counts as activity for the
+// idle clock, so the workload stays up for its idle period after the
+// requests are delivered, and for min-uptime after the wake.
+func (c *Collector) Pending(w queries.WorkloadKey, n int) {
+	n = max(n, 0)
+	now := c.cfg.Clock.Now().UnixNano()
+	c.mu.Lock()
+	was := c.held[w]
+	if n > 0 {
+		c.held[w] = n
+	} else {
+		delete(c.held, w)
+	}
+	ins := c.byWorkload[w]
+	for _, in := range ins {
+		in.held.Store(int32(n))
+		if n > 0 || was > 0 {
+			in.demandAt.Store(now)
+		}
+	}
+	if (was > 0) != (n > 0) {
+		for _, in := range ins {
+			in.notify()
+		}
+	}
+	c.mu.Unlock()
 }
 
 func (c *Collector) allocSlot() int {
@@ -268,6 +329,7 @@ func (c *Collector) plan(now time.Time) (map[queries.Shape]map[queries.WorkloadK
 			in.dead.Store(true)
 			in.notify()
 			delete(c.interests, key)
+			c.unindex(in)
 			c.freeSlots = append(c.freeSlots, in.slot)
 			if !in.recovered {
 				c.unrecovered--

@@ -351,14 +351,6 @@ func TestInterestChangesWakesOnlyOnChange(t *testing.T) {
 	src.Set(reqShape, queries.Sample{Workload: busy, Value: 3}, queries.Sample{Workload: calm, Value: 2})
 	b := c.Register(reqShape, busy, 0, time.Minute)
 	k := c.Register(reqShape, calm, 0, time.Minute)
-	woken := func(ch <-chan struct{}) bool {
-		select {
-		case <-ch:
-			return true
-		default:
-			return false
-		}
-	}
 	bch, kch := b.Changes(), k.Changes()
 	c.Refresh(context.Background())
 	if !woken(bch) || !woken(kch) {

@@ -68,6 +68,12 @@ func (c *Collector) Refresh(ctx context.Context) {
 		for _, in := range c.ordered[shape] {
 			o := &obs[in.slot]
 			known := c.observe(o, in, prev, r.err, in.sampled == c.gen, now)
+			if in.held.Load() > 0 {
+				in.demandAt.Store(now.UnixNano())
+			}
+			if at := in.demandAt.Load(); at != 0 {
+				in.tracker.Saw(time.Unix(0, at))
+			}
 			d := in.tracker.Decide(c.policy(in), now)
 			if !known || d.Active != o.Active || d.Known() != (o.Reason != shutdown.ReasonUnknown) {
 				c.flipped = append(c.flipped, in)
@@ -81,7 +87,7 @@ func (c *Collector) Refresh(ctx context.Context) {
 	}
 	c.publish(groups, obs)
 
-	next := &Snapshot{At: now, obs: obs, shapes: shapeErrs}
+	next := &Snapshot{At: now, at: now.UnixNano(), obs: obs, shapes: shapeErrs}
 	c.cfg.Metrics.observeTick(time.Since(start), len(groups), next)
 	c.snap.p.Store(next)
 	for i, in := range c.flipped {

@@ -4,6 +4,7 @@
 package scaler
 
 import (
+	"math"
 	"sync/atomic"
 	"time"
 
@@ -21,6 +22,8 @@ type Interest struct {
 	dead     atomic.Bool
 	watchers atomic.Int32                  // open watches: see Watch
 	changes  atomic.Pointer[chan struct{}] // see Changes
+	held     atomic.Int32                  // requests held for the workload: see Collector.Pending
+	demandAt atomic.Int64                  // unix nanoseconds of the last held request; 0 if none
 
 	Shape      queries.Shape
 	Workload   queries.WorkloadKey
@@ -43,6 +46,10 @@ type Interest struct {
 
 // Touch records that the interest was asked about at now.
 func (in *Interest) Touch(now time.Time) { in.touched.Store(now.UnixNano()) }
+
+// Held returns the number of requests the activator holds for the
+// interest's workload right now.
+func (in *Interest) Held() int { return int(in.held.Load()) }
 
 // Dead reports whether the collector forgot the interest; register again to
 // resume.
@@ -138,12 +145,13 @@ func (o Observation) Age(now time.Time) time.Duration {
 type Snapshot struct {
 	// At is the evaluation time of the tick that built the snapshot.
 	At  time.Time
+	at  int64 // At in unix nanoseconds
 	obs []Observation
 	// shapes records, per shape, whether its last query succeeded.
 	shapes map[queries.Shape]error
 }
 
-var emptySnapshot = &Snapshot{shapes: map[queries.Shape]error{}}
+var emptySnapshot = &Snapshot{shapes: map[queries.Shape]error{}, at: math.MaxInt64} // no demand is newer than it
 
 // Lookup returns the observation for in, and false when the snapshot has
 // none yet (the interest is newer than the last tick).
@@ -198,9 +206,14 @@ var activityNames = [...]string{Unseen: "unseen", Unknown: "unknown", Idle: "idl
 
 func (a Activity) String() string { return activityNames[a] }
 
-// Activity returns the idle policy's answer for in at the snapshot's tick.
-// It reads only the answer: the hot path of IsActive and StreamIsActive.
+// Activity returns the idle policy's answer for in at the snapshot's tick,
+// or Active while requests are held for its workload or were held since
+// that tick (demand ebb saw itself, which the tick did not know yet). It
+// reads only the answer: the hot path of IsActive and StreamIsActive.
 func (s *Snapshot) Activity(in *Interest) Activity {
+	if in.held.Load() > 0 || in.demandAt.Load() > s.at {
+		return Active
+	}
 	o := s.get(in)
 	switch {
 	case o == nil:

@@ -49,6 +49,14 @@ func (t *Tracker) Observe(value, activation float64, ok bool, at time.Time) {
 	}
 }
 
+// Saw records activity seen outside the store at at, such as a request
+// held for the workload: the idle clock counts from it.
+func (t *Tracker) Saw(at time.Time) {
+	if at.After(t.lastActive) {
+		t.lastActive = at
+	}
+}
+
 // Recover merges the last activity found in the store's history (zero if
 // none within the look-back) and marks the idle clock as recovered.
 func (t *Tracker) Recover(lastActive time.Time) {
