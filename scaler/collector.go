@@ -135,8 +135,8 @@ type Collector struct {
 	// number of requests the activator holds per workload (see Pending).
 	byWorkload map[queries.WorkloadKey][]*Interest
 	held       map[queries.WorkloadKey]int
-	freeSlots []int
-	nextSlot  int
+	freeSlots  []int
+	nextSlot   int
 	// unrecovered counts interests whose idle clock is not recovered yet,
 	// so that a tick without any skips the walk over every interest.
 	unrecovered int
@@ -168,14 +168,14 @@ func NewCollector(cfg Config) (*Collector, error) {
 		return nil, err
 	}
 	return &Collector{
-		cfg:       cfg,
+		cfg:        cfg,
 		interests:  make(map[interestKey]*Interest),
 		byWorkload: make(map[queries.WorkloadKey][]*Interest),
 		held:       make(map[queries.WorkloadKey]int),
-		published: make(map[queries.WorkloadKey]publishedState),
-		changed:   make(chan struct{}),
-		kick:      make(chan struct{}, 1),
-		ready:     make(chan struct{}),
+		published:  make(map[queries.WorkloadKey]publishedState),
+		changed:    make(chan struct{}),
+		kick:       make(chan struct{}, 1),
+		ready:      make(chan struct{}),
 	}, nil
 }
 
