@@ -193,7 +193,8 @@ func (c Catalog) Expr(shape Shape) (string, error) {
 //	    "destination_workload_namespace", "$1", "destination_service_namespace", "(.*)"),
 //	    "destination_workload", "$1", "destination_service_name", "(.*)"))
 //
-// (on one line). The source side is summed by Service before relabelling so
+// (on one line), or that with the activator's demand added (see
+// activatorExpr). The source side is summed by Service before relabelling so
 // that relabelled series can never collide.
 func (c Catalog) requestsExpr(w string) string {
 	r := c.Requests
@@ -205,7 +206,48 @@ func (c Catalog) requestsExpr(w string) string {
 	relabelled := "label_replace(label_replace(sum by " + srcBy + " (rate(" + src + w + ")), " +
 		strconv.Quote(r.NamespaceLabel) + `, "$1", ` + strconv.Quote(r.ServiceNamespaceLabel) + `, "(.*)"), ` +
 		strconv.Quote(r.WorkloadLabel) + `, "$1", ` + strconv.Quote(r.ServiceNameLabel) + `, "(.*)")`
-	return "sum by " + by + " (sum by " + by + " (rate(" + dest + w + ")) or on " + by + " " + relabelled + ")"
+	return "sum by " + by + " (sum by " + by + " (rate(" + dest + w + ")) or on " + by + " " + relabelled +
+		" or " + c.activatorExpr(w) + ")"
+}
+
+// The activator's metrics, which the requests signal counts: requests that
+// reached an ebb activator (held or forwarded) and requests held now, by
+// the workload's namespace and name.
+const (
+	ActivatorRequestsMetric = "ebb_activator_requests_total"
+	ActivatorPendingMetric  = "ebb_activator_pending"
+	ActivatorNamespaceLabel = "namespace"
+	ActivatorWorkloadLabel  = "workload"
+)
+
+// activatorExpr is the demand that every ebb replica's activator reports:
+// the rate of requests that reached it plus the requests it holds now,
+// summed over replicas, with the catalog's workload labels. A scrape through
+// a ServiceMonitor renames the namespace label to exported_namespace, which
+// wins when set. The ebb_source label keeps its rows apart from the mesh's
+// rows in "or", so the outer sum adds the two. With the default names and a
+// 1m window:
+//
+//	label_replace(label_replace(label_replace(label_replace(
+//	  (sum by (namespace, exported_namespace, workload) (rate(ebb_activator_requests_total[1m]))
+//	    + sum by (namespace, exported_namespace, workload) (ebb_activator_pending))
+//	  or sum by (...) (rate(ebb_activator_requests_total[1m]))
+//	  or sum by (...) (ebb_activator_pending),
+//	  "namespace", "$1", "exported_namespace", "(.+)"),
+//	  "destination_workload_namespace", "$1", "namespace", "(.*)"),
+//	  "destination_workload", "$1", "workload", "(.*)"),
+//	  "ebb_source", "activator", "", "")
+func (c Catalog) activatorExpr(w string) string {
+	r := c.Requests
+	by := "(" + ActivatorNamespaceLabel + ", exported_" + ActivatorNamespaceLabel + ", " + ActivatorWorkloadLabel + ")"
+	rate := "sum by " + by + " (rate(" + ActivatorRequestsMetric + w + "))"
+	pending := "sum by " + by + " (" + ActivatorPendingMetric + ")"
+	return `label_replace(label_replace(label_replace(label_replace(` +
+		"(" + rate + " + " + pending + ") or " + rate + " or " + pending + ", " +
+		strconv.Quote(ActivatorNamespaceLabel) + `, "$1", ` + strconv.Quote("exported_"+ActivatorNamespaceLabel) + `, "(.+)"), ` +
+		strconv.Quote(r.NamespaceLabel) + `, "$1", ` + strconv.Quote(ActivatorNamespaceLabel) + `, "(.*)"), ` +
+		strconv.Quote(r.WorkloadLabel) + `, "$1", ` + strconv.Quote(ActivatorWorkloadLabel) + `, "(.*)"), ` +
+		`"ebb_source", "activator", "", "")`
 }
 
 // gpuExpr is, with the default names and a 1m window:

@@ -30,7 +30,13 @@ func TestCatalogExprDefault(t *testing.T) {
 			`or on (destination_workload_namespace, destination_workload) `+
 			`label_replace(label_replace(sum by (destination_service_namespace, destination_service_name) (rate(istio_requests_total{reporter="source",destination_workload="unknown"}[1m])), `+
 			`"destination_workload_namespace", "$1", "destination_service_namespace", "(.*)"), `+
-			`"destination_workload", "$1", "destination_service_name", "(.*)"))`)
+			`"destination_workload", "$1", "destination_service_name", "(.*)") or `+
+			`label_replace(label_replace(label_replace(label_replace(`+
+			`(sum by (namespace, exported_namespace, workload) (rate(ebb_activator_requests_total[1m])) + sum by (namespace, exported_namespace, workload) (ebb_activator_pending)) `+
+			`or sum by (namespace, exported_namespace, workload) (rate(ebb_activator_requests_total[1m])) `+
+			`or sum by (namespace, exported_namespace, workload) (ebb_activator_pending), `+
+			`"namespace", "$1", "exported_namespace", "(.+)"), "destination_workload_namespace", "$1", "namespace", "(.*)"), `+
+			`"destination_workload", "$1", "workload", "(.*)"), "ebb_source", "activator", "", ""))`)
 	f(Shape{Signal: SignalGPU, Window: 90 * time.Second},
 		`avg by (namespace, pod, exported_namespace, exported_pod) (`+
 			`(avg_over_time(DCGM_FI_PROF_GR_ENGINE_ACTIVE[1m30s]) * 100) or avg_over_time(DCGM_FI_DEV_GPU_UTIL[1m30s]))`)
@@ -78,7 +84,13 @@ func TestCatalogExprCustomLabels(t *testing.T) {
 	want := map[Signal]string{
 		SignalRequests: `sum by (dst_ns, dst_app) (sum by (dst_ns, dst_app) (rate(mesh:requests_total{side="server"}[30s])) ` +
 			`or on (dst_ns, dst_app) label_replace(label_replace(sum by (svc_ns, svc) (rate(mesh:requests_total{side="client",dst_app="none"}[30s])), ` +
-			`"dst_ns", "$1", "svc_ns", "(.*)"), "dst_app", "$1", "svc", "(.*)"))`,
+			`"dst_ns", "$1", "svc_ns", "(.*)"), "dst_app", "$1", "svc", "(.*)") or ` +
+			`label_replace(label_replace(label_replace(label_replace(` +
+			`(sum by (namespace, exported_namespace, workload) (rate(ebb_activator_requests_total[30s])) + sum by (namespace, exported_namespace, workload) (ebb_activator_pending)) ` +
+			`or sum by (namespace, exported_namespace, workload) (rate(ebb_activator_requests_total[30s])) ` +
+			`or sum by (namespace, exported_namespace, workload) (ebb_activator_pending), ` +
+			`"namespace", "$1", "exported_namespace", "(.+)"), "dst_ns", "$1", "namespace", "(.*)"), ` +
+			`"dst_app", "$1", "workload", "(.*)"), "ebb_source", "activator", "", ""))`,
 		SignalGPU: `avg by (k8s_ns, k8s_pod, orig_ns, orig_pod) ((avg_over_time(gpu_engine_active[30s]) * 100) or avg_over_time(gpu_util[30s]))`,
 	}
 	for signal, w := range want {

@@ -93,6 +93,17 @@ func counter(rate float64, labels map[string]string) storetest.Series {
 		Samples: storetest.Linear(storetest.Epoch, step, n, 1000, rate*step.Seconds())}
 }
 
+// activator is an ebb replica's activator series for one workload: its
+// request counter growing at rate per second (history adds its pending gauge).
+func activator(rate float64, labels map[string]string) storetest.Series {
+	l := map[string]string{"job": "ebb"}
+	for k, v := range labels {
+		l[k] = v
+	}
+	return storetest.Series{Metric: queries.ActivatorRequestsMetric, Labels: l,
+		Samples: storetest.Linear(storetest.Epoch, step, n, 1000, rate*step.Seconds())}
+}
+
 // destination and source are the labels Istio's server-side and client-side
 // proxies put on a request to workload ns/name behind Service ns/svc.
 func destination(ns, name, fromNS, from, code string) map[string]string {
@@ -128,6 +139,13 @@ func exported(ns, pod string) map[string]string {
 
 func history() []storetest.Series {
 	const util, prof = "DCGM_FI_DEV_GPU_UTIL", "DCGM_FI_PROF_GR_ENGINE_ACTIVE"
+	held := func(v float64, labels map[string]string) storetest.Series {
+		l := map[string]string{"job": "ebb"}
+		for k, val := range labels {
+			l[k] = val
+		}
+		return storetest.Series{Metric: queries.ActivatorPendingMetric, Labels: l, Samples: storetest.Constant(storetest.Epoch, step, n, v)}
+	}
 	return append([]storetest.Series{
 		// shop/web runs: its own proxies report 2 + 0.5 req/s. Its callers
 		// report the same requests again (2 req/s), and a few that found no
@@ -146,6 +164,18 @@ func history() []storetest.Series {
 		counter(4, destination("ml", "infer", "istio-system", "istio-ingressgateway", "200")),
 		// ml/web has zero replicas and shares its name with shop/web: 1 req/s.
 		counter(1, source("ml", "unknown", "web", "istio-system", "istio-ingressgateway", "503")),
+
+		// Two ebb replicas' activators hold requests for workloads at zero
+		// (--activator-addr): one scraped by a plain job, one through a
+		// ServiceMonitor that renamed its namespace label. shop/sleepy:
+		// 0.5 + 0.25 req/s reached them and 2 + 1 are held now; ml/dormant,
+		// which nothing else reports: 0.125 req/s and 1 held.
+		activator(0.5, map[string]string{"namespace": "shop", "workload": "sleepy", "instance": "10.42.0.17:8080"}),
+		activator(0.25, map[string]string{"namespace": "ebb-system", "exported_namespace": "shop", "workload": "sleepy", "instance": "10.42.1.9:8080"}),
+		activator(0.125, map[string]string{"namespace": "ml", "workload": "dormant", "instance": "10.42.0.17:8080"}),
+		held(2, map[string]string{"namespace": "shop", "workload": "sleepy", "instance": "10.42.0.17:8080"}),
+		held(1, map[string]string{"namespace": "ebb-system", "exported_namespace": "shop", "workload": "sleepy", "instance": "10.42.1.9:8080"}),
+		held(1, map[string]string{"namespace": "ml", "workload": "dormant", "instance": "10.42.0.17:8080"}),
 
 		// Deployment ml/infer: two pods with one GPU each at 63%, seen
 		// through the exporter's pod (exported_* labels).
@@ -192,7 +222,10 @@ func TestIntegrationRequests(t *testing.T) {
 	want := []queries.Sample{
 		sample("shop", "web", 2+0.5), // destination-reported only: not + 2 + 0.25 from callers
 		sample("shop", "cart", 1.25),
-		sample("shop", "sleepy", 0.5+0.25), // zero replicas: callers' "unknown" rows for Service shop/sleepy
+		// Zero replicas: callers' "unknown" rows for Service shop/sleepy,
+		// plus what the activators saw and hold.
+		sample("shop", "sleepy", 0.5+0.25+(0.5+2)+(0.25+1)),
+		sample("ml", "dormant", 0.125+1), // only the activator knows it
 		sample("ml", "infer", 4),
 		sample("ml", "web", 1),     // zero replicas, kept apart from shop/web
 		sample("hist", "burst", 0), // busy until +4m only (history_test.go)
