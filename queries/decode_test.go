@@ -164,9 +164,11 @@ func TestDecodeResponses(t *testing.T) {
 		{name: "HTML 502 page", shape: requests1m, status: 502, body: html502,
 			kind: KindHTTPStatus, wantStatus: 502, msg: `unexpected response: "<html> <head><title>502 Bad Gateway</title></head>`},
 		{name: "401 in plain text", shape: requests1m, status: 401, body: "Unauthorized\n",
-			kind: KindHTTPStatus, wantStatus: 401, msg: `unexpected response: "Unauthorized"`},
+			kind: KindAuth, wantStatus: 401, msg: `/api/v1/query answered 401 Unauthorized: "Unauthorized"`},
+		{name: "403 with error JSON", shape: requests1m, status: 403, body: `{"status":"error","errorType":"forbidden","error":"no tenant"}`,
+			kind: KindAuth, wantStatus: 403, msg: `/api/v1/query answered 403 Forbidden: "{\"status\":\"error\",\"errorType\":\"forbidden\",\"error\":\"no tenant\"}"`},
 		{name: "404 with an empty body", shape: requests1m, status: 404, body: "",
-			kind: KindHTTPStatus, wantStatus: 404, msg: `unexpected response: ""`},
+			kind: KindWrongPath, wantStatus: 404, msg: `/api/v1/query answered 404 Not Found: ""`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -23,6 +23,8 @@ const (
 	KindTimeout     = "timeout"      // the query or the store timed out
 	KindUnreachable = "unreachable"  // no answer: connection, DNS or TLS failure
 	KindHTTPStatus  = "http_status"  // an HTTP error status other than a refused query
+	KindWrongPath   = "wrong_path"   // HTTP 404: the URL is not the root of a Prometheus API
+	KindAuth        = "unauthorized" // HTTP 401 or 403: credentials missing or refused
 	KindBadData     = "bad_data"     // the query was refused, by the store or before sending
 	KindBadResponse = "bad_response" // the answer is not a valid response for the query
 	KindCanceled    = "canceled"     // the caller's context was canceled
@@ -105,11 +107,12 @@ var _ Source = (*Prometheus)(nil)
 // NewPrometheus returns a source for the store at cfg.URL.
 func NewPrometheus(cfg PrometheusConfig) (*Prometheus, error) {
 	u, err := url.Parse(cfg.URL)
-	if err != nil {
-		return nil, fmt.Errorf("url: %w", err)
-	}
-	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("url: %q, want http(s)://host[:port][/path]", u.Redacted())
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		shown := cfg.URL
+		if err == nil {
+			shown = u.Redacted()
+		}
+		return nil, fmt.Errorf("url %q: want http(s)://host[:port][/path], such as http://prometheus:9090", shown)
 	}
 	if cfg.Catalog == (Catalog{}) {
 		cfg.Catalog = DefaultCatalog()
@@ -408,6 +411,9 @@ func (p *Prometheus) do(ctx context.Context, shape Shape, endpoint string, form 
 		if err != nil {
 			return int64(len(b)), failed(err)
 		}
+		if kind := statusKind(resp.StatusCode); kind != "" {
+			return int64(len(b)), fail(kind, resp.StatusCode, fmt.Errorf("POST %s answered %s: %q", redact(endpoint), resp.Status, snippet(b)))
+		}
 		env, ok := parseErrorBody(b)
 		if !ok {
 			return int64(len(b)), fail(KindHTTPStatus, resp.StatusCode, fmt.Errorf("unexpected response: %q", snippet(b)))
@@ -435,6 +441,27 @@ func (p *Prometheus) do(ctx context.Context, shape Shape, endpoint string, form 
 		p.logger.Debug("store warnings", "shape", shape.String(), "warnings", env.Warnings)
 	}
 	return n, nil
+}
+
+// statusKind classifies the statuses that say the request went to the
+// wrong place or without the right credentials, whatever the body says; ""
+// for the others.
+func statusKind(status int) string {
+	switch status {
+	case http.StatusNotFound:
+		return KindWrongPath
+	case http.StatusUnauthorized, http.StatusForbidden:
+		return KindAuth
+	}
+	return ""
+}
+
+// redact hides a password in u.
+func redact(u string) string {
+	if pu, err := url.Parse(u); err == nil {
+		return pu.Redacted()
+	}
+	return u
 }
 
 // storeFailure turns an error the store answered with into a QueryError:

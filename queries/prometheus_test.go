@@ -133,8 +133,9 @@ func TestNewPrometheusErrors(t *testing.T) {
 			t.Errorf("NewPrometheus(%+v) error = %v, want %q", cfg, err, want)
 		}
 	}
-	f(PrometheusConfig{URL: "prometheus:9090"}, `url: "prometheus:9090", want http(s)://host[:port][/path]`)
-	f(PrometheusConfig{URL: "ftp://prometheus"}, `url: "ftp://prometheus", want http(s)://host[:port][/path]`)
+	f(PrometheusConfig{URL: "prometheus:9090"}, `url "prometheus:9090": want http(s)://host[:port][/path], such as http://prometheus:9090`)
+	f(PrometheusConfig{URL: "127.0.0.1:19099"}, `url "127.0.0.1:19099": want http(s)://host[:port][/path], such as http://prometheus:9090`)
+	f(PrometheusConfig{URL: "ftp://u:secret@prometheus"}, `url "ftp://u:xxxxx@prometheus": want http(s)://host[:port][/path], such as http://prometheus:9090`)
 	f(PrometheusConfig{URL: "http://p", Timeout: -time.Second}, "timeout = -1s, must not be negative")
 	f(PrometheusConfig{URL: "http://p", Catalog: Catalog{Requests: DefaultCatalog().Requests}},
 		"catalog: gpu.util_metric: empty\ngpu.prof_metric: empty\ngpu.namespace_label: empty\ngpu.pod_label: empty\ngpu.exported_namespace_label: empty\ngpu.exported_pod_label: empty")
