@@ -39,7 +39,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"signal"}),
 		queryErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ebb_query_errors_total",
-			Help: "Batched store queries that failed, by signal and kind (timeout, unreachable, http_status, bad_data, bad_response, canceled, other).",
+			Help: "Batched store queries that failed, by signal (check: the store check before any workload is watched) and kind (timeout, unreachable, wrong_path, unauthorized, http_status, bad_data, bad_response, canceled, other).",
 		}, []string{"signal", "kind"}),
 		series: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ebb_series_decoded_total",
@@ -84,6 +84,10 @@ func RegisterSnapshotAge(reg prometheus.Registerer, c *Collector) {
 		return c.cfg.Clock.Since(s.At).Seconds()
 	}))
 }
+
+// ObserveCheck counts a check that the store answers, made while no
+// workload is watched, as a query of signal "check".
+func (m *Metrics) ObserveCheck(err error) { m.observeQuery("check", 0, err) }
 
 func (m *Metrics) observeQuery(signal queries.Signal, samples int, err error) {
 	if m == nil {

@@ -10,14 +10,12 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/benbjohnson/clock"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	promconfig "github.com/prometheus/common/config"
 
 	"github.com/ebbscale/ebb/externalscaler"
 	"github.com/ebbscale/ebb/queries"
@@ -40,7 +38,7 @@ type serveDeps struct {
 }
 
 type serveConfig struct {
-	prometheusURL string
+	store         storeClient
 	grpcAddr      string
 	httpAddr      string
 	interval      time.Duration
@@ -56,15 +54,6 @@ type serveConfig struct {
 	namespaceLabel string
 	catalog        queries.Catalog
 
-	bearerTokenFile    string
-	basicAuthUser      string
-	basicAuthPassFile  string
-	headers            stringList
-	caFile             string
-	certFile           string
-	keyFile            string
-	insecureSkipVerify bool
-
 	tls externalscaler.TLSFiles
 
 	kubeconfig      string
@@ -79,7 +68,7 @@ type serveConfig struct {
 func serveFlags(c *serveConfig) *flag.FlagSet {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	def := queries.DefaultCatalog()
-	fs.StringVar(&c.prometheusURL, "prometheus-url", "", "base URL of the Prometheus-compatible HTTP API (Prometheus, VictoriaMetrics, Thanos, Mimir), e.g. http://prometheus.monitoring:9090")
+	c.store.flags(fs)
 	fs.StringVar(&c.grpcAddr, "grpc-addr", ":9090", "address of KEDA's external scaler gRPC API")
 	fs.StringVar(&c.httpAddr, "http-addr", ":8080", "address of /metrics, /healthz and /readyz")
 	fs.DurationVar(&c.interval, "interval", 5*time.Second, "how often the collector queries the store")
@@ -102,15 +91,6 @@ func serveFlags(c *serveConfig) *flag.FlagSet {
 	fs.StringVar(&c.catalog.GPU.UtilMetric, "gpu-util-metric", def.GPU.UtilMetric, "GPU utilization gauge in percent (dcgm-exporter)")
 	fs.StringVar(&c.catalog.GPU.ProfMetric, "gpu-engine-active-metric", def.GPU.ProfMetric, "GPU engine-active ratio (0-1), preferred over --gpu-util-metric on GPUs that have it (dcgm-exporter profiling metric)")
 
-	fs.StringVar(&c.bearerTokenFile, "bearer-token-file", "", "file holding a bearer token for the store, re-read on every request")
-	fs.StringVar(&c.basicAuthUser, "basic-auth-user", "", "basic-auth user for the store")
-	fs.StringVar(&c.basicAuthPassFile, "basic-auth-password-file", "", "file holding the basic-auth password")
-	fs.Var(&c.headers, "header", "extra HTTP header for the store, 'Name: value' (repeatable), e.g. 'X-Scope-OrgID: team-a' for Mimir")
-	fs.StringVar(&c.caFile, "ca-file", "", "CA bundle that signs the store's certificate")
-	fs.StringVar(&c.certFile, "cert-file", "", "client certificate for the store (mutual TLS)")
-	fs.StringVar(&c.keyFile, "key-file", "", "client key for the store (mutual TLS)")
-	fs.BoolVar(&c.insecureSkipVerify, "insecure-skip-verify", false, "do not verify the store's certificate (testing only)")
-
 	fs.StringVar(&c.tls.Cert, "tls-cert", "", "serve gRPC over TLS with this certificate")
 	fs.StringVar(&c.tls.Key, "tls-key", "", "key of --tls-cert")
 	fs.StringVar(&c.tls.ClientCA, "tls-client-ca", "", "require client certificates signed by this CA (mutual TLS)")
@@ -126,7 +106,7 @@ func serveFlags(c *serveConfig) *flag.FlagSet {
 }
 
 func (c *serveConfig) validate() error {
-	if c.prometheusURL == "" {
+	if c.store.url == "" {
 		return errors.New("--prometheus-url (or EBB_PROMETHEUS_URL) is required; to try ebb without a cluster or a Prometheus, run: ebb demo")
 	}
 	switch {
@@ -148,47 +128,13 @@ func (c *serveConfig) validate() error {
 		return fmt.Errorf("--idle-after = %s, must be in (0s, 720h]", c.idleAfter)
 	case c.minUptime < 0 || c.minUptime > shutdown.MaxIdleAfter:
 		return fmt.Errorf("--min-uptime = %s, must be in [0s, 720h]", c.minUptime)
-	case c.basicAuthPassFile != "" && c.basicAuthUser == "":
-		return errors.New("--basic-auth-password-file needs --basic-auth-user")
 	case c.annotationQPS <= 0 || c.annotationBurst < 1:
 		return fmt.Errorf("--annotation-qps = %g and --annotation-burst = %d, must be positive", c.annotationQPS, c.annotationBurst)
-	case c.bearerTokenFile != "" && c.basicAuthUser != "":
-		return errors.New("--bearer-token-file and --basic-auth-user exclude each other")
 	}
 	if err := c.catalog.Validate(); err != nil {
 		return err
 	}
-	return nil
-}
-
-// httpConfig turns the store flags into prometheus/common's client config,
-// which handles token files, basic auth, headers and TLS.
-func (c *serveConfig) httpConfig() (promconfig.HTTPClientConfig, error) {
-	hc := promconfig.DefaultHTTPClientConfig
-	if c.bearerTokenFile != "" {
-		hc.Authorization = &promconfig.Authorization{Type: "Bearer", CredentialsFile: c.bearerTokenFile}
-	}
-	if c.basicAuthUser != "" {
-		hc.BasicAuth = &promconfig.BasicAuth{Username: c.basicAuthUser, PasswordFile: c.basicAuthPassFile}
-	}
-	hc.TLSConfig = promconfig.TLSConfig{CAFile: c.caFile, CertFile: c.certFile, KeyFile: c.keyFile, InsecureSkipVerify: c.insecureSkipVerify}
-	if len(c.headers) > 0 {
-		hc.HTTPHeaders = &promconfig.Headers{Headers: map[string]promconfig.Header{}}
-		for _, h := range c.headers {
-			name, value, ok := strings.Cut(h, ":")
-			name, value = strings.TrimSpace(name), strings.TrimSpace(value)
-			if !ok || name == "" {
-				return hc, fmt.Errorf("--header %q: want 'Name: value'", h)
-			}
-			hdr := hc.HTTPHeaders.Headers[name]
-			hdr.Values = append(hdr.Values, value)
-			hc.HTTPHeaders.Headers[name] = hdr
-		}
-	}
-	if err := hc.Validate(); err != nil {
-		return hc, fmt.Errorf("store client: %w", err)
-	}
-	return hc, nil
+	return c.store.validate()
 }
 
 func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
@@ -224,7 +170,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer, deps serveDe
 	if clk == nil {
 		clk = clock.New()
 	}
-	hc, err := cfg.httpConfig()
+	hc, err := cfg.store.httpConfig()
 	if err != nil {
 		return err
 	}
@@ -237,16 +183,20 @@ func runServe(ctx context.Context, args []string, stderr io.Writer, deps serveDe
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	source, err := queries.NewPrometheus(queries.PrometheusConfig{
-		URL:     cfg.prometheusURL,
+	health := newStoreHealth(cfg.store.url, clk, logger)
+	prom, err := queries.NewPrometheus(queries.PrometheusConfig{
+		URL:     cfg.store.url,
 		Catalog: cfg.catalog,
 		Timeout: cfg.queryTimeout,
 		HTTP:    hc,
 		Logger:  logger,
+		Observe: health.observe,
 	})
 	if err != nil {
 		return err
 	}
+	metrics := scaler.NewMetrics(reg)
+	source := checkedStore{Prometheus: prom, metrics: metrics}
 	cluster, err := newCluster(cfg, clk, reg, logger)
 	if err != nil {
 		return err
@@ -260,7 +210,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer, deps serveDe
 		KickGap:      deps.kickGap,
 		Clock:        clk,
 		Logger:       logger,
-		Metrics:      scaler.NewMetrics(reg),
+		Metrics:      metrics,
 		MaxStaleness: cfg.maxStaleness,
 		Policy:       shutdown.Policy{IdleAfter: cfg.idleAfter, MinUptime: cfg.minUptime},
 		Overrides:    cluster.overrides(),
@@ -294,12 +244,12 @@ func runServe(ctx context.Context, args []string, stderr io.Writer, deps serveDe
 		grpcLis.Close()
 		return fmt.Errorf("--http-addr: %w", err)
 	}
-	httpServer := &http.Server{Handler: httpHandler(reg, collector), ReadHeaderTimeout: 10 * time.Second}
+	httpServer := &http.Server{Handler: httpHandler(reg, collector, health), ReadHeaderTimeout: 10 * time.Second}
 	if deps.listening != nil {
 		deps.listening(grpcLis.Addr().String(), httpLis.Addr().String())
 	}
 	logger.Info("serving", "grpc", grpcLis.Addr().String(), "http", httpLis.Addr().String(),
-		"prometheus", cfg.prometheusURL, "interval", cfg.interval.String(), "tls", serverTLS != nil, "version", version)
+		"prometheus", cfg.store.url, "interval", cfg.interval.String(), "tls", serverTLS != nil, "version", version)
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -362,8 +312,8 @@ func ignoreCanceled(err error) error {
 }
 
 // httpHandler serves /metrics, /healthz (the process is up) and /readyz
-// (the first collection succeeded).
-func httpHandler(reg *prometheus.Registry, c *scaler.Collector) http.Handler {
+// (the first collection succeeded; until then, what fails).
+func httpHandler(reg *prometheus.Registry, c *scaler.Collector, health *storeHealth) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -374,7 +324,7 @@ func httpHandler(reg *prometheus.Registry, c *scaler.Collector) http.Handler {
 		case <-c.Ready():
 			io.WriteString(w, "ready\n")
 		default:
-			http.Error(w, "not ready: no successful collection yet", http.StatusServiceUnavailable)
+			http.Error(w, health.notReady(), http.StatusServiceUnavailable)
 		}
 	})
 	return mux
