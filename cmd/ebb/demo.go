@@ -38,7 +38,7 @@ func demoFlags(c *demoConfig) *flag.FlagSet {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
 	fs.DurationVar(&c.duration, "duration", 3*time.Hour, "simulated time to run")
 	fs.Float64Var(&c.speed, "speed", 600, "simulated seconds per real second (0: as fast as possible)")
-	fs.DurationVar(&c.interval, "interval", 15*time.Second, "simulated collector tick, which is also KEDA's polling interval here")
+	fs.DurationVar(&c.interval, "interval", 15*time.Second, "simulated time between ebb's ticks, which is also KEDA's polling interval here (serve's --interval, also EBB_INTERVAL, is real time)")
 	fs.DurationVar(&c.cooldown, "cooldown", 5*time.Minute, "KEDA's cooldownPeriod: how long a workload must be inactive before it goes to zero")
 	fs.Int64Var(&c.seed, "seed", 1, "seed of the simulated bursts")
 	fs.StringVar(&c.start, "start", "2026-11-16T08:00:00Z", "simulated start time (RFC 3339)")
@@ -63,13 +63,24 @@ type demoRow struct {
 }
 
 func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	return demo(ctx, args, stdout, stderr, flagEnv{help: stdout, warn: stderr})
+}
+
+func demo(ctx context.Context, args []string, stdout, stderr io.Writer, env flagEnv) error {
 	var cfg demoConfig
 	fs := demoFlags(&cfg)
-	fs.SetOutput(stderr)
-	if err := parseFlags(fs, args, nil); err != nil {
+	if err := parseFlags(fs, args, env); err != nil {
 		return err
 	}
-	start, err := time.Parse(time.RFC3339, cfg.start)
+	if err := cfg.validate(); err != nil {
+		return usage("demo", err)
+	}
+	start, _ := time.Parse(time.RFC3339, cfg.start)
+	return cfg.run(ctx, start, stdout)
+}
+
+func (cfg *demoConfig) validate() error {
+	_, err := time.Parse(time.RFC3339, cfg.start)
 	switch {
 	case err != nil:
 		return fmt.Errorf("--start %q: want RFC 3339, e.g. 2026-11-16T08:00:00Z", cfg.start)
@@ -86,6 +97,10 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	case cfg.every < cfg.interval:
 		return fmt.Errorf("--table-every = %s, must be at least --interval (%s)", cfg.every, cfg.interval)
 	}
+	return nil
+}
+
+func (cfg *demoConfig) run(ctx context.Context, start time.Time, stdout io.Writer) error {
 
 	clk := clock.NewMock()
 	clk.Set(start)
@@ -146,7 +161,7 @@ loop:
 		collector.Refresh(rpc)
 		now := clk.Now()
 		for _, r := range rows {
-			if err := r.poll(rpc, keda, cfg, now); err != nil {
+			if err := r.poll(rpc, keda, *cfg, now); err != nil {
 				return err
 			}
 			r.account(cfg.interval)

@@ -3,15 +3,13 @@ package main
 import (
 	"bytes"
 	"context"
-	"errors"
-	"flag"
 	"strings"
 	"testing"
 )
 
 func TestServeRequiresURL(t *testing.T) {
 	var stderr bytes.Buffer
-	err := run(context.Background(), []string{"serve"}, &bytes.Buffer{}, &stderr)
+	err := run(context.Background(), []string{"serve"}, &bytes.Buffer{}, &stderr, nil)
 	want := "--prometheus-url (or EBB_PROMETHEUS_URL) is required; to try ebb without a cluster or a Prometheus, run: ebb demo"
 	if err == nil || err.Error() != want {
 		t.Errorf("got %v, want %q", err, want)
@@ -39,7 +37,7 @@ func TestServeFlagErrors(t *testing.T) {
 		{[]string{url, "--min-uptime=-1s"}, nil, "--min-uptime = -1s, must be in [0s, 720h]"},
 		{[]string{url, "--annotation-qps=0"}, nil, "--annotation-qps = 0 and --annotation-burst = 10, must be positive"},
 		{[]string{url, "--kubeconfig=/nonexistent/kubeconfig"}, nil, "kubeconfig /nonexistent/kubeconfig: stat /nonexistent/kubeconfig: no such file or directory"},
-		{nil, map[string]string{"EBB_PROMETHEUS_URL": "http://x", "EBB_INTERVAL": "soon"}, `EBB_INTERVAL="soon": parse error`},
+		{nil, map[string]string{"EBB_PROMETHEUS_URL": "http://x", "EBB_INTERVAL": "soon"}, `EBB_INTERVAL="soon": want a duration such as 5s or 1m`},
 		// The command line wins over the environment.
 		{[]string{"--interval=2m"}, map[string]string{"EBB_PROMETHEUS_URL": "http://x", "EBB_INTERVAL": "5s"}, "--max-staleness = 1m0s, must be at least --interval (2m0s)"},
 	}
@@ -66,16 +64,111 @@ func TestEnvName(t *testing.T) {
 	}
 }
 
-func TestVersionAndUsage(t *testing.T) {
+func TestVersion(t *testing.T) {
 	var out bytes.Buffer
-	if err := run(context.Background(), []string{"version"}, &out, &bytes.Buffer{}); err != nil || out.String() != "ebb dev\n" {
-		t.Errorf("version: %q, %v", out.String(), err)
+	if code := runMain(context.Background(), []string{"version"}, &out, &bytes.Buffer{}, nil); code != 0 || out.String() != "ebb dev\n" {
+		t.Errorf("version: %q, exit %d", out.String(), code)
 	}
-	if err := run(context.Background(), nil, &bytes.Buffer{}, &bytes.Buffer{}); !errors.Is(err, flag.ErrHelp) {
-		t.Errorf("no command: %v, want flag.ErrHelp", err)
+}
+
+// TestCommandLine checks what ebb prints on stderr, and its exit code, for
+// wrong command lines and environments.
+func TestCommandLine(t *testing.T) {
+	url := "--prometheus-url=http://127.0.0.1:1"
+	serveHint := "run 'ebb serve -h' for the flags\n"
+	tests := []struct {
+		name   string
+		args   []string
+		env    []string
+		stderr string
+		code   int
+	}{
+		{"no command", nil, nil, usageText, 2},
+		{"unknown command", []string{"scale"}, nil, "ebb: unknown command \"scale\"\nrun 'ebb help' for the commands\n", 2},
+		{"unknown flag", []string{"serve", url, "--bogus"}, nil, "ebb: unknown flag --bogus\n" + serveHint, 2},
+		{"bad duration", []string{"serve", url, "--interval=5"}, nil, "ebb: --interval \"5\": want a duration such as 5s or 1m\n" + serveHint, 2},
+		{"bad duration in the environment", []string{"serve", url}, []string{"EBB_INTERVAL=5"}, "ebb: EBB_INTERVAL=\"5\": want a duration such as 5s or 1m\n" + serveHint, 2},
+		{"bad number", []string{"demo", "--speed=fast"}, nil, "ebb: --speed \"fast\": want a number\nrun 'ebb demo -h' for the flags\n", 2},
+		{"bad whole number", []string{"demo", "--seed=1.5"}, nil, "ebb: --seed \"1.5\": want a whole number\nrun 'ebb demo -h' for the flags\n", 2},
+		{"bad bool", []string{"recommend", "--source=sim", "--annotate=maybe"}, nil, "ebb: --annotate \"maybe\": want true or false\nrun 'ebb recommend -h' for the flags\n", 2},
+		{"flag without value", []string{"demo", "--speed"}, nil, "ebb: --speed needs a value\nrun 'ebb demo -h' for the flags\n", 2},
+		{"invalid value", []string{"serve", url, "--interval=10ms"}, nil, "ebb: --interval = 10ms, must be in [1s, 10m]\n" + serveHint, 2},
+		{"unreadable token file", []string{"serve", url, "--bearer-token-file=/nonexistent"}, nil,
+			"ebb: --bearer-token-file: open /nonexistent: no such file or directory\n" + serveHint, 2},
+		{"unreadable CA file", []string{"recommend", url, "--ca-file=/nonexistent/ca.pem"}, nil,
+			"ebb: --ca-file: open /nonexistent/ca.pem: no such file or directory\nrun 'ebb recommend -h' for the flags\n", 2},
+		{"serve: URL without a scheme", []string{"serve", "--prometheus-url=127.0.0.1:19099"}, nil,
+			"ebb: --prometheus-url \"127.0.0.1:19099\": want http(s)://host[:port][/path], such as http://prometheus:9090\n" + serveHint, 2},
+		{"recommend: URL without a scheme", []string{"recommend", "--prometheus-url", "127.0.0.1:19099"}, nil,
+			"ebb: --prometheus-url \"127.0.0.1:19099\": want http(s)://host[:port][/path], such as http://prometheus:9090\nrun 'ebb recommend -h' for the flags\n", 2},
+		// The command line wins: EBB_INTERVAL is not even parsed.
+		{"command line over environment", []string{"serve", "--interval=2m"}, []string{"EBB_PROMETHEUS_URL=http://x", "EBB_INTERVAL=soon"},
+			"ebb: --max-staleness = 1m0s, must be at least --interval (2m0s)\n" + serveHint, 2},
+		{"misspelt variable", []string{"serve"}, []string{"EBB_PROMETHEUS_ULR=http://x", "HOME=/root"},
+			"ebb: warning: EBB_PROMETHEUS_ULR is not a setting of 'ebb serve'; did you mean EBB_PROMETHEUS_URL?\n" +
+				"ebb: --prometheus-url (or EBB_PROMETHEUS_URL) is required; to try ebb without a cluster or a Prometheus, run: ebb demo\n" + serveHint, 2},
+		{"unknown variable", []string{"demo", "--duration=0s"}, []string{"EBB_COLOUR=always"},
+			"ebb: warning: EBB_COLOUR is not a setting of 'ebb demo'; run 'ebb demo -h' for the flags\n" +
+				"ebb: --duration = 0s, must be positive\nrun 'ebb demo -h' for the flags\n", 2},
 	}
-	if err := run(context.Background(), []string{"scale"}, &bytes.Buffer{}, &bytes.Buffer{}); err == nil || err.Error() != `unknown command "scale"` {
-		t.Errorf("unknown command: %v", err)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			code := runMain(context.Background(), tt.args, &stdout, &stderr, tt.env)
+			if code != tt.code || stderr.String() != tt.stderr {
+				t.Errorf("ebb %s: exit %d, stderr:\n%s\nwant exit %d, stderr:\n%s", strings.Join(tt.args, " "), code, &stderr, tt.code, tt.stderr)
+			}
+			if stdout.Len() > 0 {
+				t.Errorf("stdout: %q, want nothing", &stdout)
+			}
+		})
+	}
+}
+
+// TestHelp checks that -h on each command exits 0 and starts with what
+// the command does.
+func TestHelp(t *testing.T) {
+	tests := []struct {
+		args  []string
+		start string
+	}{
+		{[]string{"serve", "-h"}, "ebb serve answers KEDA's external scaler API (gRPC) for the workloads\n"},
+		{[]string{"demo", "--help"}, "ebb demo runs ebb end to end on an embedded simulated cluster: ebb's\n"},
+		{[]string{"recommend", "-h"}, "ebb recommend reads the CPU, memory and GPU history of workloads from a\n"},
+		{[]string{"help"}, "ebb: autoscaling and autoshutdown for Kubernetes, as a KEDA external scaler.\n"},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			code := runMain(context.Background(), tt.args, &stdout, &stderr, nil)
+			if code != 0 || !strings.HasPrefix(stdout.String(), tt.start) || stderr.Len() > 0 {
+				t.Errorf("exit %d, stdout:\n%s\nstderr: %q\nwant exit 0, stdout starting %q, no stderr", code, &stdout, &stderr, tt.start)
+			}
+			if len(tt.args) > 1 && !strings.Contains(stdout.String(), "\n  -") {
+				t.Errorf("help lists no flags:\n%s", &stdout)
+			}
+		})
+	}
+}
+
+// TestCommandLineWinsOverEnvironment checks repeatable flags: a variable
+// fills a flag only when the command line left it unset.
+func TestCommandLineWinsOverEnvironment(t *testing.T) {
+	env := map[string]string{"EBB_HEADER": "X-Scope-OrgID: env", "EBB_NAMESPACE": "ml", "EBB_BASIC_AUTH_USER": "env"}
+	getenv := func(k string) string { return env[k] }
+	var s serveConfig
+	if err := parseFlags(serveFlags(&s), []string{"--header=X-Scope-OrgID: flag"}, flagEnv{getenv: getenv}); err != nil {
+		t.Fatal(err)
+	}
+	if got := []string(s.store.headers); len(got) != 1 || got[0] != "X-Scope-OrgID: flag" || s.store.basicAuthUser != "env" {
+		t.Errorf("serve: headers %q, basic-auth user %q; want [X-Scope-OrgID: flag] and env", got, s.store.basicAuthUser)
+	}
+	var r recommendConfig
+	if err := parseFlags(recommendFlags(&r), []string{"--namespace=shop"}, flagEnv{getenv: getenv}); err != nil {
+		t.Fatal(err)
+	}
+	if got := []string(r.namespaces); len(got) != 1 || got[0] != "shop" || r.store.headers[0] != "X-Scope-OrgID: env" {
+		t.Errorf("recommend: namespaces %q, headers %q; want [shop] and [X-Scope-OrgID: env]", got, r.store.headers)
 	}
 }
 

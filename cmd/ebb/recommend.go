@@ -23,23 +23,23 @@ import (
 )
 
 type recommendConfig struct {
-	source        string
-	prometheusURL string
-	namespaces    stringList
-	history       string
-	step          time.Duration
-	end           string
-	format        string
-	output        string
-	annotate      bool
-	apply         bool
-	kubeconfig    string
-	prices        string
-	queryTimeout  time.Duration
-	seed          int64
-	tgiMaxTokens  int64
-	sample        time.Duration // recommend_live.go
-	every         time.Duration
+	source       string
+	store        storeClient
+	namespaces   stringList
+	history      string
+	step         time.Duration
+	end          string
+	format       string
+	output       string
+	annotate     bool
+	apply        bool
+	kubeconfig   string
+	prices       string
+	queryTimeout time.Duration
+	seed         int64
+	tgiMaxTokens int64
+	sample       time.Duration // recommend_live.go
+	every        time.Duration
 
 	cpuPercentile     float64
 	margin            float64
@@ -51,8 +51,9 @@ type recommendConfig struct {
 
 // recommendDeps are what tests replace.
 type recommendDeps struct {
-	now    func() time.Time
-	getenv func(string) string
+	now     func() time.Time
+	getenv  func(string) string
+	environ func() []string // the environment's list, for warnings about unknown EBB_ variables
 	// progress, when set, overrides the terminal check for the progress bar.
 	progress *bool
 	// kubeClient connects to the cluster --apply patches; newKubeClient
@@ -69,7 +70,7 @@ func recommendFlags(c *recommendConfig) *flag.FlagSet {
 	d := autopilot.DefaultConfig()
 	fs := flag.NewFlagSet("recommend", flag.ContinueOnError)
 	fs.StringVar(&c.source, "source", "prometheus", "where history comes from: prometheus, sim (the embedded simulator), metrics-server, or prometheus,metrics-server")
-	fs.StringVar(&c.prometheusURL, "prometheus-url", "", "base URL of the Prometheus-compatible API")
+	c.store.flags(fs)
 	fs.Var(&c.namespaces, "namespace", "namespace to read (repeatable; default all)")
 	fs.StringVar(&c.history, "history", "14d", "how much history to read: 14d, 36h, 90m")
 	fs.DurationVar(&c.step, "step", 5*time.Minute, "resolution of the history")
@@ -114,9 +115,11 @@ func parseHistory(s string) (time.Duration, error) {
 	return time.Duration(days)*24*time.Hour + d, nil
 }
 
-func runRecommend(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	return recommend(ctx, args, stdout, stderr, recommendDeps{})
-}
+// emptyReportError is a report without any workload: it says why, and
+// main exits with exitEmptyReport.
+type emptyReportError struct{ msg string }
+
+func (e *emptyReportError) Error() string { return e.msg }
 
 func recommend(ctx context.Context, args []string, stdout, stderr io.Writer, deps recommendDeps) error {
 	if deps.now == nil {
@@ -124,56 +127,20 @@ func recommend(ctx context.Context, args []string, stdout, stderr io.Writer, dep
 	}
 	var c recommendConfig
 	fs := recommendFlags(&c)
-	fs.SetOutput(stderr)
-	if err := parseFlags(fs, args, deps.getenv); err != nil {
+	if err := parseFlags(fs, args, flagEnv{getenv: deps.getenv, environ: deps.environ, help: stdout, warn: stderr}); err != nil {
 		return err
 	}
-	history, err := parseHistory(c.history)
+	history, err := c.validate()
 	if err != nil {
-		return err
-	}
-	switch {
-	case c.source != "prometheus" && c.source != "sim" && !liveSource(c.source):
-		return fmt.Errorf("--source %q: want prometheus, metrics-server, prometheus,metrics-server or sim", c.source)
-	case (c.source == "prometheus" || c.source == sourceMerged) && c.prometheusURL == "":
-		return errors.New("--prometheus-url (or EBB_PROMETHEUS_URL) is required; to try it on the embedded simulator, run: ebb recommend --source sim")
-	case c.source == "sim" && c.prometheusURL != "":
-		return errors.New("--prometheus-url and --source sim exclude each other")
-	case c.step < time.Second || c.step%time.Second != 0:
-		return fmt.Errorf("--step = %s, must be a whole number of seconds, at least 1s", c.step)
-	case history < c.step:
-		return fmt.Errorf("--history = %s, must be at least --step (%s)", c.history, c.step)
-	case c.apply && !c.annotate:
-		return errors.New("--apply needs --annotate")
-	case c.apply && c.source == "sim":
-		return errors.New("--apply with --source sim: the simulator's workloads are not in a cluster; --annotate alone prints the patches")
-	case c.queryTimeout <= 0:
-		return fmt.Errorf("--query-timeout = %s, must be positive", c.queryTimeout)
-	case c.tgiMaxTokens < 0:
-		return fmt.Errorf("--tgi-max-batch-total-tokens = %d, must be 0 (none) or positive", c.tgiMaxTokens)
-	}
-	if _, err := formatOK(c.format); err != nil {
-		return err
-	}
-	for _, ns := range c.namespaces {
-		if err := autopilot.ValidNamespace(ns); err != nil {
-			return fmt.Errorf("--namespace: %w", err)
-		}
+		return usage("recommend", err)
 	}
 	live, err := newLiveRun(ctx, &c, fs, deps, stderr)
 	if err != nil {
 		return err
 	}
-	var end time.Time
-	switch {
-	case c.end != "":
-		if end, err = time.Parse(time.RFC3339, c.end); err != nil {
-			return fmt.Errorf("--end %q: want RFC 3339, e.g. 2026-11-16T08:00:00Z", c.end)
-		}
-	case c.source == "sim":
-		end = simEnd
-	default:
-		end = deps.now().UTC().Truncate(c.step)
+	end, err := c.endTime(deps.now)
+	if err != nil {
+		return usage("recommend", err)
 	}
 	start := end.Add(-history)
 	start, end = live.window(start, end)
@@ -183,19 +150,11 @@ func recommend(ctx context.Context, args []string, stdout, stderr io.Writer, dep
 	cfg.CPU.HalfLife, cfg.Memory.HalfLife = c.halfLife, c.halfLife
 	cfg.CPULimitFactor, cfg.MemoryLimitFactor = c.cpuLimitFactor, c.memoryLimitFactor
 	if err := cfg.Validate(); err != nil {
-		return err
+		return usage("recommend", err)
 	}
-	prices := autopilot.DefaultPrices()
-	if c.prices != "" {
-		f, err := os.Open(c.prices)
-		if err != nil {
-			return fmt.Errorf("--prices: %w", err)
-		}
-		prices, err = autopilot.ReadPrices(f)
-		f.Close()
-		if err != nil {
-			return fmt.Errorf("--prices %s: %w", c.prices, err)
-		}
+	prices, err := c.readPrices()
+	if err != nil {
+		return usage("recommend", err)
 	}
 	h, err := autopilot.NewHistory(cfg, start, end, c.step)
 	if err != nil {
@@ -216,10 +175,14 @@ func recommend(ctx context.Context, args []string, stdout, stderr io.Writer, dep
 		r.Progress = bar.update
 		err = r.Read(ctx, h)
 	} else if c.source != sourceMetricsServer {
-		source = c.prometheusURL
-		store, perr := queries.NewPrometheus(queries.PrometheusConfig{URL: c.prometheusURL, Timeout: c.queryTimeout})
+		source = c.store.url
+		hc, herr := c.store.httpConfig()
+		if herr != nil {
+			return herr
+		}
+		store, perr := queries.NewPrometheus(queries.PrometheusConfig{URL: c.store.url, Timeout: c.queryTimeout, HTTP: hc})
 		if perr != nil {
-			return fmt.Errorf("--prometheus-url: %w", perr)
+			return perr
 		}
 		cat := queries.DefaultHistoryCatalog()
 		cat.TGI.AssumedMaxBatchTotalTokens = c.tgiMaxTokens
@@ -264,6 +227,78 @@ func recommend(ctx context.Context, args []string, stdout, stderr io.Writer, dep
 		return printPatches(stdout, rep, end)
 	}
 	return nil
+}
+
+// validate checks the flags, and returns --history as a duration.
+func (c *recommendConfig) validate() (time.Duration, error) {
+	history, err := parseHistory(c.history)
+	if err != nil {
+		return 0, err
+	}
+	switch {
+	case c.source != "prometheus" && c.source != "sim" && !liveSource(c.source):
+		return 0, fmt.Errorf("--source %q: want prometheus, metrics-server, prometheus,metrics-server or sim", c.source)
+	case (c.source == "prometheus" || c.source == sourceMerged) && c.store.url == "":
+		return 0, errors.New("--prometheus-url (or EBB_PROMETHEUS_URL) is required; to try it on the embedded simulator, run: ebb recommend --source sim")
+	case c.source == "sim" && c.store.url != "":
+		return 0, errors.New("--prometheus-url and --source sim exclude each other")
+	case c.step < time.Second || c.step%time.Second != 0:
+		return 0, fmt.Errorf("--step = %s, must be a whole number of seconds, at least 1s", c.step)
+	case history < c.step:
+		return 0, fmt.Errorf("--history = %s, must be at least --step (%s)", c.history, c.step)
+	case c.apply && !c.annotate:
+		return 0, errors.New("--apply needs --annotate")
+	case c.apply && c.source == "sim":
+		return 0, errors.New("--apply with --source sim: the simulator's workloads are not in a cluster; --annotate alone prints the patches")
+	case c.queryTimeout <= 0:
+		return 0, fmt.Errorf("--query-timeout = %s, must be positive", c.queryTimeout)
+	case c.tgiMaxTokens < 0:
+		return 0, fmt.Errorf("--tgi-max-batch-total-tokens = %d, must be 0 (none) or positive", c.tgiMaxTokens)
+	}
+	if err := c.store.validate(); err != nil {
+		return 0, err
+	}
+	if _, err := formatOK(c.format); err != nil {
+		return 0, err
+	}
+	for _, ns := range c.namespaces {
+		if err := autopilot.ValidNamespace(ns); err != nil {
+			return 0, fmt.Errorf("--namespace: %w", err)
+		}
+	}
+	return history, nil
+}
+
+// endTime is the end of the history: --end, the simulator's end, or now.
+func (c *recommendConfig) endTime(now func() time.Time) (time.Time, error) {
+	switch {
+	case c.end != "":
+		end, err := time.Parse(time.RFC3339, c.end)
+		if err != nil {
+			return end, fmt.Errorf("--end %q: want RFC 3339, e.g. 2026-11-16T08:00:00Z", c.end)
+		}
+		return end, nil
+	case c.source == "sim":
+		return simEnd, nil
+	}
+	return now().UTC().Truncate(c.step), nil
+}
+
+// readPrices reads --prices, or returns the default prices.
+func (c *recommendConfig) readPrices() (autopilot.Prices, error) {
+	if c.prices == "" {
+		return autopilot.DefaultPrices(), nil
+	}
+	f, err := os.Open(c.prices)
+	if err != nil {
+		return autopilot.Prices{}, fmt.Errorf("--prices: %w", err)
+	}
+	defer f.Close()
+	prices, err := autopilot.ReadPrices(f)
+	if err != nil {
+		return prices, fmt.Errorf("--prices %s: %w", c.prices, err)
+	}
+	return prices, nil
 }
 
 func formatOK(f string) (string, error) {

@@ -86,7 +86,7 @@ func newLiveRun(ctx context.Context, c *recommendConfig, fs *flag.FlagSet, deps 
 		return nil, fmt.Errorf("--every = %s, must be a whole number of seconds, at least 1s", autopilot.FormatDuration(c.every))
 	case c.sample < c.every:
 		return nil, fmt.Errorf("--sample = %s, must be at least --every (%s)", autopilot.FormatDuration(c.sample), autopilot.FormatDuration(c.every))
-	case c.source == sourceMetricsServer && c.prometheusURL != "":
+	case c.source == sourceMetricsServer && c.store.url != "":
 		return nil, fmt.Errorf("--prometheus-url with --source %s: to merge Prometheus' history, use --source %s", sourceMetricsServer, sourceMerged)
 	case c.source == sourceMetricsServer && (set["history"] || set["step"]):
 		return nil, fmt.Errorf("--history and --step are for Prometheus; with --source %s, --sample and --every set the history", sourceMetricsServer)

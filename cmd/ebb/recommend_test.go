@@ -47,7 +47,7 @@ func TestRecommendFlagErrors(t *testing.T) {
 		{[]string{"--source=sim", "--cpu-percentile=2"}, "cpu percentile = 2, must be in [0, 1]"},
 		{[]string{"--source=sim", "--prices=/nonexistent/prices.json"}, "--prices: open /nonexistent/prices.json: no such file or directory"},
 		{[]string{"--source=sim", "--tgi-max-batch-total-tokens=-1"}, "--tgi-max-batch-total-tokens = -1, must be 0 (none) or positive"},
-		{[]string{"--source=sim", "--tgi-max-batch-total-tokens=32k"}, `invalid value "32k" for flag -tgi-max-batch-total-tokens: parse error`},
+		{[]string{"--source=sim", "--tgi-max-batch-total-tokens=32k"}, `--tgi-max-batch-total-tokens "32k": want a whole number`},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {

@@ -25,8 +25,10 @@ import (
 
 // serveDeps are what tests inject into runServe.
 type serveDeps struct {
-	clock  clock.Clock
-	getenv func(string) string
+	clock   clock.Clock
+	getenv  func(string) string
+	environ func() []string // the environment's list, for warnings about unknown EBB_ variables
+	stdout  io.Writer       // -h prints here; nil: os.Stdout
 	// listening, when set, is told the bound addresses (for ":0" in tests).
 	listening func(grpcAddr, httpAddr string)
 	// started, when set, is given the collector, so that tests can wait for
@@ -155,16 +157,15 @@ func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
 func runServe(ctx context.Context, args []string, stderr io.Writer, deps serveDeps) error {
 	var cfg serveConfig
 	fs := serveFlags(&cfg)
-	fs.SetOutput(stderr)
-	if err := parseFlags(fs, args, deps.getenv); err != nil {
+	if err := parseFlags(fs, args, flagEnv{getenv: deps.getenv, environ: deps.environ, help: deps.stdout, warn: stderr}); err != nil {
 		return err
 	}
 	if err := cfg.validate(); err != nil {
-		return err
+		return usage("serve", err)
 	}
 	logger, err := newLogger(stderr, cfg.logLevel, cfg.logFormat)
 	if err != nil {
-		return err
+		return usage("serve", err)
 	}
 	clk := deps.clock
 	if clk == nil {
@@ -172,12 +173,12 @@ func runServe(ctx context.Context, args []string, stderr io.Writer, deps serveDe
 	}
 	hc, err := cfg.store.httpConfig()
 	if err != nil {
-		return err
+		return usage("serve", err)
 	}
 	var serverTLS *tls.Config
 	if cfg.tls.Enabled() {
 		if serverTLS, err = cfg.tls.Config(); err != nil {
-			return err
+			return usage("serve", err)
 		}
 	}
 
