@@ -74,9 +74,11 @@ type Config struct {
 	// HoldTimeoutFor, when set, returns a workload's own hold timeout
 	// (the ebb.dev/hold-timeout annotation); 0 means HoldTimeout.
 	HoldTimeoutFor func(w queries.WorkloadKey) time.Duration
-	// WakeConcurrency bounds, per Service, the held requests released at
-	// once: a released request holds its slot until the upstream answered
-	// its headers (default 100).
+	// WakeConcurrency bounds, per Service, the held requests on their way
+	// upstream at once: a released request holds its slot until it has been
+	// written upstream in full (body included) or answered, whichever comes
+	// first (default 100). It spares a pod that just became ready a
+	// stampede of connections; it does not bound the pod's own concurrency.
 	WakeConcurrency int
 	// RetryAfter is the Retry-After of 503 answers (default 5s, whole seconds).
 	RetryAfter time.Duration

@@ -29,18 +29,18 @@ type forward struct {
 	addrs    []string  // ready addresses when it was let go
 	episode  *episode  // set when it was held
 	q        *queue    // set when the dispatcher released it
-	released bool
+	released atomic.Bool
 	body     trackedBody
 }
 
 type forwardKey struct{}
 
-// release gives back f's concurrency slot, once.
+// release gives back f's concurrency slot, once. The transport's writer
+// may call it as the handler does.
 func (f *forward) release() {
-	if f.released || f.q == nil {
+	if f.q == nil || !f.released.CompareAndSwap(false, true) {
 		return
 	}
-	f.released = true
 	f.a.mu.Lock()
 	f.q.inflight--
 	f.q.poke()
@@ -146,10 +146,11 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		rt = a.h2c
 	}
 	out := req
-	if f.episode != nil && !f.episode.forwarded.Load() {
+	if f.episode != nil { // held: note the first byte out, free the slot once written
 		ep := f.episode
 		out = req.WithContext(httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{
 			WroteHeaders: func() { ep.firstByte(a.cfg.Clock.Now()) },
+			WroteRequest: func(httptrace.WroteRequestInfo) { f.release() },
 		}))
 	}
 	var tried []string

@@ -38,7 +38,7 @@ type queue struct {
 	target     Target
 	head, tail *waiter
 	n          int           // waiters
-	inflight   int           // released, upstream headers not yet answered
+	inflight   int           // released, not yet written upstream nor answered
 	kick       chan struct{} // cap 1: the queue changed
 }
 

@@ -2,13 +2,13 @@ package activator
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -92,64 +92,109 @@ func TestHoldEndToEnd(t *testing.T) {
 	}
 }
 
-// TestHoldOrder: held requests reach the pod in arrival order.
+// TestHoldOrder: held requests go upstream in arrival order. With
+// WakeConcurrency 1 the next request goes only once the one before it is
+// written in full, and the test ends each body in turn: the pod must see
+// the requests one by one, in the order they came.
 func TestHoldOrder(t *testing.T) {
 	const n = 20
 	e := newEnv(t, func(c *Config) { c.WakeConcurrency = 1 })
+	arrived := make(chan string, n)
+	b := newBackend(t, "pod-1", func(w http.ResponseWriter, r *http.Request) {
+		arrived <- r.URL.Path
+		io.Copy(w, r.Body)
+	})
 	var wg sync.WaitGroup
+	bodies := make([]*io.PipeWriter, n)
+	t.Cleanup(func() { // on failure, end the bodies so that the servers can close
+		for _, pw := range bodies {
+			pw.CloseWithError(errors.New("test over"))
+		}
+	})
 	for i := range n {
+		pr, pw := io.Pipe()
+		bodies[i] = pw
 		wg.Go(func() {
-			e.do(e.request(context.Background(), "POST", "web.shop", "/", strings.NewReader(fmt.Sprint(i))))
+			got := e.do(e.request(context.Background(), "POST", "web.shop", fmt.Sprintf("/%d", i), pr))
+			if want := (response{code: 200, body: fmt.Sprint(i)}); got != want {
+				t.Errorf("request %d: got %+v, want %+v", i, got, want)
+			}
 		})
 		e.waitHeld(shopWeb, i+1) // i arrived before i+1
 	}
-	b := newBackend(t, "pod-1", nil)
 	e.eps.SetReady("shop", "web", b.addr)
-	wg.Wait()
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	for i, got := range b.order {
-		if got != fmt.Sprint(i) {
-			t.Fatalf("backend order %v, want 0..%d", b.order, n-1)
+	for i := range n {
+		if got, want := <-arrived, fmt.Sprintf("/%d", i); got != want {
+			t.Fatalf("pod saw %s, want %s", got, want)
 		}
+		select {
+		case p := <-arrived:
+			t.Fatalf("pod saw %s before /%d was written", p, i)
+		default:
+		}
+		io.WriteString(bodies[i], fmt.Sprint(i))
+		bodies[i].Close()
 	}
-	if len(b.order) != n {
-		t.Errorf("backend saw %d requests, want %d", len(b.order), n)
-	}
+	wg.Wait()
 }
 
-// TestWakeConcurrency: at most WakeConcurrency held requests are released
-// while none has its answer's headers yet.
+// TestWakeConcurrency: at most WakeConcurrency held requests are on their
+// way upstream at once. The requests' bodies stream until the test ends
+// them, so each released request stays unwritten: the pod sees exactly the
+// first WakeConcurrency, and the rest stay held until those are written.
 func TestWakeConcurrency(t *testing.T) {
 	const n, limit = 10, 3
 	e := newEnv(t, func(c *Config) { c.WakeConcurrency = limit })
-	var inside, most atomic.Int64
-	arrived := make(chan struct{}, n)
-	proceed := make(chan struct{})
+	arrived := make(chan string, n)
 	b := newBackend(t, "pod-1", func(w http.ResponseWriter, r *http.Request) {
-		now := inside.Add(1)
-		for m := most.Load(); now > m && !most.CompareAndSwap(m, now); m = most.Load() {
-		}
-		arrived <- struct{}{}
-		<-proceed
-		inside.Add(-1)
-		io.WriteString(w, "ok")
+		arrived <- r.URL.Path
+		body, _ := io.ReadAll(r.Body)
+		fmt.Fprintf(w, "%s %s", r.URL.Path, body)
 	})
 	var wg sync.WaitGroup
-	for range n {
-		wg.Go(func() { e.do(e.request(context.Background(), "GET", "web.shop", "/", nil)) })
+	bodies := make([]*io.PipeWriter, n)
+	t.Cleanup(func() { // on failure, end the bodies so that the servers can close
+		for _, pw := range bodies {
+			pw.CloseWithError(errors.New("test over"))
+		}
+	})
+	for i := range n {
+		pr, pw := io.Pipe()
+		bodies[i] = pw
+		wg.Go(func() {
+			path := fmt.Sprintf("/%d", i)
+			got := e.do(e.request(context.Background(), "POST", "web.shop", path, pr))
+			if want := (response{code: 200, body: path + " streamed"}); got != want {
+				t.Errorf("request %d: got %+v, want %+v", i, got, want)
+			}
+		})
+		e.waitHeld(shopWeb, i+1)
 	}
-	e.waitHeld(shopWeb, n)
 	e.eps.SetReady("shop", "web", b.addr)
-	for range limit {
-		<-arrived
+	first := map[string]bool{}
+	for range limit { // released together: any order among them
+		first[<-arrived] = true
+	}
+	if !first["/0"] || !first["/1"] || !first["/2"] {
+		t.Errorf("pod saw %v first, want /0, /1 and /2", first)
 	}
 	e.waitHeld(shopWeb, n-limit) // the rest stay held
-	close(proceed)
-	wg.Wait()
-	if most.Load() != limit {
-		t.Errorf("at most %d requests at the pod at once, want %d", most.Load(), limit)
+	select {
+	case p := <-arrived:
+		t.Fatalf("pod saw %s while %d requests were unwritten", p, limit)
+	default:
 	}
+	io.WriteString(bodies[0], "streamed")
+	bodies[0].Close() // one is written in full: one more goes
+	if got := <-arrived; got != fmt.Sprintf("/%d", limit) {
+		t.Errorf("pod saw %s, want /%d", got, limit)
+	}
+	e.waitHeld(shopWeb, n-limit-1)
+	for _, pw := range bodies[1:] {
+		io.WriteString(pw, "streamed")
+		pw.Close()
+	}
+	wg.Wait()
 }
 
 // TestHoldSpread: held requests go round robin over the ready addresses.
