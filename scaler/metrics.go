@@ -2,6 +2,7 @@ package scaler
 
 import (
 	"errors"
+	"math"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -75,7 +76,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 func RegisterSnapshotAge(reg prometheus.Registerer, c *Collector) {
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "ebb_snapshot_age_seconds",
-		Help: "Age of the current snapshot by the collector's clock; grows when ticks stall.",
+		Help: "Age of the current snapshot by the collector's clock; grows when ticks stall, not when the store fails (see ebb_data_age_seconds).",
 	}, func() float64 {
 		s := c.Snapshot()
 		if s.At.IsZero() {
@@ -88,6 +89,45 @@ func RegisterSnapshotAge(reg prometheus.Registerer, c *Collector) {
 // ObserveCheck counts a check that the store answers, made while no
 // workload is watched, as a query of signal "check".
 func (m *Metrics) ObserveCheck(err error) { m.observeQuery("check", 0, err) }
+
+// RegisterDataAge registers ebb_data_age_seconds, read from c's snapshot at
+// scrape time: per shape, how old the newest value a query returned is, by
+// the collector's clock. Unlike the snapshot's age, it grows while the
+// store fails; +Inf means no query of the shape has succeeded yet.
+func RegisterDataAge(reg prometheus.Registerer, c *Collector) {
+	reg.MustRegister(dataAge{c: c, desc: prometheus.NewDesc("ebb_data_age_seconds",
+		"Age of the newest good data per signal shape by the collector's clock; grows while the store fails; +Inf before any success.",
+		[]string{"shape"}, nil)})
+}
+
+type dataAge struct {
+	c    *Collector
+	desc *prometheus.Desc
+}
+
+func (d dataAge) Describe(ch chan<- *prometheus.Desc) { ch <- d.desc }
+
+func (d dataAge) Collect(ch chan<- prometheus.Metric) {
+	s := d.c.Snapshot()
+	newest := map[queries.Shape]time.Time{}
+	for i := range s.obs {
+		o := &s.obs[i]
+		if o.owner == nil {
+			continue
+		}
+		if at, ok := newest[o.owner.Shape]; !ok || o.At.After(at) {
+			newest[o.owner.Shape] = o.At
+		}
+	}
+	now := d.c.cfg.Clock.Now()
+	for shape, at := range newest {
+		age := math.Inf(1)
+		if !at.IsZero() {
+			age = now.Sub(at).Seconds()
+		}
+		ch <- prometheus.MustNewConstMetric(d.desc, prometheus.GaugeValue, age, shape.String())
+	}
+}
 
 func (m *Metrics) observeQuery(signal queries.Signal, samples int, err error) {
 	if m == nil {

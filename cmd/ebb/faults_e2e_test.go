@@ -237,7 +237,9 @@ func TestServeFailSafeUnderStoreFaults(t *testing.T) {
 				!strings.Contains(msg, "max staleness 30s") || !strings.Contains(msg, tt.kind) {
 				t.Errorf("GetMetrics of cart after 20m: %v; want Unavailable naming the staleness and %s", err, tt.kind)
 			}
-			e.waitMetrics(t, `ebb_query_errors_total{kind="`+tt.kind+`",signal="requests"}`, `ebb_activity{reason="unknown",state="unknown"} 2`)
+			// The data is 20m40s old while the snapshot is fresh.
+			e.waitMetrics(t, `ebb_query_errors_total{kind="`+tt.kind+`",signal="requests"}`, `ebb_activity{reason="unknown",state="unknown"} 2`,
+				"\nebb_data_age_seconds{shape=\"requests[1m]\"} 1240\n", "\nebb_snapshot_age_seconds 0\n")
 			logged := false
 			for line := range strings.Lines(e.stderr.String()) {
 				if strings.Contains(line, `msg="query failed"`) && containsAll(line, tt.log) {
@@ -258,7 +260,8 @@ func TestServeFailSafeUnderStoreFaults(t *testing.T) {
 			if e.isActive(t, nobody) {
 				t.Error("nobody active after the store healed")
 			}
-			e.waitMetrics(t, `ebb_activity{reason="traffic",state="active"} 1`, `ebb_activity{reason="idle",state="idle"} 1`)
+			e.waitMetrics(t, `ebb_activity{reason="traffic",state="active"} 1`, `ebb_activity{reason="idle",state="idle"} 1`,
+				"\nebb_data_age_seconds{shape=\"requests[1m]\"} 0\n")
 			// What KEDA's push streams saw after their first message:
 			// nothing, through the fault and after it.
 			if got := nobodyStream.received(); len(got) != 0 {

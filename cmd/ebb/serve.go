@@ -221,6 +221,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer, deps serveDe
 		return err
 	}
 	scaler.RegisterSnapshotAge(reg, collector)
+	scaler.RegisterDataAge(reg, collector)
 	if deps.started != nil {
 		deps.started(collector)
 	}
