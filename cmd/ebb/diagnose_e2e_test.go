@@ -76,12 +76,13 @@ func TestServeSaysWhatIsWrongWithTheStore(t *testing.T) {
 		want := "not ready: store " + p.url() + " unreachable since " + since + ": dial tcp " + p.addr +
 			": connect: connection refused; check --prometheus-url and that the store runs and is reachable from ebb\n"
 		waitBody(t, e.http+"/readyz", want, http.StatusServiceUnavailable)
-		e.waitMetrics(t, `ebb_query_errors_total{kind="unreachable",signal="check"} 1`)
+		e.waitMetrics(t, `ebb_query_errors_total{kind="unreachable",signal="check"} 1`, "\nebb_ready 0\n")
 
 		// The store comes back: the next tick's check reaches it.
 		p.set(t, passThrough)
 		clk.Add(5 * time.Second)
 		waitBody(t, e.http+"/readyz", "ready\n", http.StatusOK)
+		e.waitMetrics(t, "\nebb_ready 1\n")
 		line := `level=INFO msg="store answers again" url=` + p.url() + " down=5s since=" + evalAt.Format(time.RFC3339) + "\n"
 		got := grepLines(e.stderr.String(), "store answers again")
 		if _, rest, _ := strings.Cut(got, " "); rest != line { // cut the wall-clock time= of slog's text

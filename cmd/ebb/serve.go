@@ -222,6 +222,17 @@ func runServe(ctx context.Context, args []string, stderr io.Writer, deps serveDe
 	}
 	scaler.RegisterSnapshotAge(reg, collector)
 	scaler.RegisterDataAge(reg, collector)
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "ebb_ready",
+		Help: "1 once a collection succeeded (/readyz answers ready), else 0.",
+	}, func() float64 {
+		select {
+		case <-collector.Ready():
+			return 1
+		default:
+			return 0
+		}
+	}))
 	if deps.started != nil {
 		deps.started(collector)
 	}
