@@ -65,7 +65,7 @@ func TestAlertRules(t *testing.T) {
 	e := startServe(t, "http://127.0.0.1:1", nil, "--interval=1m", "--max-staleness=1m")
 	page := e.metrics(t)
 	for _, name := range regexp.MustCompile(`\bebb_[a-z_]+`).FindAllString(string(rules), -1) {
-		if !regexp.MustCompile(`(?m)^# TYPE ` + name + ` `).MatchString(page) && !slices.Contains(scrapedLater, name) {
+		if !regexp.MustCompile(`(?m)^# TYPE `+name+` `).MatchString(page) && !slices.Contains(scrapedLater, name) {
 			t.Errorf("the alerts read %s, which ebb serve does not export", name)
 		}
 	}
