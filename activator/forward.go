@@ -175,10 +175,6 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			f.release()
 			return nil, err
 		}
-		if addr == "" { // the addresses changed: try them all again
-			tried = tried[:0]
-			continue
-		}
 		u := *req.URL
 		u.Host = addr
 		out = out.WithContext(out.Context())
@@ -186,8 +182,9 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 }
 
-// another returns a ready address of f's Service not in tried, waiting for
-// the addresses to change when there is none; "" when they changed.
+// another returns a ready address of f's Service not in tried, waiting
+// for the addresses to change when there is none (then any of the new ones
+// will do), until f's hold deadline.
 func (a *Activator) another(ctx context.Context, f *forward, tried []string) (string, error) {
 	wait := f.holdDeadline().Sub(a.cfg.Clock.Now())
 	if wait <= 0 {
@@ -196,20 +193,22 @@ func (a *Activator) another(ctx context.Context, f *forward, tried []string) (st
 	timer := a.cfg.Clock.Timer(wait) // before Ready: a test that saw Ready may move a mock clock
 	defer timer.Stop()
 	t := f.target
-	addrs, changed := a.cfg.Endpoints.Ready(t.Namespace, t.Service, t.Port)
-	for range addrs {
-		addr := addrs[int(a.rr.Add(1)-1)%len(addrs)]
-		if !contains(tried, addr) {
-			return addr, nil
+	for {
+		addrs, changed := a.cfg.Endpoints.Ready(t.Namespace, t.Service, t.Port)
+		for range addrs {
+			addr := addrs[int(a.rr.Add(1)-1)%len(addrs)]
+			if !contains(tried, addr) {
+				return addr, nil
+			}
 		}
-	}
-	select {
-	case <-changed:
-		return "", nil
-	case <-timer.C:
-		return "", errHoldTimeout
-	case <-ctx.Done():
-		return "", ctx.Err()
+		select {
+		case <-changed:
+			tried = nil
+		case <-timer.C:
+			return "", errHoldTimeout
+		case <-ctx.Done():
+			return "", ctx.Err()
+		}
 	}
 }
 

@@ -323,25 +323,42 @@ func TestClientGoneFreesSlot(t *testing.T) {
 
 // TestRefusedRetried: an address that refuses the connection is tried,
 // then another, then the activator waits for the addresses to change; the
-// request reaches the pod once, body intact.
+// request reaches the pod once, body intact, over HTTP/1.1 and h2c.
 func TestRefusedRetried(t *testing.T) {
-	e := newEnv(t, nil)
-	dead := deadAddr(t)
-	e.eps.SetReady("shop", "web", dead)
-	done := make(chan response)
-	go func() {
-		done <- e.do(e.request(context.Background(), "POST", "web.shop", "/", strings.NewReader("only once")))
-	}()
-	// The request waits for a change: the demand is not counted, so watch
-	// the Endpoints being asked again (once by ServeHTTP, once on refusal).
-	e.waitReadyCalls(2)
-	b := newBackend(t, "pod-1", nil)
-	e.eps.SetReady("shop", "web", dead, b.addr)
-	if got, want := <-done, (response{code: 200, body: "pod-1 got POST / only once"}); got != want {
-		t.Errorf("got %+v, want %+v", got, want)
-	}
-	if b.n.Load() != 1 {
-		t.Errorf("backend saw %d requests, want 1", b.n.Load())
+	for _, proto := range []string{"http1", "h2c"} {
+		t.Run(proto, func(t *testing.T) {
+			e := newEnv(t, nil)
+			client := e.client
+			if proto == "h2c" {
+				client = h2cClient(t)
+			}
+			dead1, dead2 := deadAddr(t), deadAddr(t)
+			e.eps.SetReady("shop", "web", dead1, dead2)
+			done := make(chan response)
+			go func() {
+				req := e.request(context.Background(), "POST", "web.shop", "/", strings.NewReader("only once"))
+				resp, err := client.Do(req)
+				if err != nil {
+					done <- response{err: err}
+					return
+				}
+				body, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				done <- response{code: resp.StatusCode, body: string(body)}
+			}()
+			// Ready is called by ServeHTTP, after the first refusal (the
+			// other address is tried) and after the second: then the
+			// request waits for a change.
+			e.waitReadyCalls(3)
+			b := newBackend(t, "pod-1", nil)
+			e.eps.SetReady("shop", "web", dead1, b.addr, dead2)
+			if got, want := <-done, (response{code: 200, body: "pod-1 got POST / only once"}); got != want {
+				t.Errorf("got %+v, want %+v", got, want)
+			}
+			if b.n.Load() != 1 {
+				t.Errorf("backend saw %d requests, want 1", b.n.Load())
+			}
+		})
 	}
 }
 
