@@ -75,12 +75,15 @@ func (c *Collector) Refresh(ctx context.Context) {
 				in.tracker.Saw(time.Unix(0, at))
 			}
 			d := in.tracker.Decide(c.policy(in), now)
-			if !known || d.Active != o.Active || d.Known() != (o.Reason != shutdown.ReasonUnknown) {
+			if !known || d.Active != o.Active || d.Known() != knownReason(o.Reason) {
 				c.flipped = append(c.flipped, in)
 			}
 			in.decision = d
 			o.Active, o.Reason, o.Until, o.Why = d.Active, d.Reason, d.Until, ""
-			if !d.Known() {
+			switch {
+			case d.Reason == shutdown.ReasonBadConfig:
+				o.Why = d.Text()
+			case !d.Known():
 				o.Why = d.Detail.Why
 			}
 		}

@@ -112,8 +112,8 @@ type Observation struct {
 
 	// The fields above, which KEDA's calls read, fit in 64 bytes.
 
-	// Why says why the idle policy had no trustworthy state, when Reason
-	// is shutdown.ReasonUnknown.
+	// Why says why the idle policy gave no answer, when its decision was
+	// not Known: no trustworthy state, or a broken configuration.
 	Why string
 
 	// LastActive is the last evaluation time at which Value was above the
@@ -186,6 +186,9 @@ func (s *Snapshot) Value(in *Interest, now time.Time, maxStaleness time.Duration
 	return value(o, now, maxStaleness)
 }
 
+// knownReason reports whether a decision with reason r is an answer.
+func knownReason(r shutdown.Reason) bool { return shutdown.Decision{Reason: r}.Known() }
+
 // Activity is what a snapshot can answer to "should this workload run?".
 type Activity uint8
 
@@ -195,8 +198,9 @@ const (
 	// Unseen: the interest is newer than the snapshot's tick.
 	Unseen Activity = iota
 	// Unknown: the idle policy had no trustworthy state to decide on (no
-	// data yet, the idle clock not recovered, or data older than the max
-	// staleness); Observation.Why says which.
+	// data yet, the idle clock not recovered, data older than the max
+	// staleness, annotations not read yet) or the workload's configuration
+	// is broken; Observation.Why says which.
 	Unknown
 	Idle
 	Active
@@ -218,7 +222,7 @@ func (s *Snapshot) Activity(in *Interest) Activity {
 	switch {
 	case o == nil:
 		return Unseen
-	case o.Reason == shutdown.ReasonUnknown:
+	case !knownReason(o.Reason):
 		return Unknown
 	case o.Active:
 		return Active

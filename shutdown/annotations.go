@@ -32,8 +32,12 @@ type Overrides struct {
 	// KeepAwake holds the windows of ebb.dev/keep-awake that parsed.
 	KeepAwake []Window
 	// Invalid is the error ParseAnnotations returned, if any. Resolve copies
-	// it into the Policy, which then never decides idle.
+	// it into the Policy, which then decides neither active nor idle.
 	Invalid error
+	// Unknown, when set, says why the workload's annotations are not known
+	// yet (not read from the cluster yet); the Policy then decides neither
+	// active nor idle.
+	Unknown string
 }
 
 // AnnotationError names the annotation that is wrong and why.
@@ -107,6 +111,9 @@ func Resolve(defaults Policy, metadataIdleAfter time.Duration, o Overrides) Poli
 	}
 	if o.Invalid != nil {
 		p.Invalid = o.Invalid
+	}
+	if o.Unknown != "" {
+		p.Unknown = o.Unknown
 	}
 	return p
 }

@@ -129,8 +129,10 @@ func TestResolveOverrides(t *testing.T) {
 	}
 }
 
-// A bad annotation never shuts a workload down, whichever part is bad.
-func TestBadAnnotationIsActive(t *testing.T) {
+// A bad annotation never shuts a workload down, whichever part is bad, and
+// never wakes one: the decision is no answer (Known false), though Active
+// stays true for whatever reads Active alone.
+func TestBadAnnotationIsNoAnswer(t *testing.T) {
 	idle := shutdown.State{Known: true, LastActive: now.Add(-24 * time.Hour)}
 	for _, a := range []map[string]string{
 		{"ebb.dev/idle-after": "5"},
@@ -142,10 +144,10 @@ func TestBadAnnotationIsActive(t *testing.T) {
 			t.Fatalf("%v: got no error", a)
 		}
 		d := shutdown.Resolve(shutdown.DefaultPolicy(), 0, o).Decide(idle, now)
-		if !d.Active || d.Reason != shutdown.ReasonBadConfig {
-			t.Errorf("%v: got %s, want active for a bad configuration", a, d)
+		if !d.Active || d.Known() || d.Reason != shutdown.ReasonBadConfig {
+			t.Errorf("%v: got %s (known %v), want no answer for a bad configuration", a, d, d.Known())
 		}
-		if want := "active: bad configuration: " + err.Error(); d.String() != want {
+		if want := "unknown: bad configuration: " + err.Error(); d.String() != want {
 			t.Errorf("got %q, want %q", d.String(), want)
 		}
 	}
@@ -162,9 +164,9 @@ func TestStateAnnotations(t *testing.T) {
 		state string
 	}{
 		{"bad config", shutdown.Policy{Invalid: errors.New("ebb.dev/idle-after: 0s must be > 0 and <= 720h")}.Decide(shutdown.State{}, now),
-			"active: bad configuration: ebb.dev/idle-after: 0s must be > 0 and <= 720h"},
+			"unknown: bad configuration: ebb.dev/idle-after: 0s must be > 0 and <= 720h"},
 		{"long bad config is cut", shutdown.Policy{Invalid: long}.Decide(shutdown.State{}, now),
-			"active: bad configuration: " + strings.Repeat("x", 200) + "..."},
+			"unknown: bad configuration: " + strings.Repeat("x", 200) + "..."},
 		{"unknown", p.Decide(shutdown.State{Why: shutdown.WhyNoData}, now), "unknown: no trustworthy data: no data yet"},
 		{"opt-out", shutdown.Policy{Disabled: true}.Decide(shutdown.State{Known: true}, now), "active: autoshutdown disabled"},
 		{"traffic", p.Decide(shutdown.State{Known: true, Value: 3.2, Activation: 0.5}, now), "active: traffic above activation 0.5"},

@@ -24,8 +24,12 @@ type Policy struct {
 	// KeepAwake holds windows inside which the workload is never idle.
 	KeepAwake []Window
 	// Invalid is the workload's configuration problem, if any. A Policy with
-	// a problem is never idle: a typo must not shut a workload down.
+	// a problem decides neither active nor idle: a typo must not shut a
+	// workload down, nor wake one.
 	Invalid error
+	// Unknown, when set, says why the workload's configuration is not known
+	// yet; the Policy then decides neither active nor idle.
+	Unknown string
 }
 
 // DefaultPolicy returns the policy with the server defaults.
@@ -55,7 +59,7 @@ type Reason uint8
 
 // Reasons, in order of precedence.
 const (
-	ReasonBadConfig Reason = iota + 1 // the workload's configuration is broken: active
+	ReasonBadConfig Reason = iota + 1 // the workload's configuration is broken: neither active nor idle (see Decision.Known)
 	ReasonUnknown                     // no trustworthy data: neither active nor idle (see Decision.Known)
 	ReasonOptOut                      // autoshutdown disabled: active
 	ReasonTraffic                     // value above activation: active
@@ -126,6 +130,9 @@ func (p Policy) Decide(s State, now time.Time) Decision {
 	switch {
 	case p.Invalid != nil:
 		d.Reason = ReasonBadConfig
+		return d
+	case p.Unknown != "":
+		d.Reason, d.Detail.Why = ReasonUnknown, p.Unknown
 		return d
 	case !s.Known || !finite(s.Value) || !finite(s.Activation):
 		if s.Known {
@@ -231,10 +238,11 @@ func (d Decision) Text() string {
 	return d.Reason.String()
 }
 
-// Known reports whether the decision rests on a trustworthy state. An
-// unknown decision must neither wake a workload nor shut it down: KEDA is
-// answered an error, on which it keeps the current replica count.
-func (d Decision) Known() bool { return d.Reason != ReasonUnknown }
+// Known reports whether the decision rests on a trustworthy state and a
+// valid configuration. A decision that is not known must neither wake a
+// workload nor shut it down: KEDA is answered an error, on which it keeps
+// the current replica count.
+func (d Decision) Known() bool { return d.Reason != ReasonUnknown && d.Reason != ReasonBadConfig }
 
 // String returns "active: <text>", "idle: <text>" or "unknown: <text>".
 func (d Decision) String() string {

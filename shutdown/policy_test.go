@@ -226,3 +226,23 @@ func BenchmarkWindowContains(b *testing.B) {
 }
 
 var sinkTime time.Time
+
+// A policy whose configuration is not known yet (annotations not read)
+// gives no answer, whatever the state, and says why.
+func TestUnknownConfigIsNoAnswer(t *testing.T) {
+	p := shutdown.DefaultPolicy()
+	p.Unknown = "workload annotations not read yet"
+	for _, s := range []shutdown.State{
+		{Known: true, Value: 5}, // traffic
+		{Known: true, LastActive: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}, // long idle
+	} {
+		d := p.Decide(s, time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC))
+		if d.Known() || d.Reason != shutdown.ReasonUnknown || d.String() != "unknown: no trustworthy data: workload annotations not read yet" {
+			t.Errorf("state %+v: %s (known %v), want unknown because the annotations are not read", s, d, d.Known())
+		}
+	}
+	o := shutdown.Overrides{Unknown: "not read"}
+	if got := shutdown.Resolve(shutdown.DefaultPolicy(), 0, o).Unknown; got != "not read" {
+		t.Errorf("Resolve kept Unknown %q, want %q", got, "not read")
+	}
+}

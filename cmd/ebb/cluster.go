@@ -92,11 +92,12 @@ func (c *cluster) run(ctx context.Context) {
 	}
 }
 
-// errNotSynced keeps workloads active until their annotations are read: an
-// opt-out or a keep-awake window must never be missed.
-var errNotSynced = errors.New("workload annotations not read yet")
+// notSynced keeps every workload's state unknown (IsActive answers
+// Unavailable) until the annotations are read: an opt-out or a keep-awake
+// window must never be missed, and a restart must wake nothing.
+const notSynced = "workload annotations not read yet"
 
-// syncGate answers "broken config" (so: active) until the watcher's first
+// syncGate answers "unknown" (so: Unavailable) until the watcher's first
 // full read of the cluster.
 type syncGate struct{ w *kube.Watcher }
 
@@ -105,6 +106,6 @@ func (g syncGate) Overrides(key queries.WorkloadKey) (shutdown.Overrides, bool) 
 	case <-g.w.Synced():
 		return g.w.Overrides(key)
 	default:
-		return shutdown.Overrides{Invalid: errNotSynced}, false
+		return shutdown.Overrides{Unknown: notSynced}, false
 	}
 }

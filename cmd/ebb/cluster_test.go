@@ -44,9 +44,10 @@ func TestClusterWiring(t *testing.T) {
 	}
 	c := &cluster{watcher: w, writer: sw, logger: slog.New(slog.DiscardHandler)}
 
-	// Before the watcher has read the cluster, every workload is active.
-	if o, _ := c.overrides().Overrides(queries.WorkloadKey{Namespace: "notebooks", Name: "bob"}); o.Invalid != errNotSynced {
-		t.Fatalf("before sync: %+v, want the not-synced error that keeps workloads active", o)
+	// Before the watcher has read the cluster, every workload's state is
+	// unknown: neither woken nor shut down.
+	if o, _ := c.overrides().Overrides(queries.WorkloadKey{Namespace: "notebooks", Name: "bob"}); o.Unknown != notSynced {
+		t.Fatalf("before sync: %+v, want unknown: %s", o, notSynced)
 	}
 
 	src := &queries.FakeSource{}
@@ -60,8 +61,11 @@ func TestClusterWiring(t *testing.T) {
 	keep := col.Register(shape, queries.WorkloadKey{Namespace: "notebooks", Name: "keep"}, 0, 0)
 	col.Refresh(context.Background())
 	for _, in := range []*scaler.Interest{bob, keep} {
-		if o, _ := col.Snapshot().Lookup(in); !o.Active || o.Reason != shutdown.ReasonBadConfig {
-			t.Errorf("%s before sync: active %v (%v), want active", in.Workload, o.Active, o.Reason)
+		if a := col.Snapshot().Activity(in); a != scaler.Unknown {
+			t.Errorf("%s before sync: %s, want unknown", in.Workload, a)
+		}
+		if o, _ := col.Snapshot().Lookup(in); o.Reason != shutdown.ReasonUnknown || o.Why != notSynced {
+			t.Errorf("%s before sync: %v (%q), want unknown (%q)", in.Workload, o.Reason, o.Why, notSynced)
 		}
 	}
 
