@@ -103,15 +103,18 @@ func TestWatcherHold(t *testing.T) {
 	if h, ok := w.Hold(web); !ok || !maps.Equal(h.Labels, webLabels) || h.Timeout != 10*time.Minute || h.Invalid != nil {
 		t.Errorf("web: got %+v, %v; want its labels and 10m", h, ok)
 	}
-	if d, ok := w.HoldTimeout(web); !ok || d != 10*time.Minute {
-		t.Errorf("web's hold timeout: got %s, %v; want 10m, true", d, ok)
+	if d := w.HoldTimeout(web); d != 10*time.Minute {
+		t.Errorf("web's hold timeout: got %s, want 10m", d)
 	}
 	h, ok := w.Hold(dbKey)
 	if !ok || !maps.Equal(h.Labels, dbLabels) || h.Timeout != 0 || errorText(h.Invalid) != `ebb.dev/hold-timeout: "forever" is not a duration like 5m` {
 		t.Errorf("db: got %+v, %v; want its labels and the bad timeout's error", h, ok)
 	}
-	if d, ok := w.HoldTimeout(dbKey); ok || d != 0 {
-		t.Errorf("db's hold timeout: got %s, %v; want 0, false (the default applies)", d, ok)
+	if d := w.HoldTimeout(dbKey); d != 0 {
+		t.Errorf("db's hold timeout: got %s, want 0 (the default applies)", d)
+	}
+	if d := w.HoldTimeout(plain); d != 0 {
+		t.Errorf("plain's hold timeout: got %s, want 0", d)
 	}
 	if _, ok := w.Hold(plain); ok {
 		t.Error("plain: ok = true, want false: it does not hold requests")

@@ -268,12 +268,13 @@ func (w *Watcher) Hold(key queries.WorkloadKey) (h Hold, ok bool) {
 	return Hold{}, false
 }
 
-// HoldTimeout returns the workload's ebb.dev/hold-timeout; ok is false
-// when the workload does not hold requests or the annotation is unset or
-// bad (the Watcher logs why), and the activator's default applies.
-func (w *Watcher) HoldTimeout(key queries.WorkloadKey) (d time.Duration, ok bool) {
-	h, ok := w.Hold(key)
-	return h.Timeout, ok && h.Timeout > 0
+// HoldTimeout returns the workload's ebb.dev/hold-timeout, or 0 when the
+// workload does not hold requests or the annotation is unset or bad (the
+// Watcher logs why): then the activator's default applies. It fits
+// activator.Config.HoldTimeoutFor.
+func (w *Watcher) HoldTimeout(key queries.WorkloadKey) time.Duration {
+	h, _ := w.Hold(key)
+	return h.Timeout
 }
 
 // OnHoldChange makes the Watcher call fn, from its informers' goroutines
