@@ -170,6 +170,7 @@ func recommend(ctx context.Context, args []string, stdout, stderr io.Writer, dep
 
 	bar := newProgress(stderr, deps.progress)
 	source := c.source
+	var seen *seriesSeen // the store's reads, for an empty report
 	if c.source == "sim" {
 		r := simReader(start, c.seed, c.namespaces)
 		r.Progress = bar.update
@@ -186,8 +187,9 @@ func recommend(ctx context.Context, args []string, stdout, stderr io.Writer, dep
 		}
 		cat := queries.DefaultHistoryCatalog()
 		cat.TGI.AssumedMaxBatchTotalTokens = c.tgiMaxTokens
-		r := &autopilot.PrometheusReader{Store: live.clip(store), Catalog: cat, Namespaces: c.namespaces, Progress: bar.update}
-		err = r.Read(ctx, h)
+		seen = newSeriesSeen(store, cat)
+		r := &autopilot.PrometheusReader{Store: live.clip(seen), Catalog: cat, Namespaces: c.namespaces, Progress: bar.update}
+		err = withStoreHint(r.Read(ctx, h))
 	}
 	bar.done()
 	if err == nil {
@@ -219,6 +221,9 @@ func recommend(ctx context.Context, args []string, stdout, stderr io.Writer, dep
 		if err := out.(*os.File).Close(); err != nil {
 			return fmt.Errorf("--output: %w", err)
 		}
+	}
+	if reportedWorkloads(rep) == 0 {
+		return emptyReport(&c, seen, start, end)
 	}
 	switch {
 	case c.apply:

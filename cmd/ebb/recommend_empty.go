@@ -1,0 +1,142 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ebbscale/ebb/autopilot"
+	"github.com/ebbscale/ebb/autopilot/live"
+	"github.com/ebbscale/ebb/queries"
+)
+
+// seriesSeen is the store as recommend reads it, remembering for each of
+// the catalog's metrics whether a query that reads it returned series, so
+// that an empty report can say which were missing.
+type seriesSeen struct {
+	store   autopilot.RangeQuerier
+	metrics []string
+
+	mu    sync.Mutex
+	asked map[string]bool
+	found map[string]bool
+}
+
+var _ autopilot.RangeQuerier = (*seriesSeen)(nil)
+
+func newSeriesSeen(store autopilot.RangeQuerier, cat queries.HistoryCatalog) *seriesSeen {
+	s := &seriesSeen{store: store, asked: map[string]bool{}, found: map[string]bool{}}
+	for _, p := range providers(cat) {
+		s.metrics = append(s.metrics, p.metrics...)
+	}
+	return s
+}
+
+func (s *seriesSeen) Range(ctx context.Context, expr string, start, end time.Time, step time.Duration) ([]queries.Series, error) {
+	out, err := s.store.Range(ctx, expr, start, end, step)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, m := range s.metrics {
+		if strings.Contains(expr, m) {
+			s.asked[m] = true
+			if len(out) > 0 {
+				s.found[m] = true
+			}
+		}
+	}
+	return out, err
+}
+
+// missing returns the metrics that were asked for and never had series.
+func (s *seriesSeen) missing() map[string]bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	m := map[string]bool{}
+	for name := range s.asked {
+		if !s.found[name] {
+			m[name] = true
+		}
+	}
+	return m
+}
+
+// provider is what usually exports some of the metrics recommend reads.
+type provider struct {
+	name    string
+	metrics []string
+}
+
+func providers(cat queries.HistoryCatalog) []provider {
+	c, w := cat.Containers, cat.Workloads
+	return []provider{
+		{"kube-state-metrics", []string{c.Requests, c.Limits, w.DeploymentReplicas, w.StatefulSetReplicas}},
+		{"cAdvisor, scraped through the kubelet", []string{c.CPU, c.Memory}},
+		{"dcgm-exporter", []string{cat.GPU.FramebufferUsed}},
+		{"Istio", []string{cat.Signals.Requests.Metric}},
+	}
+}
+
+// reportedWorkloads counts the report's workloads, leaving out the rows
+// about a problem with every namespace.
+func reportedWorkloads(r *autopilot.Report) int {
+	n := 0
+	for _, w := range r.Workloads {
+		if w.Name != live.AllNamespaces {
+			n++
+		}
+	}
+	return n
+}
+
+// emptyReport explains a report without workloads: where ebb looked, and,
+// for a store, which series it found none of and what exports them.
+func emptyReport(c *recommendConfig, seen *seriesSeen, start, end time.Time) error {
+	where := "in any namespace"
+	if len(c.namespaces) > 0 {
+		where = "in namespace " + strings.Join(c.namespaces, ", ")
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "no workload to recommend for %s from %s to %s", where, start.Format(time.RFC3339), end.Format(time.RFC3339))
+	if seen == nil {
+		if c.source == "sim" {
+			b.WriteString(": the simulator's namespaces are ml, notebooks and shop")
+		}
+		return &emptyReportError{msg: b.String()}
+	}
+	missing := seen.missing()
+	var lines []string
+	for _, p := range providers(queries.DefaultHistoryCatalog()) {
+		var names []string
+		for _, m := range p.metrics {
+			if missing[m] {
+				names = append(names, m)
+			}
+		}
+		if len(names) > 0 {
+			lines = append(lines, fmt.Sprintf("  %s (%s)", strings.Join(names, ", "), p.name))
+		}
+	}
+	if len(lines) > 0 {
+		fmt.Fprintf(&b, "; the store has no series %s of:\n%s", where, strings.Join(lines, "\n"))
+	}
+	if len(c.namespaces) > 0 {
+		b.WriteString("\ncheck the namespace's name (kubectl get namespaces), and that Prometheus scrapes these exporters")
+	} else {
+		b.WriteString("\ncheck that Prometheus scrapes these exporters, and --history")
+	}
+	return &emptyReportError{msg: b.String()}
+}
+
+// withStoreHint adds what usually fixes a store error to err.
+func withStoreHint(err error) error {
+	var qe *queries.QueryError
+	if errors.As(err, &qe) {
+		if hint := storeHint(qe.Kind); hint != "" {
+			return fmt.Errorf("%w; %s", err, hint)
+		}
+	}
+	return err
+}
