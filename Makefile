@@ -13,7 +13,11 @@ build:
 demo: build
 	./$(BIN) demo $(DEMO_ARGS)
 
-# test-deps installs the real stores the integration tests run against.
+# test-deps installs the real stores the integration tests run against, and
+# builds the Kubernetes control plane (etcd, kube-apiserver,
+# kube-controller-manager, the KEDA operator) from test/tools/ into
+# $EBB_TOOLS_DIR (default ~/.cache/ebb-tools): about 25 minutes on a cold
+# machine, nothing once they are cached.
 test-deps:
 	@if ! command -v prometheus >/dev/null || ! command -v promtool >/dev/null || ! command -v victoria-metrics >/dev/null; then \
 		echo "installing prometheus and victoria-metrics from Debian's packages"; \
@@ -22,6 +26,7 @@ test-deps:
 		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends prometheus victoria-metrics >/dev/null; \
 	fi
 	@prometheus --version 2>&1 | head -1; echo "victoria-metrics $$(dpkg-query -W -f='$${Version}' victoria-metrics 2>/dev/null || echo '(not from Debian)')" 
+	@bash test/tools/build.sh
 
 test: test-deps
 	$(GO) vet ./...
