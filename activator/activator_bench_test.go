@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -115,6 +116,63 @@ func BenchmarkProxy(b *testing.B) {
 	}
 }
 
+// cannedUpstream answers every request 200 "ok" without a network.
+type cannedUpstream struct{}
+
+func (cannedUpstream) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.Body != nil {
+		io.Copy(io.Discard, r.Body)
+	}
+	return &http.Response{
+		StatusCode: 200, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+		Header:        http.Header{"Content-Type": {"text/plain"}},
+		Body:          io.NopCloser(strings.NewReader("ok")),
+		ContentLength: 2,
+		Request:       r,
+	}, nil
+}
+
+// BenchmarkHandler measures the activator's handler alone against a bare
+// httputil.ReverseProxy, both in front of the same canned upstream and
+// called directly: no sockets, no other goroutines, so the figures are the
+// handler's own CPU and allocations, steady on a busy machine.
+func BenchmarkHandler(b *testing.B) {
+	eps := &staticEndpoints{workload: shopWeb, addrs: []string{"127.0.0.1:1"}, changed: make(chan struct{})}
+	act, err := New(Config{Endpoints: eps})
+	if err != nil {
+		b.Fatal(err)
+	}
+	act.h1 = cannedUpstream{}
+	target, _ := url.Parse("http://127.0.0.1:1")
+	control := &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.SetURL(target)
+			pr.Out.Host = pr.In.Host
+			pr.SetXForwarded()
+		},
+		Transport:     cannedUpstream{},
+		FlushInterval: -1,
+	}
+	for _, tc := range []struct {
+		name string
+		h    http.Handler
+	}{{"activator", act}, {"control", control}} {
+		b.Run(tc.name, func(b *testing.B) {
+			req := httptest.NewRequest("GET", "/api/items?page=2", nil)
+			req.Host = "web.shop.svc.cluster.local"
+			req.RemoteAddr = "10.1.2.3:40000"
+			req.Header.Set("User-Agent", "bench")
+			req.Header.Set("Accept", "*/*")
+			w := &discardWriter{h: http.Header{}}
+			b.ReportAllocs()
+			for b.Loop() {
+				clear(w.h)
+				tc.h.ServeHTTP(w, req)
+			}
+		})
+	}
+}
+
 // countingDemand signals when the total of held requests reaches want.
 type countingDemand struct {
 	mu      sync.Mutex
@@ -153,6 +211,34 @@ type discardWriter struct{ h http.Header }
 func (w *discardWriter) Header() http.Header         { return w.h }
 func (w *discardWriter) Write(p []byte) (int, error) { return len(p), nil }
 func (w *discardWriter) WriteHeader(int)             {}
+func (w *discardWriter) Flush()                      {}
+
+// staticEndpoints is one Service with fixed ready addresses, free of the
+// bookkeeping of the test fake.
+type staticEndpoints struct {
+	workload queries.WorkloadKey
+	addrs    []string
+	changed  chan struct{}
+}
+
+func (s *staticEndpoints) Resolve(namespace, service string, port int32) (queries.WorkloadKey, bool) {
+	return s.workload, namespace == s.workload.Namespace && service == s.workload.Name
+}
+
+func (s *staticEndpoints) Ready(namespace, service string, port int32) ([]string, <-chan struct{}) {
+	return s.addrs, s.changed
+}
+
+func BenchmarkParseHost(b *testing.B) {
+	b.ReportAllocs()
+	for b.Loop() {
+		t, err := ParseHost("web.shop.svc.cluster.local:8080", "", "")
+		if err != nil {
+			b.Fatal(err)
+		}
+		benchSink += int(t.Port)
+	}
+}
 
 // BenchmarkHold holds 10,000 requests across 1,000 workloads (10 each), all
 // at once, and reports the heap and goroutine stack each held request costs

@@ -87,16 +87,21 @@ func rewrite(pr *httputil.ProxyRequest) {
 // X-Forwarded-Proto (the activator is one more hop inside the cluster; an
 // ingress in front knows the original scheme), setting them when absent.
 func setForwarded(in *http.Request, out http.Header) {
+	vals := make([]string, 4) // one allocation for the four headers' values
+	set := func(i int, k, v string) {
+		vals[i] = v
+		out[k] = vals[i : i+1 : i+1]
+	}
 	host := in.Host
 	if v := in.Header["X-Forwarded-Host"]; len(v) > 0 {
 		out["X-Forwarded-Host"] = v
 	} else {
-		out["X-Forwarded-Host"] = []string{host}
+		set(0, "X-Forwarded-Host", host)
 	}
 	if v := in.Header["X-Forwarded-Proto"]; len(v) > 0 {
 		out["X-Forwarded-Proto"] = v
 	} else {
-		out["X-Forwarded-Proto"] = []string{"http"}
+		set(1, "X-Forwarded-Proto", "http")
 	}
 	ip, _, err := net.SplitHostPort(in.RemoteAddr)
 	if err != nil {
@@ -106,16 +111,19 @@ func setForwarded(in *http.Request, out http.Header) {
 	if prior := in.Header["X-Forwarded-For"]; len(prior) > 0 {
 		xff = strings.Join(prior, ", ") + ", " + ip
 	}
-	out["X-Forwarded-For"] = []string{xff}
+	set(2, "X-Forwarded-For", xff)
 	node := ip
 	if strings.IndexByte(ip, ':') >= 0 {
 		node = `"[` + ip + `]"`
 	}
-	fwd := "for=" + node + `;host="` + strings.ReplaceAll(strings.ReplaceAll(host, `\`, `\\`), `"`, `\"`) + `";proto=http`
+	if strings.ContainsAny(host, `"\`) {
+		host = strings.ReplaceAll(strings.ReplaceAll(host, `\`, `\\`), `"`, `\"`)
+	}
+	fwd := "for=" + node + `;host="` + host + `";proto=http`
 	if prior := in.Header["Forwarded"]; len(prior) > 0 {
 		fwd = strings.Join(prior, ", ") + ", " + fwd
 	}
-	out["Forwarded"] = []string{fwd}
+	set(3, "Forwarded", fwd)
 }
 
 // trackedBody passes a request body through and remembers whether the

@@ -70,8 +70,10 @@ func ParseHost(host, defaultNamespace, clusterDomain string) (Target, error) {
 		return Target{}, &HostError{Host: host, Err: err, Detail: detail}
 	}
 	name, port := host, ""
-	if _, err := netip.ParseAddr(name); err == nil || strings.HasPrefix(name, "[") { // v6, [v6] or [v6]:port
-		return fail(ErrIPHost, "")
+	if strings.HasPrefix(name, "[") || strings.Count(name, ":") > 1 { // [v6], [v6]:port, v6 (or garbage)
+		if _, err := netip.ParseAddr(name); err == nil || name[0] == '[' {
+			return fail(ErrIPHost, "")
+		}
 	}
 	if i := strings.LastIndexByte(name, ':'); i >= 0 {
 		name, port = name[:i], name[i+1:]
@@ -88,25 +90,40 @@ func ParseHost(host, defaultNamespace, clusterDomain string) (Target, error) {
 	if name == "" {
 		return fail(ErrEmptyHost, "")
 	}
-	if _, err := netip.ParseAddr(name); err == nil {
-		return fail(ErrIPHost, "")
+	if strings.Trim(name, "0123456789.") == "" { // may be an IPv4 address
+		if _, err := netip.ParseAddr(name); err == nil {
+			return fail(ErrIPHost, "")
+		}
 	}
 	name = strings.ToLower(name)
-	labels := strings.Split(name, ".")
-	for _, l := range labels {
+	var labels [3]string // the first three
+	n, after := 0, ""    // after: what follows the third label
+	for s := name; ; n++ {
+		l, rest, more := strings.Cut(s, ".")
 		if !isDNSLabel(l) {
 			return fail(ErrBadLabel, strconv.Quote(l))
 		}
+		if n < len(labels) {
+			labels[n] = l
+		}
+		if n == 2 {
+			after = rest
+		}
+		if !more {
+			n++
+			break
+		}
+		s = rest
 	}
 	switch {
-	case len(labels) == 1:
+	case n == 1:
 		if defaultNamespace == "" {
 			return fail(ErrNoNamespace, "")
 		}
 		t.Service, t.Namespace = labels[0], defaultNamespace
-	case len(labels) == 2:
+	case n == 2:
 		t.Service, t.Namespace = labels[0], labels[1]
-	case labels[2] == "svc" && (len(labels) == 3 || strings.Join(labels[3:], ".") == strings.ToLower(clusterDomain)):
+	case labels[2] == "svc" && (n == 3 || strings.EqualFold(after, clusterDomain)):
 		t.Service, t.Namespace = labels[0], labels[1]
 	default:
 		return fail(ErrNotAService, "want svc, svc.ns, svc.ns.svc or svc.ns.svc."+clusterDomain)
