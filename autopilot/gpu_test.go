@@ -138,12 +138,12 @@ func TestGPUClass(t *testing.T) {
 }
 
 func TestReadPrices(t *testing.T) {
-	p, err := ReadPrices(strings.NewReader(`{"currency": "EUR", "cpuCoreHour": 0.02, "gpuHour": {"H100-80GB": 6.5, "MI300X": 4}}`))
+	p, err := ReadPrices(strings.NewReader(`{"currency": "EUR", "cpuCoreHour": 0.02, "gpuHour": {"H100-80GB": 6.5, "default": 4}}`))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if p.Currency != "EUR" || p.CPUCoreHour != 0.02 || p.MemoryGiBHour != 0.0042 || p.GPU("H100-80GB") != 6.5 ||
-		p.GPU("MI300X") != 4 || p.GPU("T4") != 0.35 || p.GPU("unknown") != 2.5 {
+		p.GPU("NVIDIA B200") != 4 || p.GPU("T4") != 0.35 {
 		t.Errorf("got %+v", p)
 	}
 	for in, want := range map[string]string{
@@ -151,7 +151,9 @@ func TestReadPrices(t *testing.T) {
 		`{"cpuCoreHour": -1}`:       "prices: cpuCoreHour = -1, must be a finite number >= 0",
 		`{"gpuHour": {"T4": -0.5}}`: "prices: gpuHour.T4 = -0.5, must be a finite number >= 0",
 		`{"currency": " "}`:         "prices: currency: empty",
-		`not json`:                  "prices: invalid character 'o' in literal null (expecting 'u')",
+		// A class GPUClass never returns would silently price nothing.
+		`{"gpuHour": {"H100": 6.5, "MI300X": 4}}`: `prices: gpuHour: unknown GPU class "H100", "MI300X"; known: A100-40GB, A100-80GB, A10G, H100-80GB, L4, T4, V100, and default for any other GPU`,
+		`not json`: "prices: invalid character 'o' in literal null (expecting 'u')",
 	} {
 		if _, err := ReadPrices(strings.NewReader(in)); err == nil || err.Error() != want {
 			t.Errorf("%s: got %v, want %q", in, err, want)

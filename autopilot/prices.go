@@ -8,6 +8,7 @@ import (
 	"io"
 	"math"
 	"sort"
+	"strconv"
 	"strings"
 )
 
@@ -54,7 +55,9 @@ func DefaultPrices() Prices {
 }
 
 // ReadPrices returns DefaultPrices overridden by the JSON in r. Unknown
-// fields, negative and non-finite prices are errors.
+// fields, GPU classes other than GPUClass's and "default", negative and
+// non-finite prices are errors: a GPU of a model GPUClass does not know
+// is priced by "default".
 func ReadPrices(r io.Reader) (Prices, error) {
 	b, err := io.ReadAll(r)
 	if err != nil {
@@ -81,10 +84,34 @@ func ReadPrices(r io.Reader) (Prices, error) {
 	if f.MemoryGiBHour != nil {
 		p.MemoryGiBHour = *f.MemoryGiBHour
 	}
+	var unknown []string
 	for k, v := range f.GPUHour {
+		if _, ok := p.GPUHour[k]; !ok {
+			unknown = append(unknown, k)
+		}
 		p.GPUHour[k] = v
 	}
+	if len(unknown) > 0 {
+		sort.Strings(unknown)
+		for i, k := range unknown {
+			unknown[i] = strconv.Quote(k)
+		}
+		return Prices{}, fmt.Errorf("prices: gpuHour: unknown GPU class %s; known: %s, and default for any other GPU",
+			strings.Join(unknown, ", "), strings.Join(gpuClasses(), ", "))
+	}
 	return p, p.Validate()
+}
+
+// gpuClasses are the classes GPUClass returns, which a price file can set.
+func gpuClasses() []string {
+	var out []string
+	for k := range DefaultPrices().GPUHour {
+		if k != "default" {
+			out = append(out, k)
+		}
+	}
+	sort.Strings(out)
+	return out
 }
 
 // Validate reports every price that is negative or not a number.

@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -76,6 +78,10 @@ func TestVersion(t *testing.T) {
 func TestCommandLine(t *testing.T) {
 	url := "--prometheus-url=http://127.0.0.1:1"
 	serveHint := "run 'ebb serve -h' for the flags\n"
+	prices := filepath.Join(t.TempDir(), "prices.json")
+	if err := os.WriteFile(prices, []byte(`{"gpuHour":{"H100":6.5}}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name   string
 		args   []string
@@ -101,6 +107,9 @@ func TestCommandLine(t *testing.T) {
 			"ebb: --prometheus-url \"127.0.0.1:19099\": want http(s)://host[:port][/path], such as http://prometheus:9090\n" + serveHint, 2},
 		{"recommend: URL without a scheme", []string{"recommend", "--prometheus-url", "127.0.0.1:19099"}, nil,
 			"ebb: --prometheus-url \"127.0.0.1:19099\": want http(s)://host[:port][/path], such as http://prometheus:9090\nrun 'ebb recommend -h' for the flags\n", 2},
+		{"unknown GPU class in --prices", []string{"recommend", "--source=sim", "--prices=" + prices}, nil,
+			"ebb: --prices " + prices + ": prices: gpuHour: unknown GPU class \"H100\"; known: A100-40GB, A100-80GB, A10G, H100-80GB, L4, T4, V100, and default for any other GPU\n" +
+				"run 'ebb recommend -h' for the flags\n", 2},
 		// The command line wins: EBB_INTERVAL is not even parsed.
 		{"command line over environment", []string{"serve", "--interval=2m"}, []string{"EBB_PROMETHEUS_URL=http://x", "EBB_INTERVAL=soon"},
 			"ebb: --max-staleness = 1m0s, must be at least --interval (2m0s)\n" + serveHint, 2},
