@@ -153,10 +153,12 @@ func BenchmarkHandler(b *testing.B) {
 		Transport:     cannedUpstream{},
 		FlushInterval: -1,
 	}
+	pooled := *control // the control with the activator's buffer pool: the rest of the difference
+	pooled.BufferPool = bufferPool{}
 	for _, tc := range []struct {
 		name string
 		h    http.Handler
-	}{{"activator", act}, {"control", control}} {
+	}{{"activator", act}, {"control", control}, {"control-pooled", &pooled}} {
 		b.Run(tc.name, func(b *testing.B) {
 			req := httptest.NewRequest("GET", "/api/items?page=2", nil)
 			req.Host = "web.shop.svc.cluster.local"

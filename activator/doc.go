@@ -17,11 +17,21 @@
 //     flushed as they come (Server-Sent Events, token streams);
 //   - bodies streamed, never buffered whole; each request sent upstream at
 //     most once, unless its connection was refused before a byte was written;
-//   - held requests in arrival order, at most Config.WakeConcurrency per
-//     Service at a time while they start, spread over the ready addresses.
+//   - held requests the moment the first endpoint is ready (the activator
+//     waits on Endpoints.Ready's change channel, it does not poll), in
+//     arrival order, at most Config.WakeConcurrency per Service on their way
+//     upstream at once, round robin over the ready addresses.
+//
+// A held request is demand: Demand.Pending hears of every change of a
+// workload's count, and Holding answers it for the state writer.
 //
 // Limits: an HTTP/1.1 client that goes away while its request is held is
 // noticed at once only when the request has no body (or its body was read);
-// Go's server does not read past an unread body. HTTP/2 clients are noticed
-// at once. Raw TCP is not held.
+// Go's server does not read past an unread body, so such a request leaves
+// at its hold timeout. HTTP/2 clients are noticed at once. A request whose
+// every ready address refused the connection waits for the addresses to
+// change (up to its hold timeout) without counting as held. Raw TCP is not
+// held. X-Forwarded-For and Forwarded extend what the client sent: the
+// activator is one more hop inside the cluster, and the client is trusted
+// as much as it would be without it.
 package activator
