@@ -383,3 +383,34 @@ func TestUpstreamErrorOnce(t *testing.T) {
 		t.Errorf("rejected_total{upstream_error} = %v, want 1", got)
 	}
 }
+
+func TestSetForwarded(t *testing.T) {
+	f := func(remote string, in http.Header, want http.Header) {
+		t.Helper()
+		r := &http.Request{Host: "web.shop:8080", RemoteAddr: remote, Header: in}
+		out := http.Header{}
+		setForwarded(r, out)
+		if fmt.Sprint(out) != fmt.Sprint(want) {
+			t.Errorf("RemoteAddr %s, %v:\ngot  %v\nwant %v", remote, in, out, want)
+		}
+	}
+	f("10.0.0.9:5555", http.Header{}, http.Header{
+		"X-Forwarded-Host":  {"web.shop:8080"},
+		"X-Forwarded-Proto": {"http"},
+		"X-Forwarded-For":   {"10.0.0.9"},
+		"Forwarded":         {`for=10.0.0.9;host="web.shop:8080";proto=http`},
+	})
+	f("[fd00::9]:5555", http.Header{
+		"X-Forwarded-For": {"1.1.1.1", "2.2.2.2"},
+		"Forwarded":       {"for=1.1.1.1", `for="[2001:db8::1]"`},
+	}, http.Header{
+		"X-Forwarded-Host":  {"web.shop:8080"},
+		"X-Forwarded-Proto": {"http"},
+		"X-Forwarded-For":   {"1.1.1.1, 2.2.2.2, fd00::9"},
+		"Forwarded":         {`for=1.1.1.1, for="[2001:db8::1]", for="[fd00::9]";host="web.shop:8080";proto=http`},
+	})
+	f("pipe", http.Header{"X-Forwarded-Proto": {"https"}}, http.Header{ // no IP: no For
+		"X-Forwarded-Host":  {"web.shop:8080"},
+		"X-Forwarded-Proto": {"https"},
+	})
+}

@@ -463,3 +463,32 @@ func (e *env) wakeSum(w queries.WorkloadKey) float64 {
 	}
 	return -1
 }
+
+// TestTwoServicesOneWorkload: the limits and the count are the workload's,
+// readiness is each Service's own.
+func TestTwoServicesOneWorkload(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.MaxPending = 2 })
+	e.eps.AddService("shop", "web-grpc", shopWeb)
+	results := make(chan response, 2)
+	go func() { results <- e.do(e.request(context.Background(), "GET", "web.shop", "/a", nil)) }()
+	e.waitHeld(shopWeb, 1)
+	go func() { results <- e.do(e.request(context.Background(), "GET", "web-grpc.shop", "/b", nil)) }()
+	e.waitHeld(shopWeb, 2)
+	got := e.do(e.request(context.Background(), "GET", "web-grpc.shop", "/c", nil))
+	if want := (response{code: 503, retryAfter: "5", body: "ebb activator: workload shop/web: holds 2 requests, the most it may\n"}); got != want {
+		t.Errorf("third: got %+v, want %+v", got, want)
+	}
+	b := newBackend(t, "pod-1", nil)
+	e.eps.SetReady("shop", "web-grpc", b.addr) // only this Service's endpoints
+	if got, want := <-results, (response{code: 200, body: "pod-1 got GET /b "}); got != want {
+		t.Errorf("web-grpc: got %+v, want %+v", got, want)
+	}
+	e.waitHeld(shopWeb, 1) // /a still waits for web's own endpoints
+	e.eps.SetReady("shop", "web", b.addr)
+	if got, want := <-results, (response{code: 200, body: "pod-1 got GET /a "}); got != want {
+		t.Errorf("web: got %+v, want %+v", got, want)
+	}
+	if got := e.metric("ebb_activator_cold_starts_total", "workload", "web"); got != 1 {
+		t.Errorf("cold_starts_total = %v, want 1 (one stretch of holding)", got)
+	}
+}
