@@ -9,10 +9,12 @@ import (
 	"net"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/benbjohnson/clock"
 	pb "github.com/kedacore/keda/v2/pkg/scalers/externalscaler"
+	"golang.org/x/term"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
@@ -32,6 +34,7 @@ type demoConfig struct {
 	start    string
 	table    string
 	every    time.Duration
+	width    int
 }
 
 func demoFlags(c *demoConfig) *flag.FlagSet {
@@ -42,8 +45,9 @@ func demoFlags(c *demoConfig) *flag.FlagSet {
 	fs.DurationVar(&c.cooldown, "cooldown", 5*time.Minute, "KEDA's cooldownPeriod: how long a workload must be inactive before it goes to zero")
 	fs.Int64Var(&c.seed, "seed", 1, "seed of the simulated bursts")
 	fs.StringVar(&c.start, "start", "2026-11-16T08:00:00Z", "simulated start time (RFC 3339)")
-	fs.StringVar(&c.table, "table", "auto", "live table: auto (redraw on a terminal, print every --table-every otherwise), always, off")
+	fs.StringVar(&c.table, "table", "auto", "live table: auto (redraw in place on a terminal, print every --table-every otherwise), always (the same; kept for old scripts), off")
 	fs.DurationVar(&c.every, "table-every", 15*time.Minute, "simulated time between tables when not redrawing in place")
+	fs.IntVar(&c.width, "width", 0, "columns the tables fit in; 0: the terminal's width, or 100 when the output is no terminal")
 	return fs
 }
 
@@ -54,6 +58,7 @@ type demoRow struct {
 	replicas   int
 	value      float64
 	active     bool
+	everActive bool // IsActive answered true at least once
 	err        string
 	lastActive time.Time
 
@@ -96,6 +101,8 @@ func (cfg *demoConfig) validate() error {
 		return fmt.Errorf("--table %q: want auto, always or off", cfg.table)
 	case cfg.every < cfg.interval:
 		return fmt.Errorf("--table-every = %s, must be at least --interval (%s)", cfg.every, cfg.interval)
+	case cfg.width != 0 && cfg.width < minDemoWidth:
+		return fmt.Errorf("--width = %d, must be 0 (the terminal's) or at least %d", cfg.width, minDemoWidth)
 	}
 	return nil
 }
@@ -132,9 +139,15 @@ func (cfg *demoConfig) run(ctx context.Context, start time.Time, stdout io.Write
 	if err != nil {
 		return err
 	}
-	live := cfg.table == "always" || (cfg.table == "auto" && isTerminal(stdout))
-	fmt.Fprintf(stdout, "ebb demo: %d simulated workloads, ebb's gRPC server on %s, KEDA's generated client polling every %s of simulated time, %s simulated at %gx\n\n",
-		len(rows), lis.Addr(), cfg.interval, cfg.duration, cfg.speed)
+	// Escape codes only ever go to a terminal.
+	terminal := isTerminal(stdout)
+	live := cfg.table != "off" && terminal
+	width := cfg.width
+	if width == 0 {
+		width = terminalWidth(stdout)
+	}
+	header := demoHeader(len(rows), lis.Addr().String(), cfg.interval, cfg.duration, cfg.speed)
+	fmt.Fprint(stdout, header+"\n")
 
 	end := start.Add(cfg.duration)
 	nextTable := start.Add(cfg.every)
@@ -171,10 +184,11 @@ loop:
 		}
 		switch {
 		case live:
-			fmt.Fprint(stdout, "\033[H\033[2J")
-			writeDemoTable(stdout, rows, now, start)
+			// The header stays on screen above the table.
+			fmt.Fprint(stdout, "\033[H\033[2J"+header+"\n")
+			writeDemoTable(stdout, rows, now, start, width)
 		case cfg.table != "off" && !now.Before(nextTable):
-			writeDemoTable(stdout, rows, now, start)
+			writeDemoTable(stdout, rows, now, start, width)
 			fmt.Fprintln(stdout)
 			nextTable = nextTable.Add(cfg.every)
 		}
@@ -225,6 +239,7 @@ func (r *demoRow) poll(ctx context.Context, keda pb.ExternalScalerClient, cfg de
 		return fmt.Errorf("IsActive %s: %w", r.spec.Key, err)
 	}
 	r.active = act.Result
+	r.everActive = r.everActive || act.Result
 	r.err = ""
 	if m, err := keda.GetMetrics(ctx, &pb.GetMetricsRequest{ScaledObjectRef: r.ref}); err != nil {
 		r.err = err.Error() // KEDA would log it and keep the replicas
@@ -263,38 +278,87 @@ func (r *demoRow) account(step time.Duration) {
 	}
 }
 
-func writeDemoTable(w io.Writer, rows []*demoRow, now, start time.Time) {
+// minDemoWidth is the narrowest table: its columns before NOTE, and a
+// few characters of NOTE.
+const minDemoWidth = 80
+
+// demoHeader says what the demo runs, in lines that fit 80 columns.
+func demoHeader(workloads int, addr string, interval, duration time.Duration, speed float64) string {
+	pace := fmt.Sprintf("at %gx", speed)
+	if speed == 0 {
+		pace = "as fast as possible"
+	}
+	return fmt.Sprintf("ebb demo: %d simulated workloads; ebb's gRPC server on %s\n"+
+		"KEDA's generated client polls it every %s of simulated time;\n"+
+		"%s of simulated time, %s\n", workloads, addr, interval, duration, pace)
+}
+
+// demoValue formats a value, never as -0.00.
+func demoValue(v float64) string {
+	s := strconv.FormatFloat(v, 'f', 2, 64)
+	if s == "-0.00" {
+		return "0.00"
+	}
+	return s
+}
+
+// note says in n characters at most what a row's workload is, or why it
+// is inactive or unknown.
+func (r *demoRow) note(now time.Time, n int) string {
+	switch {
+	case r.err != "":
+		return cut("unknown: "+r.err, n)
+	case r.active:
+		return cut(r.spec.About, n)
+	case !r.everActive && n >= len("never active: idle at once"):
+		return "never active: idle at once"
+	case !r.everActive:
+		return cut("never active", n)
+	}
+	// 15m0s reads as 15m; 1h0m0s as 1h0m.
+	return "idle " + strings.TrimSuffix(now.Sub(r.lastActive).Round(time.Minute).String(), "0s")
+}
+
+// cut shortens s to n characters, with "..." at the end when cut.
+func cut(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	if n <= 3 {
+		return s[:max(n, 0)]
+	}
+	return s[:n-3] + "..."
+}
+
+// demoTableColumns is the width of a table row before NOTE.
+const demoTableColumns = 24 + 1 + 8 + 1 + 8 + 1 + 6 + 1 + 8 + 1 + 6 + 2
+
+func writeDemoTable(w io.Writer, rows []*demoRow, now, start time.Time, width int) {
 	fmt.Fprintf(w, "simulated %s  (+%s)\n", now.Format("2006-01-02 15:04"), now.Sub(start))
-	fmt.Fprintf(w, "%-26s %-9s %10s %8s %9s %7s  %s\n", "WORKLOAD", "SIGNAL", "VALUE", "TARGET", "REPLICAS", "ACTIVE", "NOTE")
+	fmt.Fprintf(w, "%-24s %-8s %8s %6s %8s %6s  %s\n", "WORKLOAD", "SIGNAL", "VALUE", "TARGET", "REPLICAS", "ACTIVE", "NOTE")
 	for _, r := range rows {
-		note := r.spec.About
-		if r.err != "" {
-			note = "GetMetrics: " + r.err
-		}
-		if len(note) > 60 {
-			note = note[:57] + "..."
-		}
-		fmt.Fprintf(w, "%-26s %-9s %10.2f %8g %5d/%-3d %7v  %s\n",
-			r.spec.Key, r.spec.Signal, r.value, r.spec.Target, r.replicas, r.spec.MaxReplicas, r.active, note)
+		note := r.note(now, width-demoTableColumns)
+		fmt.Fprintf(w, "%-24s %-8s %8s %6g %4d/%-3d %6v  %s\n",
+			cut(r.spec.Key.String(), 24), r.spec.Signal, demoValue(r.value), r.spec.Target, r.replicas, r.spec.MaxReplicas, r.active, note)
 	}
 }
 
 func writeDemoSummary(w io.Writer, rows []*demoRow, elapsed time.Duration, cluster *sim.Cluster) {
 	hours := elapsed.Hours()
 	fmt.Fprintf(w, "\nsummary over %s of simulated time\n", elapsed)
-	fmt.Fprintf(w, "%-26s %9s %9s %9s %11s %12s %7s %6s\n", "WORKLOAD", "REPLICA-H", "PEAK", "AT-PEAK-H", "GPU-H", "GPU-H@PEAK", "AT-ZERO", "COLD")
+	fmt.Fprintf(w, "%-24s %9s %4s %9s %6s %10s %7s %4s\n", "WORKLOAD", "REPLICA-H", "PEAK", "AT-PEAK-H", "GPU-H", "GPU-H@PEAK", "AT-ZERO", "COLD")
 	var rh, ph, gh, gph float64
 	for _, r := range rows {
 		used := r.replicaSeconds / 3600
 		atPeak := float64(r.peak) * hours
 		gpus := float64(r.spec.GPUsPerReplica)
 		rh, ph, gh, gph = rh+used, ph+atPeak, gh+used*gpus, gph+atPeak*gpus
-		fmt.Fprintf(w, "%-26s %9.1f %9d %9.1f %11.1f %12.1f %6.0f%% %6d\n", r.spec.Key, used, r.peak, atPeak,
+		fmt.Fprintf(w, "%-24s %9.1f %4d %9.1f %6.1f %10.1f %6.0f%% %4d\n", cut(r.spec.Key.String(), 24), used, r.peak, atPeak,
 			used*gpus, atPeak*gpus, 100*r.zeroSeconds/elapsed.Seconds(), r.coldStarts)
 	}
-	fmt.Fprintf(w, "%-26s %9.1f %9s %9.1f %11.1f %12.1f\n", "total", rh, "", ph, gh, gph)
+	fmt.Fprintf(w, "%-24s %9.1f %4s %9.1f %6.1f %10.1f\n", "total", rh, "", ph, gh, gph)
 	if ph > 0 {
-		fmt.Fprintf(w, "\nreplica-hours: %.1f used, %.1f if every workload ran at its peak size all the time (%.0f%% saved)\n", rh, ph, 100*(1-rh/ph))
+		fmt.Fprintf(w, "\nreplica-hours: %.1f used, %.1f at peak size all the time (%.0f%% saved)\n", rh, ph, 100*(1-rh/ph))
 	}
 	if gph > 0 {
 		fmt.Fprintf(w, "GPU-hours:     %.1f used, %.1f always-on at peak (%.0f%% saved)\n", gh, gph, 100*(1-gh/gph))
@@ -304,6 +368,16 @@ func writeDemoSummary(w io.Writer, rows []*demoRow, elapsed time.Duration, clust
 		n += c
 	}
 	fmt.Fprintf(w, "store queries: %d batched queries for %d workloads (%d shapes per tick)\n", n, len(rows), len(cluster.Queries()))
+}
+
+// terminalWidth is w's width when w is a terminal, else 100.
+func terminalWidth(w io.Writer) int {
+	if f, ok := w.(*os.File); ok {
+		if cols, _, err := term.GetSize(int(f.Fd())); err == nil && cols > 0 {
+			return max(cols, minDemoWidth)
+		}
+	}
+	return 100
 }
 
 // isTerminal reports whether w is a character device (a terminal).

@@ -5,6 +5,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -219,6 +220,58 @@ func TestDemoFlagErrors(t *testing.T) {
 		err := runDemo(context.Background(), []string{args}, &bytes.Buffer{}, &bytes.Buffer{})
 		if err == nil || err.Error() != want {
 			t.Errorf("%s: got %v, want %q", args, err, want)
+		}
+	}
+}
+
+// TestDemoFitsTheTerminal runs the demo into a pipe at 80 and 100 columns:
+// no escape codes even with --table always, a table every --table-every,
+// every line within the width, no -0.00, and notes that say why a workload
+// is inactive.
+func TestDemoFitsTheTerminal(t *testing.T) {
+	for _, width := range []int{80, 100} {
+		t.Run(strconv.Itoa(width), func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			code := runMain(context.Background(), []string{"demo", "--speed=0", "--duration=3h", "--table=always", "--table-every=30m",
+				"--width=" + strconv.Itoa(width)}, &stdout, &stderr, nil)
+			out := stdout.String()
+			if code != 0 || stderr.Len() > 0 {
+				t.Fatalf("exit %d, stderr %q; want 0 and nothing", code, &stderr)
+			}
+			if strings.Contains(out, "\033") {
+				t.Error("escape codes in output that is no terminal")
+			}
+			if n := strings.Count(out, "\nsimulated 2026-11-16 "); n != 6 {
+				t.Errorf("%d tables in 3h every 30m, want 6", n)
+			}
+			for line := range strings.Lines(out) {
+				if len(strings.TrimSuffix(line, "\n")) > width {
+					t.Errorf("line of %d columns, want at most %d: %q", len(line)-1, width, line)
+				}
+			}
+			if strings.Contains(out, "-0.00") {
+				t.Error("output holds -0.00")
+			}
+			for _, want := range []string{
+				"\n3h0m0s of simulated time, as fast as possible\n",
+				map[int]string{
+					80:  "\nnotebooks/bob-notebook   requests     0.00      1    0/1    false  never active\n",
+					100: "\nnotebooks/bob-notebook   requests     0.00      1    0/1    false  never active: idle at once\n",
+				}[width],
+				"\nnotebooks/alice-notebook requests     0.00      1    0/1    false  idle 25m\n",
+			} {
+				if !strings.Contains(out, want) {
+					t.Errorf("output lacks %q:\n%s", want, out)
+				}
+			}
+		})
+	}
+}
+
+func TestDemoValue(t *testing.T) {
+	for v, want := range map[float64]string{-0.001: "0.00", 0: "0.00", 1.234: "1.23", -2: "-2.00"} {
+		if got := demoValue(v); got != want {
+			t.Errorf("demoValue(%v) = %q, want %q", v, got, want)
 		}
 	}
 }
