@@ -215,15 +215,19 @@ func newTransports(dialTimeout time.Duration) (h1, h2c *http.Transport) {
 
 // Server returns an http.Server for the activator on addr: HTTP/1.1 and
 // HTTP/2 over cleartext, no write or read timeout (held requests and
-// streams last), a bound on reading request headers.
+// streams last), a bound on reading request headers, and room on one
+// HTTP/2 connection for every request ebb may hold.
 func (a *Activator) Server(addr string) *http.Server {
 	p := new(http.Protocols)
 	p.SetHTTP1(true)
 	p.SetUnencryptedHTTP2(true)
 	return &http.Server{
-		Addr:              addr,
-		Handler:           a,
-		Protocols:         p,
+		Addr:      addr,
+		Handler:   a,
+		Protocols: p,
+		// A sidecar or an ingress multiplexes many clients over few HTTP/2
+		// connections: let one carry as many held requests as ebb may hold.
+		HTTP2:             &http.HTTP2Config{MaxConcurrentStreams: max(1000, a.cfg.MaxPendingTotal)},
 		ReadHeaderTimeout: 30 * time.Second,
 		IdleTimeout:       5 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(a.cfg.Logger.Handler(), slog.LevelDebug),

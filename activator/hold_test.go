@@ -289,35 +289,49 @@ func TestHoldTimeout(t *testing.T) {
 }
 
 // TestClientGoneFreesSlot: a client that goes away leaves the queue at
-// once, and its slot takes another request.
+// once, and its slot takes another request: over HTTP/1.1 (a request
+// without a body) and over h2c (with a body).
 func TestClientGoneFreesSlot(t *testing.T) {
-	e := newEnv(t, func(c *Config) { c.MaxPending = 1 })
-	ctx, cancel := context.WithCancel(context.Background())
-	first := make(chan response)
-	go func() { first <- e.do(e.request(ctx, "GET", "web.shop", "/first", nil)) }()
-	e.waitHeld(shopWeb, 1)
-	cancel()
-	if got := <-first; got.err == nil {
-		t.Errorf("cancelled client got %+v, want an error", got)
-	}
-	e.waitHeld(shopWeb, 0)
-	second := make(chan response)
-	go func() { second <- e.do(e.request(context.Background(), "GET", "web.shop", "/second", nil)) }()
-	e.waitHeld(shopWeb, 1) // held, not refused: the slot is free
-	b := newBackend(t, "pod-1", nil)
-	e.eps.SetReady("shop", "web", b.addr)
-	if got, want := <-second, (response{code: 200, body: "pod-1 got GET /second "}); got != want {
-		t.Errorf("second: got %+v, want %+v", got, want)
-	}
-	if got := e.metric("ebb_activator_rejected_total", "workload", "web", "reason", "client_gone"); got != 1 {
-		t.Errorf("rejected_total{client_gone} = %v, want 1", got)
-	}
-	if b.n.Load() != 1 {
-		t.Errorf("backend saw %d requests, want 1", b.n.Load())
-	}
-	want := []activatortest.Call{{Workload: shopWeb, N: 1}, {Workload: shopWeb, N: 0}, {Workload: shopWeb, N: 1}, {Workload: shopWeb, N: 0}}
-	if got := e.demand.Calls(); fmt.Sprint(got) != fmt.Sprint(want) {
-		t.Errorf("Demand calls %v, want %v", got, want)
+	for _, proto := range []string{"http1", "h2c"} {
+		t.Run(proto, func(t *testing.T) {
+			e := newEnv(t, func(c *Config) { c.MaxPending = 1 })
+			method, body := "GET", func() io.Reader { return nil }
+			if proto == "h2c" {
+				e.client = h2cClient(t)
+				method, body = "POST", func() io.Reader { return strings.NewReader("payload") }
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			first := make(chan response)
+			go func() { first <- e.do(e.request(ctx, method, "web.shop", "/first", body())) }()
+			e.waitHeld(shopWeb, 1)
+			cancel()
+			if got := <-first; !errors.Is(got.err, context.Canceled) {
+				t.Errorf("cancelled client got %+v, want context.Canceled", got)
+			}
+			e.waitHeld(shopWeb, 0)
+			second := make(chan response)
+			go func() { second <- e.do(e.request(context.Background(), method, "web.shop", "/second", body())) }()
+			e.waitHeld(shopWeb, 1) // held, not refused: the slot is free
+			b := newBackend(t, "pod-1", nil)
+			e.eps.SetReady("shop", "web", b.addr)
+			want := response{code: 200, body: "pod-1 got " + method + " /second "}
+			if method == "POST" {
+				want.body += "payload"
+			}
+			if got := <-second; got != want {
+				t.Errorf("second: got %+v, want %+v", got, want)
+			}
+			if got := e.metric("ebb_activator_rejected_total", "workload", "web", "reason", "client_gone"); got != 1 {
+				t.Errorf("rejected_total{client_gone} = %v, want 1", got)
+			}
+			if b.n.Load() != 1 {
+				t.Errorf("backend saw %d requests, want 1", b.n.Load())
+			}
+			wantCalls := []activatortest.Call{{Workload: shopWeb, N: 1}, {Workload: shopWeb, N: 0}, {Workload: shopWeb, N: 1}, {Workload: shopWeb, N: 0}}
+			if got := e.demand.Calls(); fmt.Sprint(got) != fmt.Sprint(wantCalls) {
+				t.Errorf("Demand calls %v, want %v", got, wantCalls)
+			}
+		})
 	}
 }
 
