@@ -100,14 +100,33 @@ func (s *Switcher) servicesIn(ns string) []*corev1.Service {
 // when ebb holds no such Service (not opted in, or unknown) or the Service
 // has no port numbered port (0 matches any).
 func (s *Switcher) Resolve(namespace, service string, port int32) (workload queries.WorkloadKey, ok bool) {
-	svc := s.service(types.NamespacedName{Namespace: namespace, Name: service})
+	key := types.NamespacedName{Namespace: namespace, Name: service}
+	svc := s.service(key)
 	if svc == nil {
 		return queries.WorkloadKey{}, false
 	}
 	if _, ok := servicePort(svc, port); !ok {
 		return queries.WorkloadKey{}, false
 	}
-	return s.workloadOf(svc)
+	// Remembered for this Service object (the informer replaces it on every
+	// change) and this generation of the holds.
+	gen := s.holdsGen.Load()
+	if v, ok := s.resolved.Load(key); ok {
+		if r := v.(resolved); r.svc == svc && r.gen == gen {
+			return r.workload, r.ok
+		}
+	}
+	wl, ok := s.workloadOf(svc)
+	s.resolved.Store(key, resolved{svc: svc, gen: gen, workload: wl, ok: ok})
+	return wl, ok
+}
+
+// resolved is a remembered answer of Resolve.
+type resolved struct {
+	svc      *corev1.Service
+	gen      uint64
+	workload queries.WorkloadKey
+	ok       bool
 }
 
 // Ready returns the ready addresses ("ip:port", the pod's target port) of
@@ -262,9 +281,13 @@ func protocolOr(p corev1.Protocol) corev1.Protocol {
 	return p
 }
 
-// endpointReady reads an endpoint's ready condition; unset means ready.
+// endpointReady reports whether an endpoint takes requests: ready, and
+// neither not serving nor terminating (unset conditions do not count
+// against it). A Service with publishNotReadyAddresses marks every pod
+// ready; serving still says whether the pod is.
 func endpointReady(ep discoveryv1.Endpoint) bool {
-	return ep.Conditions.Ready == nil || *ep.Conditions.Ready
+	c := ep.Conditions
+	return (c.Ready == nil || *c.Ready) && (c.Serving == nil || *c.Serving) && (c.Terminating == nil || !*c.Terminating)
 }
 
 func managedByEbb(sl *discoveryv1.EndpointSlice) bool {
@@ -349,7 +372,7 @@ func slimEndpoints(obj any) (any, error) {
 
 // slimSlice keeps of a slice its name, version, the two labels switching
 // reads, its owners when ebb manages it, and of its endpoints only the
-// addresses and readiness.
+// addresses and conditions.
 func slimSlice(o *discoveryv1.EndpointSlice) *discoveryv1.EndpointSlice {
 	sl := &discoveryv1.EndpointSlice{
 		ObjectMeta: metav1.ObjectMeta{
@@ -374,7 +397,7 @@ func slimSlice(o *discoveryv1.EndpointSlice) *discoveryv1.EndpointSlice {
 		for i, ep := range o.Endpoints {
 			sl.Endpoints[i] = discoveryv1.Endpoint{
 				Addresses:  ep.Addresses,
-				Conditions: discoveryv1.EndpointConditions{Ready: ep.Conditions.Ready},
+				Conditions: ep.Conditions,
 			}
 		}
 	}

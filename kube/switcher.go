@@ -114,6 +114,9 @@ type Switcher struct {
 	written   map[types.NamespacedName]writtenSlice        // ebb\'s last write of each Service\'s slice; worker only
 	lastAddrs [2][]string                                  // the activator's addresses last seen; worker only
 
+	holdsGen atomic.Uint64 // counts the changes of holds
+	resolved sync.Map      // types.NamespacedName -> resolved, Resolve's answers
+
 	waitMu  sync.Mutex
 	waiters map[types.NamespacedName]chan struct{}
 
@@ -367,6 +370,7 @@ func (s *Switcher) setHold(key queries.WorkloadKey, h Hold, ok bool) {
 			delete(s.holds, key.Namespace)
 		}
 	}
+	s.holdsGen.Add(1)
 	s.mu.Unlock()
 	s.queue.Add(item{kind: itemWorkload, ns: key.Namespace, name: key.Name})
 }
@@ -491,7 +495,8 @@ func (s *Switcher) handler(keyOf func(any) (types.NamespacedName, bool)) cache.R
 			s.queue.Add(item{kind: itemActivator})
 		}
 		s.queue.Add(item{kind: itemService, ns: key.Namespace, name: key.Name})
-		s.changed(key) // after the sync is queued: a test waits for both
+		s.resolved.Delete(key) // frees the answer of a deleted Service
+		s.changed(key)         // after the sync is queued: a test waits for both
 	}
 	return cache.ResourceEventHandlerFuncs{
 		AddFunc:    on,

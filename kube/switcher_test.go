@@ -761,3 +761,141 @@ func TestNewSwitcherConfig(t *testing.T) {
 	w.running.Store(true)
 	f(SwitcherConfig{ActivatorPort: 8012, ActivatorIPs: ips, Workloads: w}, "switcher: watcher: OnHoldChange after Run")
 }
+
+func TestSwitcherNotServingIsNotReady(t *testing.T) {
+	// publishNotReadyAddresses: the controller marks a starting pod ready,
+	// and only serving says it is not; a terminating pod is not ready
+	// either.
+	starting := endpoint("10.1.0.5", true)
+	starting.Conditions.Serving = new(false)
+	leaving := endpoint("10.1.0.6", false)
+	leaving.Conditions.Serving, leaving.Conditions.Terminating = new(true), new(true)
+	own := ownSlice("team-a", "web", "web-1", []discoveryv1.EndpointPort{slicePortOf("http", 8080)}, starting, leaving)
+	client := fake.NewClientset(holding("team-a", "web", webLabels), service("team-a", "web", webSel, http80), own)
+	r := startSwitcher(t, client, SwitcherConfig{})
+
+	if addrs, _ := r.sw.Ready("team-a", "web", 0); addrs != nil {
+		t.Errorf("Ready: got %v, want none", addrs)
+	}
+	r.publish("team-a", "web", false)
+	r.waitSlice(t, "team-a", "web", wantSlice("team-a", "web", []string{"10.0.0.7"}, "http"))
+	r.publish("team-a", "web", true)
+	r.barrier(t)
+	if r.ebbSlice(t, "team-a", "web") == nil {
+		t.Fatal("active with a pod that is not serving: ebb's slice deleted, want kept")
+	}
+	starting.Conditions.Serving = new(true)
+	own.Endpoints = []discoveryv1.Endpoint{starting, leaving}
+	r.updateSlice(t, own)
+	r.waitSlice(t, "team-a", "web", nil)
+	if addrs, _ := r.sw.Ready("team-a", "web", 0); strings.Join(addrs, ",") != "10.1.0.5:8080" {
+		t.Errorf("Ready once serving: got %v, want [10.1.0.5:8080]", addrs)
+	}
+}
+
+func TestSwitcherOptOutWhileHeld(t *testing.T) {
+	client := fake.NewClientset(holding("team-a", "web", webLabels), service("team-a", "web", webSel, http80))
+	r := startSwitcher(t, client, SwitcherConfig{})
+	r.publish("team-a", "web", false)
+	r.waitSlice(t, "team-a", "web", wantSlice("team-a", "web", []string{"10.0.0.7"}, "http"))
+
+	// The team turns holding off while the workload is at zero.
+	if _, err := client.AppsV1().Deployments("team-a").Update(context.Background(), withTemplate(deployment("team-a", "web", nil), webLabels), metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	r.waitSlice(t, "team-a", "web", nil)
+	r.settled(t, "switches to serve", func() float64 { return r.switches(toServe) }, 1)
+	if _, ok := r.sw.Resolve("team-a", "web", 0); ok {
+		t.Error("Resolve after opting out: ok = true")
+	}
+}
+
+func TestSwitcherSelectorChange(t *testing.T) {
+	client := fake.NewClientset(holding("team-a", "web", webLabels), service("team-a", "web", webSel, http80))
+	r := startSwitcher(t, client, SwitcherConfig{})
+	r.publish("team-a", "web", false)
+	r.waitSlice(t, "team-a", "web", wantSlice("team-a", "web", []string{"10.0.0.7"}, "http"))
+	if wl, ok := r.sw.Resolve("team-a", "web", 80); !ok || wl != key("team-a", "web") {
+		t.Fatalf("Resolve: got %s, %v; want team-a/web", wl, ok)
+	}
+
+	// The Service now selects other pods: it is no longer web's.
+	if _, err := client.CoreV1().Services("team-a").Update(context.Background(), service("team-a", "web", map[string]string{"app": "web-v2"}, http80), metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	r.waitSlice(t, "team-a", "web", nil)
+	if wl, ok := r.sw.Resolve("team-a", "web", 80); ok {
+		t.Errorf("Resolve after the selector changed: got %s, ok; want not held", wl)
+	}
+	// And back: web is still idle, so proxy mode again.
+	if _, err := client.CoreV1().Services("team-a").Update(context.Background(), service("team-a", "web", webSel, http80), metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	r.waitSlice(t, "team-a", "web", wantSlice("team-a", "web", []string{"10.0.0.7"}, "http"))
+}
+
+// benchSwitcher returns a Switcher whose caches hold n opted-in workloads,
+// each with a Service and a slice with one ready pod, filled without
+// informers.
+func benchSwitcher(b *testing.B, n int) *Switcher {
+	b.Helper()
+	w, err := NewWatcher(WatcherConfig{Client: fake.NewClientset()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	s, err := NewSwitcher(SwitcherConfig{Client: fake.NewClientset(), Workloads: w, ActivatorPort: activatorPort, ActivatorIPs: []string{"10.0.0.7"}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	c := s.stores[metav1.NamespaceAll]
+	for i := range n {
+		ns, name := fmt.Sprintf("team-%d", i%100), fmt.Sprintf("web-%d", i)
+		labels := map[string]string{"app": name}
+		s.setHold(key(ns, name), Hold{Labels: labels}, true)
+		if err := c.services.Add(slimEndpoints0(service(ns, name, labels, http80))); err != nil {
+			b.Fatal(err)
+		}
+		sl := ownSlice(ns, name, name+"-1", []discoveryv1.EndpointPort{slicePortOf("http", 8080)},
+			endpoint(fmt.Sprintf("10.%d.%d.%d", i>>16&255, i>>8&255, i&255), true))
+		if err := c.slices.Add(slimSlice(sl)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return s
+}
+
+func slimEndpoints0(obj any) any {
+	o, _ := slimEndpoints(obj)
+	return o
+}
+
+var benchSink int
+
+func BenchmarkSwitcherResolve(b *testing.B) {
+	for _, n := range []int{100, 1000, 10000} {
+		b.Run(fmt.Sprint(n), func(b *testing.B) {
+			s := benchSwitcher(b, n)
+			ns, name := fmt.Sprintf("team-%d", (n-1)%100), fmt.Sprintf("web-%d", n-1)
+			b.ReportAllocs()
+			for b.Loop() {
+				if wl, ok := s.Resolve(ns, name, 80); ok {
+					benchSink += len(wl.Name)
+				}
+			}
+		})
+	}
+}
+
+func BenchmarkSwitcherReady(b *testing.B) {
+	for _, n := range []int{100, 1000, 10000} {
+		b.Run(fmt.Sprint(n), func(b *testing.B) {
+			s := benchSwitcher(b, n)
+			ns, name := fmt.Sprintf("team-%d", (n-1)%100), fmt.Sprintf("web-%d", n-1)
+			b.ReportAllocs()
+			for b.Loop() {
+				addrs, _ := s.Ready(ns, name, 0)
+				benchSink += len(addrs)
+			}
+		})
+	}
+}
