@@ -193,7 +193,9 @@ func (bufferPool) Get() []byte  { return copyBuffers.Get().(*[32 << 10]byte)[:] 
 func (bufferPool) Put(b []byte) { copyBuffers.Put((*[32 << 10]byte)(b)) }
 
 // newTransports returns the HTTP/1.1 and the h2c (prior knowledge)
-// transports to endpoints. Neither uses a proxy from the environment.
+// transports to endpoints. Neither uses a proxy from the environment, and
+// neither asks for gzip on the client's behalf (it would then decompress
+// what the client gets).
 func newTransports(dialTimeout time.Duration) (h1, h2c *http.Transport) {
 	dialer := &net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}
 	h1 = &http.Transport{
@@ -201,12 +203,14 @@ func newTransports(dialTimeout time.Duration) (h1, h2c *http.Transport) {
 		MaxIdleConns:        1000,
 		MaxIdleConnsPerHost: 100,
 		IdleConnTimeout:     90 * time.Second,
+		DisableCompression:  true,
 	}
 	h1.Protocols = new(http.Protocols)
 	h1.Protocols.SetHTTP1(true)
 	h2c = &http.Transport{
-		DialContext:     dialer.DialContext,
-		IdleConnTimeout: 90 * time.Second,
+		DialContext:        dialer.DialContext,
+		IdleConnTimeout:    90 * time.Second,
+		DisableCompression: true,
 	}
 	h2c.Protocols = new(http.Protocols)
 	h2c.Protocols.SetUnencryptedHTTP2(true)
