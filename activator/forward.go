@@ -49,7 +49,7 @@ func (f *forward) release() {
 
 // pick returns the next of f.addrs, round robin across all requests.
 func (f *forward) pick() string {
-	return f.addrs[int(f.a.rr.Add(1)-1)%len(f.addrs)]
+	return f.addrs[(f.a.rr.Add(1)-1)%uint32(len(f.addrs))]
 }
 
 // holdDeadline returns the end of f's hold.
@@ -204,7 +204,7 @@ func (a *Activator) another(ctx context.Context, f *forward, tried []string) (st
 	for {
 		addrs, changed := a.cfg.Endpoints.Ready(t.Namespace, t.Service, t.Port)
 		for range addrs {
-			addr := addrs[int(a.rr.Add(1)-1)%len(addrs)]
+			addr := addrs[(a.rr.Add(1)-1)%uint32(len(addrs))]
 			if !contains(tried, addr) {
 				return addr, nil
 			}
