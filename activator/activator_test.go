@@ -3,6 +3,7 @@ package activator
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -415,4 +416,22 @@ func TestSetForwarded(t *testing.T) {
 		"X-Forwarded-Host":  {"web.shop:8080"},
 		"X-Forwarded-Proto": {"https"},
 	})
+}
+
+func TestNewDefaults(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	a, err := New(Config{Endpoints: activatortest.NewEndpoints(), Registerer: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := a.cfg
+	got := fmt.Sprintf("%v %v %v %v %v %v %v %v", c.ClusterDomain, c.MaxPending, c.MaxPendingTotal, c.HoldTimeout, c.WakeConcurrency, c.RetryAfter, c.DialTimeout, a.retryAfter)
+	if want := "cluster.local 1000 10000 5m0s 100 5s 5s 5"; got != want {
+		t.Errorf("defaults %q, want %q", got, want)
+	}
+	_, err = New(Config{Endpoints: activatortest.NewEndpoints(), Registerer: reg})
+	var are prometheus.AlreadyRegisteredError
+	if !errors.As(err, &are) {
+		t.Errorf("second New on one registry: %v, want prometheus.AlreadyRegisteredError", err)
+	}
 }
