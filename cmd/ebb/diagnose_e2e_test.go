@@ -90,6 +90,23 @@ func TestServeSaysWhatIsWrongWithTheStore(t *testing.T) {
 		}
 	})
 
+	t.Run("hangs", func(t *testing.T) {
+		p := startFaultProxy(t, prom.URL)
+		// Once the proxy answers, its server holds the listener that set
+		// replaces.
+		if _, code := httpGet(t, p.url()+"/-/ready"); code != http.StatusOK {
+			t.Fatalf("proxy: HTTP %d", code)
+		}
+		p.set(t, storeHangs)
+		clk := clock.NewMock()
+		clk.Set(evalAt)
+		e := startServe(t, p.url(), clk, "--query-timeout=1s")
+		want := "not ready: store " + p.url() + " unreachable (timed out) since " + since +
+			": context deadline exceeded; check --prometheus-url and that the store runs and is reachable from ebb\n"
+		waitBody(t, e.http+"/readyz", want, http.StatusServiceUnavailable)
+		e.waitMetrics(t, `ebb_query_errors_total{kind="timeout",signal="check"} 1`)
+	})
+
 	t.Run("wrong path", func(t *testing.T) {
 		clk := clock.NewMock()
 		clk.Set(evalAt)

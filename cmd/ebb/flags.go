@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"regexp"
 	"sort"
 	"strings"
 	"time"
@@ -216,7 +217,7 @@ func warnUnknown(w io.Writer, cmd string, environ []string, known map[string]boo
 	sort.Strings(names)
 	for _, kv := range environ {
 		name, _, _ := strings.Cut(kv, "=")
-		if !strings.HasPrefix(name, "EBB_") || known[name] {
+		if !strings.HasPrefix(name, "EBB_") || known[name] || serviceLink.MatchString(name) {
 			continue
 		}
 		best, bestD := "", len(name)/3+1 // at most a third of the name wrong
@@ -232,6 +233,11 @@ func warnUnknown(w io.Writer, cmd string, environ []string, known map[string]boo
 		}
 	}
 }
+
+// serviceLink matches the variables Kubernetes sets in every pod for each
+// Service of its namespace (enableServiceLinks): ebb's own Service "ebb"
+// gives EBB_SERVICE_HOST, EBB_PORT_9090_TCP_ADDR and the like.
+var serviceLink = regexp.MustCompile(`^EBB(_[A-Z0-9_]+)?_(SERVICE_HOST|SERVICE_PORT(_[A-Z0-9_]+)?|PORT(_[0-9]+_(TCP|UDP|SCTP)(_(ADDR|PORT|PROTO))?)?)$`)
 
 // editDistance is the Levenshtein distance of a and b.
 func editDistance(a, b string) int {

@@ -117,6 +117,10 @@ func TestCommandLine(t *testing.T) {
 		{"misspelt variable", []string{"serve"}, []string{"EBB_PROMETHEUS_ULR=http://x", "HOME=/root"},
 			"ebb: warning: EBB_PROMETHEUS_ULR is not a setting of 'ebb serve'; did you mean EBB_PROMETHEUS_URL?\n" +
 				"ebb: --prometheus-url (or EBB_PROMETHEUS_URL) is required; to try ebb without a cluster or a Prometheus, run: ebb demo\n" + serveHint, 2},
+		// What Kubernetes sets for the Service "ebb" is no setting, and no warning.
+		{"service links", []string{"demo", "--duration=0s"}, []string{"EBB_SERVICE_HOST=10.0.0.1", "EBB_SERVICE_PORT=9090", "EBB_SERVICE_PORT_GRPC=9090",
+			"EBB_PORT=tcp://10.0.0.1:9090", "EBB_PORT_9090_TCP=tcp://10.0.0.1:9090", "EBB_PORT_9090_TCP_ADDR=10.0.0.1", "EBB_ACTIVATOR_SERVICE_HOST=10.0.0.2"},
+			"ebb: --duration = 0s, must be positive\nrun 'ebb demo -h' for the flags\n", 2},
 		{"unknown variable", []string{"demo", "--duration=0s"}, []string{"EBB_COLOUR=always"},
 			"ebb: warning: EBB_COLOUR is not a setting of 'ebb demo'; run 'ebb demo -h' for the flags\n" +
 				"ebb: --duration = 0s, must be positive\nrun 'ebb demo -h' for the flags\n", 2},
