@@ -60,7 +60,10 @@ func (b Binaries) check(opts Options) error {
 		paths = append(paths, b.ControllerManager)
 	}
 	if opts.KEDA {
-		paths = append(paths, b.KEDA, b.KEDACRDs)
+		paths = append(paths, b.KEDA)
+	}
+	if opts.KEDA || opts.KEDACRDs {
+		paths = append(paths, b.KEDACRDs)
 	}
 	for _, p := range paths {
 		if _, err := os.Stat(p); err != nil {

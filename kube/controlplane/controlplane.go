@@ -29,8 +29,11 @@ type Options struct {
 	// ReplicaSets, garbage collection works). No kubelet runs: pods stay
 	// Pending.
 	ControllerManager bool
+	// KEDACRDs applies KEDA's CRDs (ScaledObject, ScaledJob,
+	// TriggerAuthentication, ...) without running the operator.
+	KEDACRDs bool
 	// KEDA applies KEDA's CRDs and runs the KEDA operator out of cluster,
-	// in namespace KEDANamespace.
+	// in namespace KEDANamespace. StartKEDA starts it later instead.
 	KEDA bool
 	// Binaries defaults to DefaultBinaries().
 	Binaries *Binaries
@@ -54,8 +57,10 @@ type ControlPlane struct {
 	AdminKubeconfig string
 
 	pki   *pki
+	bins  Binaries
 	procs []*process // in start order
 	keep  bool
+	keda  bool // the operator runs
 
 	mu     sync.Mutex
 	mapper *restmapper.DeferredDiscoveryRESTMapper
@@ -77,7 +82,7 @@ func Start(ctx context.Context, opts Options) (_ *ControlPlane, err error) {
 	if err != nil {
 		return nil, err
 	}
-	cp := &ControlPlane{Dir: dir}
+	cp := &ControlPlane{Dir: dir, bins: bins}
 	defer func() {
 		if err != nil {
 			cp.keep = true // the logs explain the failure
@@ -103,12 +108,33 @@ func Start(ctx context.Context, opts Options) (_ *ControlPlane, err error) {
 			return nil, err
 		}
 	}
+	if opts.KEDACRDs && !opts.KEDA {
+		if err := cp.ApplyFiles(ctx, bins.KEDACRDs); err != nil {
+			return nil, fmt.Errorf("KEDA's CRDs: %w", err)
+		}
+	}
 	if opts.KEDA {
-		if err := cp.startKEDA(ctx, bins); err != nil {
+		if err := cp.StartKEDA(ctx); err != nil {
 			return nil, err
 		}
 	}
 	return cp, nil
+}
+
+// StartKEDA applies KEDA's CRDs and starts the KEDA operator, unless it
+// runs already. It is not safe for concurrent use; Shared.KEDA is.
+func (cp *ControlPlane) StartKEDA(ctx context.Context) error {
+	if cp.keda {
+		return nil
+	}
+	if err := cp.bins.check(Options{KEDA: true}); err != nil {
+		return err
+	}
+	if err := cp.startKEDA(ctx, cp.bins); err != nil {
+		return err
+	}
+	cp.keda = true
+	return nil
 }
 
 // IsMissingBinary reports whether err is Start's error for a binary that

@@ -19,12 +19,20 @@ import (
 //		cp := cluster.Get(t)
 //		...
 //	}
+//
+// Tests that need the KEDA operator call KEDA instead of Get: the operator
+// starts on the first such call, so a package whose other tests need only
+// the API server does not wait for it.
 type Shared struct {
 	Options Options
 
 	once sync.Once
 	cp   *ControlPlane
 	err  error
+
+	mu        sync.Mutex
+	kedaTried bool
+	kedaErr   error
 }
 
 // Get returns the running control plane, starting it on the first call.
@@ -36,6 +44,21 @@ func (s *Shared) Get(tb testing.TB) *ControlPlane {
 		s.cp, s.err = Start(context.Background(), s.Options)
 	})
 	return require(tb, s.cp, s.err)
+}
+
+// KEDA returns the running control plane as Get does, with the KEDA
+// operator started on the first call, and ends the test the same way when
+// it cannot start.
+func (s *Shared) KEDA(tb testing.TB) *ControlPlane {
+	tb.Helper()
+	cp := s.Get(tb)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.kedaErr == nil && !s.kedaTried {
+		s.kedaTried = true
+		s.kedaErr = cp.StartKEDA(context.Background())
+	}
+	return require(tb, cp, s.kedaErr)
 }
 
 // require returns cp when err is nil and ends the test otherwise.
