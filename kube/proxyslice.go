@@ -49,10 +49,8 @@ func (s *Switcher) sync(ctx context.Context, key types.NamespacedName) error {
 	}
 	// Until the cache shows ebb's last write, that write is what is there.
 	have := cached
-	if w, ok := s.written[key]; ok && w.version != versionOf(cached) {
+	if w, ok := s.lastWrite(key); ok {
 		have = w.slice
-	} else {
-		delete(s.written, key)
 	}
 	var (
 		now *discoveryv1.EndpointSlice
@@ -68,6 +66,8 @@ func (s *Switcher) sync(ctx context.Context, key types.NamespacedName) error {
 	default:
 		now, err = s.applySlice(ctx, key, have, want)
 	}
+	s.writtenMu.Lock()
+	defer s.writtenMu.Unlock()
 	if err != nil {
 		// A conflict among them: the cache is the truth again.
 		delete(s.written, key)
@@ -82,6 +82,29 @@ func (s *Switcher) sync(ctx context.Context, key types.NamespacedName) error {
 type writtenSlice struct {
 	version string                     // versionOf the slice written
 	slice   *discoveryv1.EndpointSlice // the API server's answer; nil after a delete
+}
+
+// lastWrite returns ebb's last write of Service key's slice while the cache
+// has not shown it.
+func (s *Switcher) lastWrite(key types.NamespacedName) (writtenSlice, bool) {
+	s.writtenMu.Lock()
+	defer s.writtenMu.Unlock()
+	w, ok := s.written[key]
+	return w, ok
+}
+
+// seen forgets ebb's last write of a slice once the cache has shown it, or
+// a deletion of the slice that may be later than it: from then on the cache
+// is the truth. The slice informer's handler calls it before the sync.
+func (s *Switcher) seen(key types.NamespacedName, sl *discoveryv1.EndpointSlice, deleted bool) {
+	if sl.Name != SliceName(key.Name) || !managedByEbb(sl) {
+		return
+	}
+	s.writtenMu.Lock()
+	defer s.writtenMu.Unlock()
+	if w, ok := s.written[key]; ok && (deleted || w.version == sl.ResourceVersion) {
+		delete(s.written, key)
+	}
 }
 
 // versionOf is a slice's resourceVersion, "-" for none.

@@ -111,11 +111,13 @@ type Switcher struct {
 	held      map[types.NamespacedName]queries.WorkloadKey // Services in proxy mode, for their workload
 	heldBy    map[queries.WorkloadKey]int                  // how many Services each workload holds
 	warned    map[types.NamespacedName]string              // the result last warned about; worker only
-	written   map[types.NamespacedName]writtenSlice        // ebb\'s last write of each Service\'s slice; worker only
 	lastAddrs [2][]string                                  // the activator's addresses last seen; worker only
 
 	holdsGen atomic.Uint64 // counts the changes of holds
 	resolved sync.Map      // types.NamespacedName -> resolved, Resolve's answers
+
+	writtenMu sync.Mutex
+	written   map[types.NamespacedName]writtenSlice // ebb's writes the cache does not show yet
 
 	waitMu  sync.Mutex
 	waiters map[types.NamespacedName]chan struct{}
@@ -486,10 +488,16 @@ func (s *Switcher) activatorString() string {
 
 // handler queues the Service an object is about and wakes Ready's waiters.
 func (s *Switcher) handler(keyOf func(any) (types.NamespacedName, bool)) cache.ResourceEventHandler {
-	on := func(obj any) {
+	on := func(obj any, deleted bool) {
 		key, ok := keyOf(obj)
 		if !ok {
 			return
+		}
+		if tomb, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+			obj = tomb.Obj
+		}
+		if sl, ok := obj.(*discoveryv1.EndpointSlice); ok {
+			s.seen(key, sl, deleted)
 		}
 		if key == s.activator {
 			s.queue.Add(item{kind: itemActivator})
@@ -499,9 +507,9 @@ func (s *Switcher) handler(keyOf func(any) (types.NamespacedName, bool)) cache.R
 		s.changed(key)         // after the sync is queued: a test waits for both
 	}
 	return cache.ResourceEventHandlerFuncs{
-		AddFunc:    on,
-		UpdateFunc: func(_, obj any) { on(obj) },
-		DeleteFunc: on,
+		AddFunc:    func(obj any) { on(obj, false) },
+		UpdateFunc: func(_, obj any) { on(obj, false) },
+		DeleteFunc: func(obj any) { on(obj, true) },
 	}
 }
 

@@ -899,3 +899,22 @@ func BenchmarkSwitcherReady(b *testing.B) {
 		})
 	}
 }
+
+func TestSwitcherRestoresDeletedSlice(t *testing.T) {
+	client := fake.NewClientset(holding("team-a", "web", webLabels), service("team-a", "web", webSel, http80))
+	r := startSwitcher(t, client, SwitcherConfig{})
+	r.publish("team-a", "web", false)
+	want := wantSlice("team-a", "web", []string{"10.0.0.7"}, "http")
+	r.waitSlice(t, "team-a", "web", want)
+	// Someone deletes ebb's slice, at once or after the cache has it.
+	for _, wait := range []bool{false, true} {
+		if wait {
+			eventually(t, "ebb's slice in the cache", func() bool { return len(r.sw.slicesOf(types.NamespacedName{Namespace: "team-a", Name: "web"})) == 1 })
+		}
+		if err := client.DiscoveryV1().EndpointSlices("team-a").Delete(context.Background(), "web.ebb", metav1.DeleteOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		r.waitSlice(t, "team-a", "web", want)
+	}
+	r.settled(t, "creates", func() float64 { return r.sliceWrites("create", resultOK) }, 3)
+}
