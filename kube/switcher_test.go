@@ -918,3 +918,35 @@ func TestSwitcherRestoresDeletedSlice(t *testing.T) {
 	}
 	r.settled(t, "creates", func() float64 { return r.sliceWrites("create", resultOK) }, 3)
 }
+
+func TestSwitcherListForbidden(t *testing.T) {
+	f := func(resource, group, wantResource string, namespaces []string, wantNS string) {
+		t.Helper()
+		client := fake.NewClientset()
+		client.PrependReactor("list", resource, func(k8stesting.Action) (bool, runtime.Object, error) {
+			return true, nil, apierrors.NewForbidden(schema.GroupResource{Group: group, Resource: resource}, "",
+				fmt.Errorf(`User "system:serviceaccount:ebb-system:ebb" cannot list resource %q in API group %q`, resource, group))
+		})
+		w, err := NewWatcher(WatcherConfig{Client: client, Namespaces: namespaces})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := NewSwitcher(SwitcherConfig{Client: client, Workloads: w, Namespaces: namespaces, ActivatorPort: activatorPort, ActivatorIPs: []string{"10.0.0.7"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		go func() { _ = w.Run(ctx) }()
+		err = s.Run(ctx)
+		var ae *AccessError
+		if !errors.As(err, &ae) || ae.Verb != "list" || ae.Resource != wantResource || ae.Namespace != wantNS || !apierrors.IsForbidden(err) {
+			t.Fatalf("got %v, want an *AccessError for list %s in %q", err, wantResource, wantNS)
+		}
+		if err := s.Run(ctx); err == nil || err.Error() != "switcher: already running" {
+			t.Errorf("second Run: got %v, want already running", err)
+		}
+	}
+	f("services", "", "services", nil, "")
+	f("endpointslices", "discovery.k8s.io", "endpointslices.discovery.k8s.io", []string{"team-a"}, "team-a")
+}
