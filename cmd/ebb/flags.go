@@ -265,7 +265,7 @@ func printHelp(fs *flag.FlagSet, w io.Writer) {
 	if w == nil {
 		w = os.Stdout
 	}
-	fmt.Fprintf(w, "%s\n\nFlags (each also an environment variable, --max-staleness is EBB_MAX_STALENESS; the command line wins):\n", about[fs.Name()])
+	fmt.Fprintf(w, "%s\n\nFlags; each is also an environment variable (--max-staleness is\nEBB_MAX_STALENESS), and the command line wins over it:\n", about[fs.Name()])
 	fs.SetOutput(w)
 	fs.PrintDefaults()
 	fs.SetOutput(io.Discard)
