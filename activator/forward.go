@@ -165,6 +165,9 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	for {
 		resp, err := rt.RoundTrip(out)
 		if err == nil {
+			if f.h2 {
+				grpcTrailersOnly(resp)
+			}
 			f.release()
 			if f.episode != nil {
 				f.m.forwardedHeld.Inc()
@@ -187,6 +190,29 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		u.Host = addr
 		out = out.WithContext(out.Context())
 		out.URL = &u
+	}
+}
+
+// grpcTrailersOnly turns a gRPC "trailers-only" response (one HEADERS
+// frame that ends the stream, carrying grpc-status: an error before any
+// message) into headers and trailers. Go's HTTP/2 client hands such a frame
+// over as response headers, and the proxy flushes headers at once, so its
+// client would get grpc-status in a header frame that does not end the
+// stream, where gRPC clients do not read it ("server closed the stream
+// without sending trailers"). Every field but Content-Type was trailer
+// metadata and goes back to the trailers.
+func grpcTrailersOnly(res *http.Response) {
+	if _, ok := res.Header["Grpc-Status"]; !ok || !strings.HasPrefix(res.Header.Get("Content-Type"), "application/grpc") {
+		return
+	}
+	if res.Trailer == nil {
+		res.Trailer = make(http.Header, len(res.Header))
+	}
+	for k, v := range res.Header {
+		if k != "Content-Type" {
+			res.Trailer[k] = v
+			delete(res.Header, k)
+		}
 	}
 }
 

@@ -369,3 +369,28 @@ func TestServerSentEvents(t *testing.T) {
 		})
 	}
 }
+
+func TestGRPCTrailersOnly(t *testing.T) {
+	res := &http.Response{Header: http.Header{
+		"Content-Type":  {"application/grpc"},
+		"Grpc-Status":   {"5"},
+		"Grpc-Message":  {"unknown service"},
+		"X-Ebb-Trailer": {"intact"},
+	}}
+	grpcTrailersOnly(res)
+	wantH := http.Header{"Content-Type": {"application/grpc"}}
+	wantT := http.Header{"Grpc-Status": {"5"}, "Grpc-Message": {"unknown service"}, "X-Ebb-Trailer": {"intact"}}
+	if fmt.Sprint(res.Header) != fmt.Sprint(wantH) || fmt.Sprint(res.Trailer) != fmt.Sprint(wantT) {
+		t.Errorf("got header %v trailer %v, want %v and %v", res.Header, res.Trailer, wantH, wantT)
+	}
+	for _, h := range []http.Header{
+		{"Content-Type": {"application/grpc"}, "X-A": {"1"}},         // a gRPC response with messages to come
+		{"Content-Type": {"application/json"}, "Grpc-Status": {"0"}}, // not gRPC
+	} {
+		res := &http.Response{Header: h.Clone()}
+		grpcTrailersOnly(res)
+		if fmt.Sprint(res.Header) != fmt.Sprint(h) || res.Trailer != nil {
+			t.Errorf("%v: got header %v trailer %v, want it untouched", h, res.Header, res.Trailer)
+		}
+	}
+}
