@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"time"
 
 	"github.com/benbjohnson/clock"
 	"github.com/prometheus/client_golang/prometheus"
@@ -19,6 +20,7 @@ import (
 // annotations in, their autoshutdown state out. Without cluster access both
 // are nil and ebb runs on trigger metadata alone.
 type cluster struct {
+	client  kubernetes.Interface
 	watcher *kube.Watcher
 	writer  *kube.StateWriter
 	logger  *slog.Logger
@@ -50,7 +52,7 @@ func newCluster(cfg serveConfig, clk clock.Clock, reg prometheus.Registerer, log
 	if err != nil {
 		return nil, err
 	}
-	return &cluster{watcher: w, writer: sw, logger: logger}, nil
+	return &cluster{client: client, watcher: w, writer: sw, logger: logger}, nil
 }
 
 // overrides is the collector's OverrideSource: nil without a cluster.
@@ -67,6 +69,14 @@ func (c *cluster) states() scaler.StateSink {
 		return nil
 	}
 	return c.writer
+}
+
+// holdTimeout is a workload's ebb.dev/hold-timeout, 0 when unset or bad.
+func (c *cluster) holdTimeout(key queries.WorkloadKey) time.Duration {
+	if c.watcher == nil {
+		return 0
+	}
+	return c.watcher.HoldTimeout(key)
 }
 
 // run reads annotations until ctx is done, and writes states once they are

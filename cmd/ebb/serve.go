@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/ebbscale/ebb/externalscaler"
 	"github.com/ebbscale/ebb/queries"
@@ -58,6 +59,8 @@ type serveConfig struct {
 
 	tls externalscaler.TLSFiles
 
+	activator activatorConfig
+
 	kubeconfig      string
 	watchNamespaces stringList
 	annotationQPS   float64
@@ -71,6 +74,7 @@ func serveFlags(c *serveConfig) *flag.FlagSet {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	def := queries.DefaultCatalog()
 	c.store.flags(fs)
+	c.activator.flags(fs)
 	fs.StringVar(&c.grpcAddr, "grpc-addr", ":9090", "address of KEDA's external scaler gRPC API")
 	fs.StringVar(&c.httpAddr, "http-addr", ":8080", "address of /metrics, /healthz and /readyz")
 	fs.DurationVar(&c.interval, "interval", 5*time.Second, "how often the collector queries the store")
@@ -134,6 +138,9 @@ func (c *serveConfig) validate() error {
 		return fmt.Errorf("--annotation-qps = %g and --annotation-burst = %d, must be positive", c.annotationQPS, c.annotationBurst)
 	}
 	if err := c.catalog.Validate(); err != nil {
+		return err
+	}
+	if err := c.activator.validate(); err != nil {
 		return err
 	}
 	return c.store.validate()
@@ -202,6 +209,11 @@ func runServe(ctx context.Context, args []string, stderr io.Writer, deps serveDe
 	if err != nil {
 		return err
 	}
+	edge, err := newActivatorEdge(cfg.activator, cluster, cfg.watchNamespaces, clk, reg, logger)
+	if err != nil {
+		return usage("serve", err)
+	}
+	defer edge.close() // when serve stops before it runs
 	collector, err := scaler.NewCollector(scaler.Config{
 		Source:       source,
 		Interval:     cfg.interval,
@@ -215,7 +227,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer, deps serveDe
 		MaxStaleness: cfg.maxStaleness,
 		Policy:       shutdown.Policy{IdleAfter: cfg.idleAfter, MinUptime: cfg.minUptime},
 		Overrides:    cluster.overrides(),
-		States:       cluster.states(),
+		States:       edge.states(cluster.states()),
 	})
 	if err != nil {
 		return err
@@ -247,6 +259,11 @@ func runServe(ctx context.Context, args []string, stderr io.Writer, deps serveDe
 		Logger: logger,
 	})
 	grpcServer := externalscaler.NewGRPCServer(srv, collector.Ready(), externalscaler.GRPCOptions{TLS: serverTLS, Registry: reg, Logger: logger})
+	if edge != nil {
+		if err := edge.start(collector, cluster.holdTimeout, clk, reg); err != nil {
+			return err
+		}
+	}
 
 	grpcLis, err := net.Listen("tcp", cfg.grpcAddr)
 	if err != nil {
@@ -261,60 +278,49 @@ func runServe(ctx context.Context, args []string, stderr io.Writer, deps serveDe
 	if deps.listening != nil {
 		deps.listening(grpcLis.Addr().String(), httpLis.Addr().String())
 	}
-	logger.Info("serving", "grpc", grpcLis.Addr().String(), "http", httpLis.Addr().String(),
+	logger.Info("serving", "grpc", grpcLis.Addr().String(), "http", httpLis.Addr().String(), "activator", edge.addr(),
 		"prometheus", cfg.store.url, "interval", cfg.interval.String(), "tls", serverTLS != nil, "version", version)
 
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	errc := make(chan error, 5)
-	go func() { errc <- ignoreCanceled(collector.Run(ctx)) }()
-	go func() { cluster.run(ctx); errc <- nil }()
-	go func() { srv.RunSweeper(ctx); errc <- nil }()
-	go func() {
+	// Every part runs in one group: the first to fail stops the rest, and
+	// a stop (ctx) ends them all, each with the grace it needs.
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return ignoreCanceled(collector.Run(gctx)) })
+	g.Go(func() error { cluster.run(gctx); return nil })
+	g.Go(func() error { srv.RunSweeper(gctx); return nil })
+	if edge != nil {
+		g.Go(func() error { return edge.run(gctx, cfg.shutdownGrace) })
+	}
+	g.Go(func() error {
 		if err := grpcServer.Serve(grpcLis); err != nil {
-			errc <- fmt.Errorf("grpc: %w", err)
-			return
+			return fmt.Errorf("grpc: %w", err)
 		}
-		errc <- nil
-	}()
-	go func() {
+		return nil
+	})
+	g.Go(func() error {
 		if err := httpServer.Serve(httpLis); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			errc <- fmt.Errorf("http: %w", err)
-			return
+			return fmt.Errorf("http: %w", err)
 		}
-		errc <- nil
-	}()
-
-	var first error
-	select {
-	case <-ctx.Done():
-	case first = <-errc: // a server failed: stop the rest
-	}
-	logger.Info("stopping", "grace", cfg.shutdownGrace.String())
-	cancel()
-	srv.Shutdown() // end open streams; KEDA reconnects to another replica
-	stopped := make(chan struct{})
-	go func() { grpcServer.GracefulStop(); close(stopped) }()
-	select {
-	case <-stopped:
-	case <-time.After(cfg.shutdownGrace):
-		grpcServer.Stop()
-	}
-	sctx, scancel := context.WithTimeout(context.Background(), cfg.shutdownGrace)
-	defer scancel()
-	if err := httpServer.Shutdown(sctx); err != nil && first == nil {
-		first = fmt.Errorf("http shutdown: %w", err)
-	}
-	remaining := 5
-	if first != nil {
-		remaining--
-	}
-	for range remaining {
-		if err := <-errc; err != nil && first == nil {
-			first = err
+		return nil
+	})
+	g.Go(func() error {
+		<-gctx.Done()
+		logger.Info("stopping", "grace", cfg.shutdownGrace.String())
+		srv.Shutdown() // end open streams; KEDA reconnects to another replica
+		stopped := make(chan struct{})
+		go func() { grpcServer.GracefulStop(); close(stopped) }()
+		select {
+		case <-stopped:
+		case <-time.After(cfg.shutdownGrace):
+			grpcServer.Stop()
 		}
-	}
-	return first
+		sctx, cancel := context.WithTimeout(context.Background(), cfg.shutdownGrace)
+		defer cancel()
+		if err := httpServer.Shutdown(sctx); err != nil {
+			return fmt.Errorf("http shutdown: %w", err)
+		}
+		return nil
+	})
+	return g.Wait()
 }
 
 func ignoreCanceled(err error) error {
