@@ -16,6 +16,7 @@ type Target struct {
 	Port int32
 }
 
+// String returns "namespace/service", with ":port" when the Host named one.
 func (t Target) String() string {
 	s := t.Namespace + "/" + t.Service
 	if t.Port != 0 {
