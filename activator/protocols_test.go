@@ -394,3 +394,47 @@ func TestGRPCTrailersOnly(t *testing.T) {
 		}
 	}
 }
+
+// TestGRPCManyHeldOnOneConnection: a sidecar multiplexes its clients over
+// one HTTP/2 connection; 300 calls on one connection are all held at once
+// (Go's default would let 250 streams in) and all answered on the wake.
+func TestGRPCManyHeldOnOneConnection(t *testing.T) {
+	const n = 300
+	e := newEnv(t, nil)
+	hs := health.NewServer()
+	hs.SetServingStatus("ebb.test", healthpb.HealthCheckResponse_SERVING)
+	gs := grpc.NewServer()
+	healthpb.RegisterHealthServer(gs, hs)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(gs.Stop)
+	conn, err := grpc.NewClient("passthrough:///"+e.addr,
+		grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithAuthority("web.shop"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	client := healthpb.NewHealthClient(conn)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	errs := make(chan error, n)
+	for range n {
+		go func() {
+			resp, err := client.Check(ctx, &healthpb.HealthCheckRequest{Service: "ebb.test"})
+			if err == nil && resp.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+				err = fmt.Errorf("status %v", resp.GetStatus())
+			}
+			errs <- err
+		}()
+	}
+	e.waitHeld(shopWeb, n)
+	go gs.Serve(ln)
+	e.eps.SetReady("shop", "web", ln.Addr().String())
+	for range n {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+}
