@@ -17,6 +17,7 @@ import (
 
 	"github.com/ebbscale/ebb/bench/promdata"
 	"github.com/ebbscale/ebb/queries"
+	"github.com/ebbscale/ebb/queries/queriestest"
 	"github.com/ebbscale/ebb/scaler"
 	"github.com/ebbscale/ebb/shutdown"
 )
@@ -54,7 +55,7 @@ var benchMetadata = map[string]string{"scalerAddress": "ebb.ebb-system.svc:9090"
 // benchServer is a Server answering for n workloads after one tick, on the
 // real clock as in production, and the refs KEDA would send for them.
 type benchServer struct {
-	src       *queries.FakeSource
+	src       *queriestest.FakeSource
 	collector *scaler.Collector
 	server    *Server
 	refs      []*pb.ScaledObjectRef
@@ -62,7 +63,7 @@ type benchServer struct {
 
 func newBenchServer(b *testing.B, n int, md map[string]string, cfg scaler.Config, opts Options) *benchServer {
 	b.Helper()
-	bs := &benchServer{src: &queries.FakeSource{}}
+	bs := &benchServer{src: &queriestest.FakeSource{}}
 	cfg.Source = bs.src
 	var err error
 	if bs.collector, err = scaler.NewCollector(cfg); err != nil {
@@ -387,7 +388,7 @@ func value(high bool, i int) float64 {
 func BenchmarkHeapPerWorkload(b *testing.B) {
 	for _, n := range handlerSizes() {
 		b.Run(fmt.Sprint(n), func(b *testing.B) {
-			src := &queries.FakeSource{}
+			src := &queriestest.FakeSource{}
 			samples := make([]queries.Sample, n)
 			for i := range samples {
 				samples[i] = queries.Sample{Workload: queries.WorkloadKey{Namespace: promdata.Namespace(i), Name: promdata.Name(i)}, Value: promdata.RequestRate(i)}
@@ -438,7 +439,7 @@ func BenchmarkRegisterBurst(b *testing.B) {
 		b.Run(fmt.Sprint(n), func(b *testing.B) {
 			var queriesPerBurst, burst float64
 			for b.Loop() {
-				src := &queries.FakeSource{}
+				src := &queriestest.FakeSource{}
 				samples := make([]queries.Sample, n)
 				for i := range samples {
 					samples[i] = queries.Sample{Workload: queries.WorkloadKey{Namespace: promdata.Namespace(i), Name: promdata.Name(i)}, Value: promdata.RequestRate(i)}

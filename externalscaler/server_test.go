@@ -23,6 +23,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/ebbscale/ebb/queries"
+	"github.com/ebbscale/ebb/queries/queriestest"
 	"github.com/ebbscale/ebb/scaler"
 )
 
@@ -35,7 +36,7 @@ var (
 // harness is ebb's gRPC server on a real 127.0.0.1 socket, fed by a fake
 // source on a mock clock, and KEDA's generated client.
 type harness struct {
-	src       *queries.FakeSource
+	src       *queriestest.FakeSource
 	clk       *clock.Mock
 	collector *scaler.Collector
 	server    *Server
@@ -45,7 +46,7 @@ type harness struct {
 
 func newHarness(t *testing.T) *harness {
 	t.Helper()
-	h := &harness{src: &queries.FakeSource{}, clk: clock.NewMock()}
+	h := &harness{src: &queriestest.FakeSource{}, clk: clock.NewMock()}
 	h.clk.Set(t0)
 	var err error
 	h.collector, err = scaler.NewCollector(scaler.Config{Source: h.src, Interval: 5 * time.Second, Clock: h.clk})

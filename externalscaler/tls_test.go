@@ -19,7 +19,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 
-	"github.com/ebbscale/ebb/queries"
+	"github.com/ebbscale/ebb/queries/queriestest"
 	"github.com/ebbscale/ebb/scaler"
 )
 
@@ -73,7 +73,7 @@ func newTestPKI(t *testing.T) testPKI {
 // test ends, and returns its address.
 func serveTLS(t *testing.T, cfg *tls.Config) string {
 	t.Helper()
-	c, err := scaler.NewCollector(scaler.Config{Source: &queries.FakeSource{}})
+	c, err := scaler.NewCollector(scaler.Config{Source: &queriestest.FakeSource{}})
 	if err != nil {
 		t.Fatal(err)
 	}

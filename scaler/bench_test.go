@@ -7,15 +7,16 @@ import (
 	"time"
 
 	"github.com/ebbscale/ebb/queries"
+	"github.com/ebbscale/ebb/queries/queriestest"
 )
 
 var sinkObservation Observation
 
 var benchSizes = []int{100, 1_000, 10_000, 100_000}
 
-func benchCollector(b *testing.B, n int) (*Collector, []*Interest, *queries.FakeSource) {
+func benchCollector(b *testing.B, n int) (*Collector, []*Interest, *queriestest.FakeSource) {
 	b.Helper()
-	src := &queries.FakeSource{}
+	src := &queriestest.FakeSource{}
 	c, err := NewCollector(Config{Source: src})
 	if err != nil {
 		b.Fatal(err)

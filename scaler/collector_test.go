@@ -10,6 +10,7 @@ import (
 	"github.com/benbjohnson/clock"
 
 	"github.com/ebbscale/ebb/queries"
+	"github.com/ebbscale/ebb/queries/queriestest"
 )
 
 var (
@@ -33,7 +34,7 @@ func newTestCollector(t *testing.T, src queries.Source) (*Collector, *clock.Mock
 }
 
 func TestCollectorOneQueryPerShape(t *testing.T) {
-	src := &queries.FakeSource{}
+	src := &queriestest.FakeSource{}
 	c, _ := newTestCollector(t, src)
 	for i := range 100 {
 		c.Register(reqShape, wk("a", fmt.Sprintf("w%d", i)), 0, 0)
@@ -64,7 +65,7 @@ func TestCollectorOneQueryPerShape(t *testing.T) {
 }
 
 func TestCollectorValues(t *testing.T) {
-	src := &queries.FakeSource{}
+	src := &queriestest.FakeSource{}
 	src.Set(reqShape, queries.Sample{Workload: wk("a", "busy"), Value: 12.5}, queries.Sample{Workload: wk("a", "unwatched"), Value: 99})
 	src.Set(qShape, queries.Sample{Value: 7})
 	c, _ := newTestCollector(t, src)
@@ -108,7 +109,7 @@ func TestCollectorValues(t *testing.T) {
 }
 
 func TestCollectorFailureKeepsLastValue(t *testing.T) {
-	src := &queries.FakeSource{}
+	src := &queriestest.FakeSource{}
 	src.Set(reqShape, queries.Sample{Workload: wk("a", "w"), Value: 3})
 	c, clk := newTestCollector(t, src)
 	in := c.Register(reqShape, wk("a", "w"), 0, 0)
@@ -145,7 +146,7 @@ func TestCollectorFailureKeepsLastValue(t *testing.T) {
 }
 
 func TestCollectorForgetsUntouched(t *testing.T) {
-	src := &queries.FakeSource{}
+	src := &queriestest.FakeSource{}
 	c, clk := newTestCollector(t, src)
 	stale := c.Register(reqShape, wk("a", "stale"), 0, 0)
 	kept := c.Register(gpuShape, wk("a", "kept"), 0, 0)
@@ -179,7 +180,7 @@ func TestCollectorForgetsUntouched(t *testing.T) {
 }
 
 func TestCollectorReadyAndChanged(t *testing.T) {
-	src := &queries.FakeSource{}
+	src := &queriestest.FakeSource{}
 	c, _ := newTestCollector(t, src)
 	c.Register(reqShape, wk("a", "w"), 0, 0)
 	src.Fail(errors.New("down"))
@@ -205,7 +206,7 @@ func TestCollectorReadyAndChanged(t *testing.T) {
 }
 
 func TestCollectorRunTicksOnClock(t *testing.T) {
-	src := &queries.FakeSource{}
+	src := &queriestest.FakeSource{}
 	c, clk := newTestCollector(t, src)
 	c.Register(reqShape, wk("a", "w"), 0, 0)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -239,7 +240,7 @@ func TestCollectorRunTicksOnClock(t *testing.T) {
 }
 
 func TestCollectorQueryTimeout(t *testing.T) {
-	src := &queries.FakeSource{}
+	src := &queriestest.FakeSource{}
 	src.Hang()
 	defer src.Release()
 	clk := clock.NewMock()
@@ -257,7 +258,7 @@ func TestCollectorQueryTimeout(t *testing.T) {
 }
 
 func TestNewCollectorErrors(t *testing.T) {
-	src := &queries.FakeSource{}
+	src := &queriestest.FakeSource{}
 	tests := []struct {
 		cfg  Config
 		want string
@@ -278,7 +279,7 @@ func TestNewCollectorErrors(t *testing.T) {
 }
 
 func TestReadyNeedsTheStoreWhenNothingIsWatched(t *testing.T) {
-	src := &queries.FakePinger{PingErr: errors.New("connection refused")}
+	src := &queriestest.FakePinger{PingErr: errors.New("connection refused")}
 	c, _ := newTestCollector(t, src)
 	c.Refresh(context.Background())
 	select {
@@ -299,7 +300,7 @@ func TestReadyNeedsTheStoreWhenNothingIsWatched(t *testing.T) {
 // does when it or ebb restarts: the first new trigger is refreshed at once,
 // the rest together after KickGap, instead of one query per registration.
 func TestCollectorPacesKickedRefreshes(t *testing.T) {
-	src := &queries.FakeSource{}
+	src := &queriestest.FakeSource{}
 	clk := clock.NewMock() // the ticker never fires: only kicks refresh
 	clk.Set(t0)
 	const gap = 300 * time.Millisecond
@@ -345,7 +346,7 @@ func TestCollectorPacesKickedRefreshes(t *testing.T) {
 // answer alone does not wake its waiters; a first answer, a flip and being
 // forgotten do.
 func TestInterestChangesWakesOnlyOnChange(t *testing.T) {
-	src := &queries.FakeSource{}
+	src := &queriestest.FakeSource{}
 	c, clk := newTestCollector(t, src)
 	busy, calm := wk("a", "busy"), wk("a", "calm")
 	src.Set(reqShape, queries.Sample{Workload: busy, Value: 3}, queries.Sample{Workload: calm, Value: 2})

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/ebbscale/ebb/queries"
+	"github.com/ebbscale/ebb/queries/queriestest"
 	"github.com/ebbscale/ebb/shutdown"
 )
 
@@ -15,7 +16,7 @@ import (
 // tick, and wakes its waiters; once the requests are delivered the
 // workload stays up for its idle period (15m), counted from the demand.
 func TestPendingWakesAtOnce(t *testing.T) {
-	src := &queries.FakeSource{}
+	src := &queriestest.FakeSource{}
 	c, clk := policyCollector(t, src, nil)
 	w, other := wk("a", "w"), wk("a", "other")
 	req := c.Register(reqShape, w, 0, 0)
@@ -77,7 +78,7 @@ func TestPendingWakesAtOnce(t *testing.T) {
 // itself, so they wake a workload while the store is down; once they are
 // delivered, the state is unknown again, not idle.
 func TestPendingIsKnownDuringAnOutage(t *testing.T) {
-	src := &queries.FakeSource{}
+	src := &queriestest.FakeSource{}
 	c, clk := policyCollector(t, src, nil)
 	w := wk("a", "w")
 	in := c.Register(reqShape, w, 0, 0)
@@ -105,7 +106,7 @@ func TestPendingIsKnownDuringAnOutage(t *testing.T) {
 // TestForgottenInterestLeavesTheIndex: an interest the collector forgets is
 // no longer told about demand.
 func TestForgottenInterestLeavesTheIndex(t *testing.T) {
-	src := &queries.FakeSource{}
+	src := &queriestest.FakeSource{}
 	c, clk := newTestCollector(t, src)
 	w := wk("a", "w")
 	in := c.Register(reqShape, w, 0, 0)

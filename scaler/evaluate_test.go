@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/ebbscale/ebb/queries"
+	"github.com/ebbscale/ebb/queries/queriestest"
 )
 
 func TestValue(t *testing.T) {
@@ -81,7 +82,7 @@ func TestHPADesired(t *testing.T) {
 // TestSnapshotValueAndActive checks the lookups KEDA's calls use against
 // the observation Lookup copies out.
 func TestSnapshotValueAndActive(t *testing.T) {
-	src := &queries.FakeSource{}
+	src := &queriestest.FakeSource{}
 	c, clk := newTestCollector(t, src)
 	busy := c.Register(reqShape, wk("a", "busy"), 0, 0)
 	src.Set(reqShape, queries.Sample{Workload: wk("a", "busy"), Value: 7.5})

@@ -11,6 +11,7 @@ import (
 	"github.com/benbjohnson/clock"
 
 	"github.com/ebbscale/ebb/queries"
+	"github.com/ebbscale/ebb/queries/queriestest"
 	"github.com/ebbscale/ebb/shutdown"
 )
 
@@ -55,7 +56,7 @@ func decision(t *testing.T, c *Collector, in *Interest) shutdown.Decision {
 }
 
 func TestIdleAfterActivity(t *testing.T) {
-	src := &queries.FakeSource{}
+	src := &queriestest.FakeSource{}
 	w := wk("a", "w")
 	src.Set(reqShape, queries.Sample{Workload: w, Value: 2})
 	c, clk := policyCollector(t, src, nil)
@@ -82,7 +83,7 @@ func TestIdleAfterActivity(t *testing.T) {
 }
 
 func TestTriggerIdleAfterAndAnnotations(t *testing.T) {
-	src := &queries.FakeSource{}
+	src := &queriestest.FakeSource{}
 	w := wk("a", "w")
 	src.Set(reqShape, queries.Sample{Workload: w, Value: 1})
 	overrides := fakeOverrides{}
@@ -120,7 +121,7 @@ func (f fakeOverrides) Overrides(w queries.WorkloadKey) (shutdown.Overrides, boo
 }
 
 func TestOutageNeverIdles(t *testing.T) {
-	src := &queries.FakeSource{}
+	src := &queriestest.FakeSource{}
 	busy, quiet := wk("a", "busy"), wk("a", "quiet")
 	src.Set(reqShape, queries.Sample{Workload: busy, Value: 5}, queries.Sample{Workload: quiet, Value: 0})
 	c, clk := policyCollector(t, src, nil)
@@ -161,7 +162,7 @@ func TestOutageNeverIdles(t *testing.T) {
 }
 
 func TestVanishedSeriesAreNotNoTraffic(t *testing.T) {
-	src := &queries.FakeSource{}
+	src := &queriestest.FakeSource{}
 	w, never := wk("a", "w"), wk("a", "never")
 	src.Set(reqShape, queries.Sample{Workload: w, Value: 5})
 	c, clk := policyCollector(t, src, nil)
@@ -191,7 +192,7 @@ func TestVanishedSeriesAreNotNoTraffic(t *testing.T) {
 }
 
 func TestRecoveryFromHistory(t *testing.T) {
-	src := &queries.FakeHistory{}
+	src := &queriestest.FakeHistory{}
 	w := wk("a", "w")
 	src.Set(reqShape, queries.Sample{Workload: w, Value: 0})
 	src.SetLastActive(reqShape, queries.LastActive{Workload: w, At: t0.Add(-10 * time.Minute)})
@@ -228,7 +229,7 @@ func TestRecoveryFromHistory(t *testing.T) {
 }
 
 func TestRecoveryIsBatched(t *testing.T) {
-	src := &queries.FakeHistory{}
+	src := &queriestest.FakeHistory{}
 	c, _ := policyCollector(t, src, nil)
 	for i := range 50 {
 		c.Register(reqShape, wk("a", string(rune('a'+i%26))+string(rune('a'+i/26))), 0, 0)
@@ -253,7 +254,7 @@ func (r *recordingSink) Publish(s WorkloadState) {
 }
 
 func TestStatesPublishedOnChange(t *testing.T) {
-	src := &queries.FakeSource{}
+	src := &queriestest.FakeSource{}
 	w := wk("a", "w")
 	src.Set(reqShape, queries.Sample{Workload: w, Value: 1})
 	src.Set(gpuShape)
@@ -285,7 +286,7 @@ func TestStatesPublishedOnChange(t *testing.T) {
 }
 
 func TestBusyWorkloadPublishedEveryFiveMinutes(t *testing.T) {
-	src := &queries.FakeSource{}
+	src := &queriestest.FakeSource{}
 	w := wk("a", "w")
 	src.Set(reqShape, queries.Sample{Workload: w, Value: 1})
 	sink := &recordingSink{}
@@ -306,7 +307,7 @@ func TestBusyWorkloadPublishedEveryFiveMinutes(t *testing.T) {
 }
 
 func TestVanishedDuringIdleGrace(t *testing.T) {
-	src := &queries.FakeSource{}
+	src := &queriestest.FakeSource{}
 	w := wk("a", "w")
 	src.Set(reqShape, queries.Sample{Workload: w, Value: 3})
 	c, clk := policyCollector(t, src, nil)

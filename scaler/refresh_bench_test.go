@@ -12,6 +12,7 @@ import (
 
 	"github.com/ebbscale/ebb/bench/promdata"
 	"github.com/ebbscale/ebb/queries"
+	"github.com/ebbscale/ebb/queries/queriestest"
 )
 
 // benchSizesFor returns benchSizes, without 100,000 under -short (make bench).
@@ -91,7 +92,7 @@ func BenchmarkHeapPerInterest(b *testing.B) {
 				keys[i] = wk(promdata.Namespace(i), promdata.Name(i))
 				samples[i] = queries.Sample{Workload: keys[i], Value: promdata.RequestRate(i)}
 			}
-			src := &queries.FakeSource{}
+			src := &queriestest.FakeSource{}
 			src.Set(reqShape, samples...)
 			var perInterest float64
 			for b.Loop() {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/ebbscale/ebb/kube"
 	"github.com/ebbscale/ebb/queries"
+	"github.com/ebbscale/ebb/queries/queriestest"
 	"github.com/ebbscale/ebb/scaler"
 	"github.com/ebbscale/ebb/shutdown"
 )
@@ -50,7 +51,7 @@ func TestClusterWiring(t *testing.T) {
 		t.Fatalf("before sync: %+v, want unknown: %s", o, notSynced)
 	}
 
-	src := &queries.FakeSource{}
+	src := &queriestest.FakeSource{}
 	shape := queries.Shape{Signal: queries.SignalRequests, Window: time.Minute}
 	src.Set(shape) // no traffic anywhere
 	col, err := scaler.NewCollector(scaler.Config{Source: src, Clock: clk, Overrides: c.overrides(), States: c.states()})

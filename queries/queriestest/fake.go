@@ -1,37 +1,42 @@
-package queries
+// Package queriestest holds hand-written fakes of queries' interfaces
+// (Source, HistorySource, Pinger) for the tests of the packages that use them.
+package queriestest
 
 import (
 	"context"
 	"sync"
 	"time"
+
+	"github.com/ebbscale/ebb/queries"
 )
 
-// FakeSource is a Source for tests: it answers each shape from Values, or
-// fails with Err, and records every call.
+// FakeSource is a queries.Source for tests: it answers each shape with the
+// samples Set gave it, fails as Fail and FailShape say, blocks between Hang
+// and Release, and records every call.
 type FakeSource struct {
 	mu     sync.Mutex
-	values map[Shape][]Sample
-	errs   map[Shape]error
+	values map[queries.Shape][]queries.Sample
+	errs   map[queries.Shape]error
 	err    error
 	calls  []FakeCall
-	// Block, when set, is waited on (or ctx) before answering.
+	// block, while Hang holds, is waited on (or ctx) before answering.
 	block chan struct{}
 }
 
 // FakeCall is one recorded Instant call.
 type FakeCall struct {
-	Shape Shape
+	Shape queries.Shape
 	At    time.Time
 }
 
-var _ Source = (*FakeSource)(nil)
+var _ queries.Source = (*FakeSource)(nil)
 
 // Set makes shape answer samples.
-func (f *FakeSource) Set(shape Shape, samples ...Sample) {
+func (f *FakeSource) Set(shape queries.Shape, samples ...queries.Sample) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.values == nil {
-		f.values = make(map[Shape][]Sample)
+		f.values = make(map[queries.Shape][]queries.Sample)
 	}
 	f.values[shape] = samples
 }
@@ -44,11 +49,11 @@ func (f *FakeSource) Fail(err error) {
 }
 
 // FailShape makes calls for shape fail with err until FailShape(shape, nil).
-func (f *FakeSource) FailShape(shape Shape, err error) {
+func (f *FakeSource) FailShape(shape queries.Shape, err error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.errs == nil {
-		f.errs = make(map[Shape]error)
+		f.errs = make(map[queries.Shape]error)
 	}
 	f.errs[shape] = err
 }
@@ -77,21 +82,21 @@ func (f *FakeSource) Calls() []FakeCall {
 	return append([]FakeCall(nil), f.calls...)
 }
 
-// Instant implements Source.
-func (f *FakeSource) Instant(ctx context.Context, shape Shape, at time.Time) ([]Sample, error) {
+// Instant implements queries.Source.
+func (f *FakeSource) Instant(ctx context.Context, shape queries.Shape, at time.Time) ([]queries.Sample, error) {
 	f.mu.Lock()
 	f.calls = append(f.calls, FakeCall{shape, at})
 	block, err := f.block, f.err
 	if e := f.errs[shape]; e != nil {
 		err = e
 	}
-	samples := append([]Sample(nil), f.values[shape]...)
+	samples := append([]queries.Sample(nil), f.values[shape]...)
 	f.mu.Unlock()
 	if block != nil {
 		select {
 		case <-block:
 		case <-ctx.Done():
-			return nil, &QueryError{Shape: shape, Kind: "timeout", Err: ctx.Err()}
+			return nil, &queries.QueryError{Shape: shape, Kind: queries.KindTimeout, Err: ctx.Err()}
 		}
 	}
 	if err != nil {
@@ -105,28 +110,28 @@ func (f *FakeSource) Instant(ctx context.Context, shape Shape, at time.Time) ([]
 type FakeHistory struct {
 	FakeSource
 	hmu     sync.Mutex
-	last    map[Shape][]LastActive
+	last    map[queries.Shape][]queries.LastActive
 	herr    error
 	lookups []FakeLookback
 }
 
 // FakeLookback is one recorded LastActive call.
 type FakeLookback struct {
-	Shape      Shape
+	Shape      queries.Shape
 	Activation float64
 	Lookback   time.Duration
 	Step       time.Duration
 	At         time.Time
 }
 
-var _ HistorySource = (*FakeHistory)(nil)
+var _ queries.HistorySource = (*FakeHistory)(nil)
 
 // SetLastActive makes LastActive answer found for shape.
-func (f *FakeHistory) SetLastActive(shape Shape, found ...LastActive) {
+func (f *FakeHistory) SetLastActive(shape queries.Shape, found ...queries.LastActive) {
 	f.hmu.Lock()
 	defer f.hmu.Unlock()
 	if f.last == nil {
-		f.last = make(map[Shape][]LastActive)
+		f.last = make(map[queries.Shape][]queries.LastActive)
 	}
 	f.last[shape] = found
 }
@@ -145,15 +150,16 @@ func (f *FakeHistory) Lookbacks() []FakeLookback {
 	return append([]FakeLookback(nil), f.lookups...)
 }
 
-// LastActive implements HistorySource.
-func (f *FakeHistory) LastActive(_ context.Context, shape Shape, activation float64, lookback, step time.Duration, at time.Time) ([]LastActive, error) {
+// LastActive implements queries.HistorySource: of what SetLastActive gave
+// for shape, the times within (at-lookback, at].
+func (f *FakeHistory) LastActive(_ context.Context, shape queries.Shape, activation float64, lookback, step time.Duration, at time.Time) ([]queries.LastActive, error) {
 	f.hmu.Lock()
 	defer f.hmu.Unlock()
 	f.lookups = append(f.lookups, FakeLookback{shape, activation, lookback, step, at})
 	if f.herr != nil {
 		return nil, f.herr
 	}
-	var out []LastActive
+	var out []queries.LastActive
 	for _, l := range f.last[shape] {
 		if !l.At.After(at) && l.At.After(at.Add(-lookback)) {
 			out = append(out, l)
@@ -168,7 +174,7 @@ type FakePinger struct {
 	PingErr error
 }
 
-var _ Pinger = (*FakePinger)(nil)
+var _ queries.Pinger = (*FakePinger)(nil)
 
-// Ping implements Pinger.
+// Ping implements queries.Pinger.
 func (f *FakePinger) Ping(context.Context, time.Time) error { return f.PingErr }
