@@ -1,7 +1,9 @@
 package activator
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -504,5 +506,38 @@ func TestTwoServicesOneWorkload(t *testing.T) {
 	}
 	if got := e.metric("ebb_activator_cold_starts_total", "workload", "web"); got != 1 {
 		t.Errorf("cold_starts_total = %v, want 1 (one stretch of holding)", got)
+	}
+}
+
+// TestHeldLargeBody: an 8 MiB body of a held request, over HTTP/1.1 and
+// h2c, reaches the pod intact.
+func TestHeldLargeBody(t *testing.T) {
+	const size = 8 << 20
+	for _, proto := range []string{"http1", "h2c"} {
+		t.Run(proto, func(t *testing.T) {
+			e := newEnv(t, nil)
+			if proto == "h2c" {
+				e.client = h2cClient(t)
+			}
+			body := make([]byte, size)
+			for i := range body {
+				body[i] = byte(i*7 + i>>8)
+			}
+			want := sha256.Sum256(body)
+			b := newBackend(t, "pod-1", func(w http.ResponseWriter, r *http.Request) {
+				h := sha256.New()
+				n, err := io.Copy(h, r.Body)
+				fmt.Fprintf(w, "%d %x %v", n, h.Sum(nil), err)
+			})
+			done := make(chan response)
+			go func() {
+				done <- e.do(e.request(context.Background(), "PUT", "web.shop", "/blob", bytes.NewReader(body)))
+			}()
+			e.waitHeld(shopWeb, 1)
+			e.eps.SetReady("shop", "web", b.addr)
+			if got, want := <-done, (response{code: 200, body: fmt.Sprintf("%d %x <nil>", size, want)}); got != want {
+				t.Errorf("got %+v, want %+v", got, want)
+			}
+		})
 	}
 }
