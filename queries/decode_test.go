@@ -167,6 +167,9 @@ func TestDecodeResponses(t *testing.T) {
 			kind: KindAuth, wantStatus: 401, msg: `/api/v1/query answered 401 Unauthorized: "Unauthorized"`},
 		{name: "403 with error JSON", shape: requests1m, status: 403, body: `{"status":"error","errorType":"forbidden","error":"no tenant"}`,
 			kind: KindAuth, wantStatus: 403, msg: `/api/v1/query answered 403 Forbidden: "{\"status\":\"error\",\"errorType\":\"forbidden\",\"error\":\"no tenant\"}"`},
+		{name: "VictoriaMetrics' unsupported path", shape: requests1m, status: 400,
+			body: `remoteAddr: "127.0.0.1:44100"; requestURI: /foo/api/v1/query; unsupported path requested: "/foo/api/v1/query"` + "\n",
+			kind: KindWrongPath, wantStatus: 400, msg: `/api/v1/query answered 400 Bad Request: "remoteAddr: \"127.0.0.1:44100\"; requestURI: /foo/api/v1/query; unsupported path requested: \"/foo/api/v1/query\""`},
 		{name: "404 with an empty body", shape: requests1m, status: 404, body: "",
 			kind: KindWrongPath, wantStatus: 404, msg: `/api/v1/query answered 404 Not Found: ""`},
 	}

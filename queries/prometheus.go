@@ -1,6 +1,7 @@
 package queries
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -23,7 +24,7 @@ const (
 	KindTimeout     = "timeout"      // the query or the store timed out
 	KindUnreachable = "unreachable"  // no answer: connection, DNS or TLS failure
 	KindHTTPStatus  = "http_status"  // an HTTP error status other than a refused query
-	KindWrongPath   = "wrong_path"   // HTTP 404: the URL is not the root of a Prometheus API
+	KindWrongPath   = "wrong_path"   // HTTP 404 (VictoriaMetrics: 400 unsupported path): the URL is not the root of a Prometheus API
 	KindAuth        = "unauthorized" // HTTP 401 or 403: credentials missing or refused
 	KindBadData     = "bad_data"     // the query was refused, by the store or before sending
 	KindBadResponse = "bad_response" // the answer is not a valid response for the query
@@ -411,7 +412,7 @@ func (p *Prometheus) do(ctx context.Context, shape Shape, endpoint string, form 
 		if err != nil {
 			return int64(len(b)), failed(err)
 		}
-		if kind := statusKind(resp.StatusCode); kind != "" {
+		if kind := statusKind(resp.StatusCode, b); kind != "" {
 			return int64(len(b)), fail(kind, resp.StatusCode, fmt.Errorf("POST %s answered %s: %q", redact(endpoint), resp.Status, snippet(b)))
 		}
 		env, ok := parseErrorBody(b)
@@ -443,14 +444,15 @@ func (p *Prometheus) do(ctx context.Context, shape Shape, endpoint string, form 
 	return n, nil
 }
 
-// statusKind classifies the statuses that say the request went to the
-// wrong place or without the right credentials, whatever the body says; ""
-// for the others.
-func statusKind(status int) string {
-	switch status {
-	case http.StatusNotFound:
+// statusKind classifies the answers that say the request went to the
+// wrong place or without the right credentials: 404, VictoriaMetrics' 400
+// "unsupported path requested", 401 and 403; "" for the others.
+func statusKind(status int, body []byte) string {
+	switch {
+	case status == http.StatusNotFound,
+		status == http.StatusBadRequest && bytes.Contains(body, []byte("unsupported path requested")):
 		return KindWrongPath
-	case http.StatusUnauthorized, http.StatusForbidden:
+	case status == http.StatusUnauthorized, status == http.StatusForbidden:
 		return KindAuth
 	}
 	return ""
