@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -115,6 +116,32 @@ func TestServeSaysWhatIsWrongWithTheStore(t *testing.T) {
 		want := "not ready: store " + storeURL + " wrong path since " + since + ": POST " + storeURL + "/api/v1/query answered 404 Not Found: \"404 page not found\"; " +
 			"--prometheus-url must be the API root, such as http://prometheus:9090 or http://vmselect:8481/select/0/prometheus; ebb appends /api/v1/query\n"
 		waitBody(t, e.http+"/readyz", want, http.StatusServiceUnavailable)
+		e.waitMetrics(t, `ebb_query_errors_total{kind="wrong_path",signal="check"} 1`)
+	})
+
+	// VictoriaMetrics answers a wrong path with 400 "unsupported path
+	// requested", here the cluster's path on a single node.
+	t.Run("wrong path, VictoriaMetrics", func(t *testing.T) {
+		vm := storetest.StartVictoriaMetrics(t, storetest.VMOptions{})
+		clk := clock.NewMock()
+		clk.Set(evalAt)
+		storeURL := vm.URL + "/select/0/prometheus"
+		e := startServe(t, storeURL, clk)
+		prefix := "not ready: store " + storeURL + " wrong path since " + since + ": POST " + storeURL + `/api/v1/query answered 400 Bad Request: "remoteAddr: \"127.0.0.1:`
+		suffix := "; requestURI: /select/0/prometheus/api/v1/query?query=vector%281%29&time=" + strconv.FormatInt(evalAt.Unix(), 10) + ".000&timeout=10" +
+			`; unsupported path requested: \"/select/0/prometheus/api/v1/query\""; ` +
+			"--prometheus-url must be the API root, such as http://prometheus:9090 or http://vmselect:8481/select/0/prometheus; ebb appends /api/v1/query\n"
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			body, code := httpGet(t, e.http+"/readyz")
+			if code == http.StatusServiceUnavailable && strings.HasPrefix(body, prefix) && strings.HasSuffix(body, suffix) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("/readyz = %d %q\nwant 503 %q...%q", code, body, prefix, suffix)
+			}
+			time.Sleep(10 * time.Millisecond) // polling a condition
+		}
 		e.waitMetrics(t, `ebb_query_errors_total{kind="wrong_path",signal="check"} 1`)
 	})
 
