@@ -291,3 +291,86 @@ func (b *echoBackend) firstAt() time.Time {
 	defer b.mu.Unlock()
 	return b.first
 }
+
+// TestActivatorE2EKEDAWakes runs the real KEDA operator with an
+// external-push ScaledObject at `ebb serve`: ebb answers idle, its slice
+// puts the activator in front of Service w while the pod is still there,
+// and KEDA scales w to zero; then one request is held, and KEDA scales w
+// 0 -> 1 from the push alone (the store sees no traffic). The "pod" then
+// becomes ready in the network namespace and the request is delivered.
+func TestActivatorE2EKEDAWakes(t *testing.T) {
+	a := startActivatorEnv(t, controlplane.Options{KEDA: true}, 1)
+	md := map[string]any{"scalerAddress": a.e.conn.Target()}
+	for k, v := range liveRef.ScalerMetadata {
+		if k != "scalerAddress" {
+			md[k] = v
+		}
+	}
+	a.scaledObject(t, map[string]any{"type": "external-push", "metadata": md})
+
+	// Idle: the slice first, then KEDA's scale to zero.
+	var sliceAt, zeroAt time.Time
+	start := time.Now()
+	for deadline := start.Add(90 * time.Second); sliceAt.IsZero() || zeroAt.IsZero(); {
+		if sliceAt.IsZero() && a.slice(t) != nil {
+			sliceAt = time.Now()
+		}
+		if zeroAt.IsZero() && a.replicas(t) == 0 {
+			zeroAt = time.Now()
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after 90s: slice seen %v, replicas 0 seen %v; want both\nebb's log:\n%s", !sliceAt.IsZero(), !zeroAt.IsZero(), a.e.stderr)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if zeroAt.Before(sliceAt) {
+		t.Errorf("KEDA scaled w to zero %v before ebb's slice was seen: requests in between had no endpoint", sliceAt.Sub(zeroAt))
+	}
+	url := activatorURL(t, a.slice(t))
+
+	// One request, held: KEDA wakes w.
+	body := "wake me"
+	type result struct {
+		code int
+		body string
+		err  error
+	}
+	res := make(chan result, 1)
+	sent := time.Now()
+	go func() {
+		req, _ := http.NewRequest(http.MethodPost, url+"/", bytes.NewReader([]byte(body)))
+		req.Host = actHost
+		resp, err := directClient(1).Do(req)
+		if err != nil {
+			res <- result{err: err}
+			return
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		res <- result{resp.StatusCode, string(b), err}
+	}()
+	deadline := sent.Add(30 * time.Second)
+	for a.replicas(t) < 1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("KEDA did not scale w up within 30s of a held request\nebb's log:\n%s", a.e.stderr)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	woke := time.Since(sent)
+	if g := a.x.grewAt(); !g.IsZero() {
+		t.Fatalf("the exporter's counter grew at %v: the store could have seen traffic", g)
+	}
+
+	backend := a.startBackend(t, net.JoinHostPort(a.netns.PeerIP.String(), strconv.Itoa(actBackendPort)))
+	a.publishReady(t, a.netns.PeerIP.String())
+	r := <-res
+	if r.err != nil || r.code != http.StatusOK || r.body != "echo: "+body {
+		t.Fatalf("the held request: HTTP %d, %q, %v; want 200 %q", r.code, r.body, r.err, "echo: "+body)
+	}
+	if n := backend.counts()[body]; n != 1 {
+		t.Errorf("the backend got the request %d times, want once", n)
+	}
+	a.waitSlice(t, false, 30*time.Second)
+	t.Logf("ebb's slice %.1f s after ebb started, KEDA's scale to zero %.1f s after that; a held request -> KEDA scaled w 0 -> 1 in %.0f ms",
+		sliceAt.Sub(start).Seconds(), zeroAt.Sub(sliceAt).Seconds(), float64(woke.Milliseconds()))
+}

@@ -21,6 +21,7 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/ptr"
@@ -329,4 +330,59 @@ func directClient(conns int) *http.Client {
 		MaxIdleConnsPerHost: conns,
 		DisableCompression:  true,
 	}}
+}
+
+// replicas returns shop/w's spec.replicas.
+func (a *actEnv) replicas(t *testing.T) int32 {
+	t.Helper()
+	d, err := a.client.AppsV1().Deployments(actNS).Get(context.Background(), actWorkload, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ptr.Deref(d.Spec.Replicas, 1)
+}
+
+// scaledObject creates KEDA's ScaledObject for shop/w (pollingInterval
+// 1 s, cooldownPeriod 5 s, minReplicaCount 0) and waits until KEDA
+// reports it Ready.
+func (a *actEnv) scaledObject(t *testing.T, triggers ...any) {
+	t.Helper()
+	so := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "keda.sh/v1alpha1",
+		"kind":       "ScaledObject",
+		"metadata":   map[string]any{"name": actWorkload, "namespace": actNS},
+		"spec": map[string]any{
+			"scaleTargetRef":  map[string]any{"name": actWorkload},
+			"pollingInterval": int64(1),
+			"cooldownPeriod":  int64(5),
+			"minReplicaCount": int64(0),
+			"maxReplicaCount": int64(1),
+			"triggers":        triggers,
+		},
+	}}
+	ri, err := a.cp.Resource(so)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := ri.Create(ctx, so, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		got, err := ri.Get(ctx, actWorkload, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		conds, _, _ := unstructured.NestedSlice(got.Object, "status", "conditions")
+		for _, c := range conds {
+			if m, ok := c.(map[string]any); ok && m["type"] == "Ready" && m["status"] == "True" {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("ScaledObject %s/%s not Ready after 60s: status %v\nKEDA's log:\n%s", actNS, actWorkload, got.Object["status"], a.cp.Log("keda-operator"))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
