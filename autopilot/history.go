@@ -41,7 +41,7 @@ type History struct {
 	workloads  map[queries.WorkloadKey]*workloadHistory
 	finished   bool
 	// tgiAssumed is the max batch total tokens assumed for TGI pods that
-	// do not export theirs (queries.TGIMetrics.AssumedMaxBatchTotalTokens).
+	// do not export theirs (TGIMetrics.AssumedMaxBatchTotalTokens).
 	tgiAssumed int64
 }
 

@@ -29,8 +29,8 @@ const DefaultChunk = 24 * time.Hour
 type PrometheusReader struct {
 	Store RangeQuerier
 	// Catalog names the metrics and labels read; the zero HistoryCatalog
-	// means queries.DefaultHistoryCatalog().
-	Catalog queries.HistoryCatalog
+	// means DefaultHistoryCatalog().
+	Catalog HistoryCatalog
 	// Namespaces limits the read; empty means all namespaces.
 	Namespaces []string
 	// Chunk is the history one range query covers; 0 means DefaultChunk.
@@ -50,18 +50,11 @@ func ValidNamespace(ns string) error {
 	return nil
 }
 
-// historyQuery is one metric the reader asks for and what it does with a
-// series of the answer.
-type historyQuery struct {
-	metric queries.HistoryMetric
-	feed   func(h *History, s queries.Series)
-}
-
 // Read streams the history from the store into h.
 func (r *PrometheusReader) Read(ctx context.Context, h *History) error {
 	cat := r.Catalog
-	if cat == (queries.HistoryCatalog{}) {
-		cat = queries.DefaultHistoryCatalog()
+	if cat == (HistoryCatalog{}) {
+		cat = DefaultHistoryCatalog()
 	}
 	if err := cat.Validate(); err != nil {
 		return fmt.Errorf("history catalog: %w", err)
@@ -87,37 +80,45 @@ func (r *PrometheusReader) Read(ctx context.Context, h *History) error {
 	inScope := func(ns string) bool { return ns != "" && (len(allowed) == 0 || allowed[ns]) }
 	win := max(h.step, time.Minute)
 
-	current, series := historyQueries(cat, inScope)
+	var current, series []*historyMetric
+	for i := range historyMetrics {
+		if m := &historyMetrics[i]; m.atEnd {
+			current = append(current, m)
+		} else {
+			series = append(series, m)
+		}
+	}
+	rows := &historyRows{cat: cat, inScope: inScope, resources: map[ContainerRef]*Resources{}}
 	h.tgiAssumed = cat.TGI.AssumedMaxBatchTotalTokens
 	nChunks := int((h.end.Sub(h.start)-h.step)/chunk) + 1
 	total := 0
-	for _, q := range current {
-		total += r.count(q, nsList)
+	for _, m := range current {
+		total += r.count(m, nsList)
 	}
-	for _, q := range series {
-		total += r.count(q, nsList) * nChunks
+	for _, m := range series {
+		total += r.count(m, nsList) * nChunks
 	}
 	done := 0
-	run := func(q historyQuery, from, to time.Time, feed func(queries.Series)) error {
+	run := func(m *historyMetric, from, to time.Time) error {
 		list := []string{""}
-		if q.metric.Namespaced() {
+		if m.namespaced {
 			list = nsList
 		}
 		w := win
-		if q.metric == queries.HistoryOOMRestarts {
-			w = h.step // the counter's growth over each step, the windows tiling the history
+		if m.stepWindow {
+			w = h.step
 		}
 		for _, ns := range list {
-			expr, err := cat.Expr(q.metric, ns, w)
+			expr, err := cat.Expr(m.metric, ns, w)
 			if err != nil {
-				return fmt.Errorf("read %s: %w", q.metric, err)
+				return fmt.Errorf("read %s: %w", m.name, err)
 			}
 			out, err := r.Store.Range(ctx, expr, from, to, h.step)
 			if err != nil {
-				return fmt.Errorf("read %s: %w", q.metric, err)
+				return fmt.Errorf("read %s: %w", m.name, err)
 			}
 			for _, s := range out {
-				feed(s)
+				m.feed(rows, h, s)
 			}
 			done++
 			if r.Progress != nil {
@@ -128,35 +129,12 @@ func (r *PrometheusReader) Read(ctx context.Context, h *History) error {
 	}
 
 	// Current requests and limits, and GPU sizes, at the end of the history.
-	res := map[ContainerRef]*Resources{}
-	k := cat.Containers
-	for _, q := range current {
-		err := run(q, h.end, h.end, func(s queries.Series) {
-			if len(s.Points) == 0 {
-				return
-			}
-			v := s.Points[len(s.Points)-1].V
-			switch q.metric {
-			case queries.HistoryRequests, queries.HistoryLimits:
-				ref, ok := containerOf(k, s.Labels)
-				if !ok {
-					return
-				}
-				x := res[ref]
-				if x == nil {
-					x = &Resources{}
-					res[ref] = x
-				}
-				setResource(x, q.metric == queries.HistoryRequests, s.Labels[k.ResourceLabel], v)
-			default:
-				q.feed(h, s)
-			}
-		})
-		if err != nil {
+	for _, m := range current {
+		if err := run(m, h.end, h.end); err != nil {
 			return err
 		}
 	}
-	for ref, x := range res {
+	for ref, x := range rows.resources {
 		h.SetResources(ref, *x)
 	}
 
@@ -166,8 +144,8 @@ func (r *PrometheusReader) Read(ctx context.Context, h *History) error {
 		if to.After(h.end) {
 			to = h.end
 		}
-		for _, q := range series {
-			if err := run(q, from, to, func(s queries.Series) { q.feed(h, s) }); err != nil {
+		for _, m := range series {
+			if err := run(m, from, to); err != nil {
 				return err
 			}
 		}
@@ -177,11 +155,66 @@ func (r *PrometheusReader) Read(ctx context.Context, h *History) error {
 	return nil
 }
 
-func (r *PrometheusReader) count(q historyQuery, nsList []string) int {
-	if q.metric.Namespaced() {
+func (r *PrometheusReader) count(m *historyMetric, nsList []string) int {
+	if m.namespaced {
 		return len(nsList)
 	}
 	return 1
+}
+
+// historyRows places the rows of a read's answers: which container, pod or
+// GPU each is about, and whether its namespace is in scope.
+type historyRows struct {
+	cat HistoryCatalog
+	// inScope keeps the rows of the metrics not narrowed to a namespace.
+	inScope func(ns string) bool
+	// resources collects the requests and limits of each container.
+	resources map[ContainerRef]*Resources
+}
+
+// container places a cAdvisor or kube-state-metrics row.
+func (r *historyRows) container(l map[string]string) (ContainerRef, bool) {
+	return containerOf(r.cat.Containers, l)
+}
+
+// containerOf places a cAdvisor or kube-state-metrics series.
+func containerOf(k ContainerMetrics, l map[string]string) (ContainerRef, bool) {
+	ns, pod, c := l[k.NamespaceLabel], l[k.PodLabel], l[k.ContainerLabel]
+	if ns == "" || pod == "" || c == "" {
+		return ContainerRef{}, false
+	}
+	return ContainerRef{Workload: queries.WorkloadKey{Namespace: ns, Name: queries.WorkloadOfPod(pod)}, Pod: pod, Container: c}, true
+}
+
+// gpu places a dcgm-exporter row, by its exported labels where it has them.
+func (r *historyRows) gpu(l map[string]string) (GPURef, bool) {
+	g := r.cat.Signals.GPU
+	ns, pod := l[g.NamespaceLabel], l[g.PodLabel]
+	if v := l[g.ExportedNamespaceLabel]; v != "" {
+		ns = v
+	}
+	if v := l[g.ExportedPodLabel]; v != "" {
+		pod = v
+	}
+	if !r.inScope(ns) || pod == "" {
+		return GPURef{}, false
+	}
+	return GPURef{Workload: queries.WorkloadKey{Namespace: ns, Name: queries.WorkloadOfPod(pod)}, Pod: pod,
+		GPU: l[r.cat.GPU.GPULabel], Model: l[r.cat.GPU.ModelLabel]}, true
+}
+
+// resource records the last value of a requests (request) or limits row.
+func (r *historyRows) resource(s queries.Series, request bool) {
+	ref, ok := r.container(s.Labels)
+	if !ok || len(s.Points) == 0 {
+		return
+	}
+	x := r.resources[ref]
+	if x == nil {
+		x = &Resources{}
+		r.resources[ref] = x
+	}
+	setResource(x, request, s.Labels[r.cat.Containers.ResourceLabel], s.Points[len(s.Points)-1].V)
 }
 
 func setResource(x *Resources, request bool, resource string, v float64) {
@@ -199,107 +232,38 @@ func setResource(x *Resources, request bool, resource string, v float64) {
 	}
 }
 
-// containerOf places a cAdvisor or kube-state-metrics series.
-func containerOf(k queries.ContainerMetrics, l map[string]string) (ContainerRef, bool) {
-	ns, pod, c := l[k.NamespaceLabel], l[k.PodLabel], l[k.ContainerLabel]
-	if ns == "" || pod == "" || c == "" {
-		return ContainerRef{}, false
+func perContainer(add func(h *History, ref ContainerRef, p queries.Point)) func(*historyRows, *History, queries.Series) {
+	return func(r *historyRows, h *History, s queries.Series) {
+		ref, ok := r.container(s.Labels)
+		if !ok {
+			return
+		}
+		for _, p := range s.Points {
+			add(h, ref, p)
+		}
 	}
-	return ContainerRef{Workload: queries.WorkloadKey{Namespace: ns, Name: queries.WorkloadOfPod(pod)}, Pod: pod, Container: c}, true
 }
 
-// historyQueries returns the queries read once at the end and those read
-// over the history, each with what it does with a series of its answer.
-// The rows of the metrics the catalog does not narrow to a namespace are
-// kept when their namespace is inScope.
-func historyQueries(cat queries.HistoryCatalog, inScope func(string) bool) (current, series []historyQuery) {
-	g, k, rq := cat.Signals.GPU, cat.Containers, cat.Signals.Requests
-	gpuOf := func(l map[string]string) (GPURef, bool) {
-		ns, pod := l[g.NamespaceLabel], l[g.PodLabel]
-		if v := l[g.ExportedNamespaceLabel]; v != "" {
-			ns = v
+func perPod(add func(h *History, w queries.WorkloadKey, p queries.Point)) func(*historyRows, *History, queries.Series) {
+	return func(r *historyRows, h *History, s queries.Series) {
+		k := r.cat.Containers
+		ns, pod := s.Labels[k.NamespaceLabel], s.Labels[k.PodLabel]
+		if ns == "" || pod == "" {
+			return
 		}
-		if v := l[g.ExportedPodLabel]; v != "" {
-			pod = v
+		w := queries.WorkloadKey{Namespace: ns, Name: queries.WorkloadOfPod(pod)}
+		for _, p := range s.Points {
+			add(h, w, p)
 		}
-		if !inScope(ns) || pod == "" {
-			return GPURef{}, false
-		}
-		return GPURef{Workload: queries.WorkloadKey{Namespace: ns, Name: queries.WorkloadOfPod(pod)}, Pod: pod,
-			GPU: l[cat.GPU.GPULabel], Model: l[cat.GPU.ModelLabel]}, true
 	}
-	perContainer := func(add func(h *History, ref ContainerRef, p queries.Point)) func(*History, queries.Series) {
-		return func(h *History, s queries.Series) {
-			ref, ok := containerOf(k, s.Labels)
-			if !ok {
-				return
-			}
+}
+
+func perGPU(add func(h *History, ref GPURef, p queries.Point)) func(*historyRows, *History, queries.Series) {
+	return func(r *historyRows, h *History, s queries.Series) {
+		if ref, ok := r.gpu(s.Labels); ok {
 			for _, p := range s.Points {
 				add(h, ref, p)
 			}
 		}
 	}
-	perPod := func(add func(h *History, w queries.WorkloadKey, p queries.Point)) func(*History, queries.Series) {
-		return func(h *History, s queries.Series) {
-			ns, pod := s.Labels[k.NamespaceLabel], s.Labels[k.PodLabel]
-			if ns == "" || pod == "" {
-				return
-			}
-			w := queries.WorkloadKey{Namespace: ns, Name: queries.WorkloadOfPod(pod)}
-			for _, p := range s.Points {
-				add(h, w, p)
-			}
-		}
-	}
-	perGPU := func(add func(h *History, ref GPURef, p queries.Point)) func(*History, queries.Series) {
-		return func(h *History, s queries.Series) {
-			if ref, ok := gpuOf(s.Labels); ok {
-				for _, p := range s.Points {
-					add(h, ref, p)
-				}
-			}
-		}
-	}
-	current = []historyQuery{
-		{metric: queries.HistoryRequests},
-		{metric: queries.HistoryLimits},
-		{metric: queries.HistoryFramebufferSize, feed: func(h *History, s queries.Series) {
-			if ref, ok := gpuOf(s.Labels); ok && len(s.Points) > 0 {
-				h.Framebuffer(ref, s.Points[0].T, 0, s.Points[len(s.Points)-1].V)
-			}
-		}},
-	}
-	series = []historyQuery{
-		{metric: queries.HistoryCPU, feed: perContainer(func(h *History, ref ContainerRef, p queries.Point) { h.CPU(ref, p.T, p.V) })},
-		{metric: queries.HistoryMemory, feed: perContainer(func(h *History, ref ContainerRef, p queries.Point) { h.Memory(ref, p.T, p.V) })},
-		{metric: queries.HistoryOOMKills, feed: perContainer(func(h *History, ref ContainerRef, p queries.Point) { h.OOMKilled(ref, p.T, p.V > 0) })},
-		{metric: queries.HistoryOOMRestarts, feed: perContainer(func(h *History, ref ContainerRef, p queries.Point) { h.OOMRestarts(ref, p.T, p.V) })},
-		// Replicas before the request rate: the backtest takes the
-		// replicas of each request-rate sample's time.
-		{metric: queries.HistoryReplicas, feed: func(h *History, s queries.Series) {
-			ns, name := s.Labels[k.NamespaceLabel], s.Labels[queries.HistoryWorkloadLabel]
-			if ns == "" || name == "" {
-				return
-			}
-			for _, p := range s.Points {
-				h.Replicas(queries.WorkloadKey{Namespace: ns, Name: name}, p.T, p.V)
-			}
-		}},
-		{metric: queries.HistoryRequestRate, feed: func(h *History, s queries.Series) {
-			ns, name := s.Labels[rq.NamespaceLabel], s.Labels[rq.WorkloadLabel]
-			if !inScope(ns) || name == "" {
-				return
-			}
-			for _, p := range s.Points {
-				h.RequestRate(queries.WorkloadKey{Namespace: ns, Name: name}, p.T, p.V)
-			}
-		}},
-		{metric: queries.HistoryGPUUtil, feed: perGPU(func(h *History, ref GPURef, p queries.Point) { h.GPUUtil(ref, p.T, p.V) })},
-		{metric: queries.HistoryFramebufferUsed, feed: perGPU(func(h *History, ref GPURef, p queries.Point) { h.Framebuffer(ref, p.T, p.V, 0) })},
-		{metric: queries.HistoryKVCache, feed: perPod(func(h *History, w queries.WorkloadKey, p queries.Point) { h.KVCache(w, VLLM, p.T, p.V) })},
-		{metric: queries.HistoryRequestsWaiting, feed: perPod(func(h *History, w queries.WorkloadKey, p queries.Point) { h.RequestsWaiting(w, VLLM, p.T, p.V) })},
-		{metric: queries.HistoryTGIKVCache, feed: perPod(func(h *History, w queries.WorkloadKey, p queries.Point) { h.KVCache(w, TGI, p.T, p.V) })},
-		{metric: queries.HistoryTGIQueue, feed: perPod(func(h *History, w queries.WorkloadKey, p queries.Point) { h.RequestsWaiting(w, TGI, p.T, p.V) })},
-	}
-	return current, series
 }

@@ -47,8 +47,8 @@ func TestPrometheusReaderBatches(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	cat := queries.DefaultHistoryCatalog()
-	expr := func(m queries.HistoryMetric, ns string) string {
+	cat := DefaultHistoryCatalog()
+	expr := func(m HistoryMetric, ns string) string {
 		e, err := cat.Expr(m, ns, 5*time.Minute)
 		if err != nil {
 			t.Fatal(err)
@@ -56,7 +56,7 @@ func TestPrometheusReaderBatches(t *testing.T) {
 		return e
 	}
 	var want []rangeCall
-	add := func(m queries.HistoryMetric, from, to time.Time) {
+	add := func(m HistoryMetric, from, to time.Time) {
 		nss := []string{""}
 		if m.Namespaced() {
 			nss = []string{"a", "b"}
@@ -66,19 +66,19 @@ func TestPrometheusReaderBatches(t *testing.T) {
 		}
 	}
 	end := h.End()
-	for _, m := range []queries.HistoryMetric{queries.HistoryRequests, queries.HistoryLimits, queries.HistoryFramebufferSize} {
+	for _, m := range []HistoryMetric{HistoryRequests, HistoryLimits, HistoryFramebufferSize} {
 		add(m, end, end)
 	}
 	// (0, 50h] in chunks of 24h: (0, 24h], (24h, 48h], (48h, 50h]; in
 	// each, the replicas before the request rate.
-	perChunk := []queries.HistoryMetric{
-		queries.HistoryCPU, queries.HistoryMemory, queries.HistoryOOMKills, queries.HistoryOOMRestarts,
-		queries.HistoryReplicas, queries.HistoryRequestRate,
-		queries.HistoryGPUUtil, queries.HistoryFramebufferUsed,
-		queries.HistoryKVCache, queries.HistoryRequestsWaiting, queries.HistoryTGIKVCache, queries.HistoryTGIQueue,
+	perChunk := []HistoryMetric{
+		HistoryCPU, HistoryMemory, HistoryOOMKills, HistoryOOMRestarts,
+		HistoryReplicas, HistoryRequestRate,
+		HistoryGPUUtil, HistoryFramebufferUsed,
+		HistoryKVCache, HistoryRequestsWaiting, HistoryTGIKVCache, HistoryTGIQueue,
 	}
-	if len(perChunk)+3 != len(queries.HistoryMetrics) {
-		t.Fatalf("the test reads %d metrics, there are %d", len(perChunk)+3, len(queries.HistoryMetrics))
+	if len(perChunk)+3 != len(HistoryMetrics) {
+		t.Fatalf("the test reads %d metrics, there are %d", len(perChunk)+3, len(HistoryMetrics))
 	}
 	for _, c := range [][2]time.Duration{{5 * time.Minute, 24 * time.Hour}, {24*time.Hour + 5*time.Minute, 48 * time.Hour}, {48*time.Hour + 5*time.Minute, 50 * time.Hour}} {
 		for _, m := range perChunk {
@@ -141,7 +141,7 @@ func TestPrometheusReaderErrors(t *testing.T) {
 		t.Errorf("got %v", err)
 	}
 
-	cat := queries.DefaultHistoryCatalog()
+	cat := DefaultHistoryCatalog()
 	cat.Containers.CPU = "no such metric"
 	err = (&PrometheusReader{Store: store, Catalog: cat}).Read(context.Background(), h)
 	if err == nil || err.Error() != `history catalog: containers.cpu: "no such metric" is not a valid metric name` {
@@ -151,7 +151,7 @@ func TestPrometheusReaderErrors(t *testing.T) {
 
 // The labels that place a row come from the catalog too.
 func TestPrometheusReaderCustomLabels(t *testing.T) {
-	cat := queries.DefaultHistoryCatalog()
+	cat := DefaultHistoryCatalog()
 	cat.Containers.NamespaceLabel, cat.Containers.PodLabel, cat.Containers.ContainerLabel = "kns", "kpod", "kcontainer"
 	h := newHistory(t, DefaultConfig(), 30*time.Hour, time.Hour)
 	store := &fakeStore{answer: func(c rangeCall) ([]queries.Series, error) {
@@ -361,7 +361,7 @@ func TestPrometheusReaderOOMAndVLLM(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			r.Catalog = queries.DefaultHistoryCatalog()
+			r.Catalog = DefaultHistoryCatalog()
 			r.Catalog.TGI.AssumedMaxBatchTotalTokens = 16000
 			if err := r.Read(context.Background(), h); err != nil {
 				t.Fatal(err)

@@ -174,7 +174,7 @@ func (c Catalog) Expr(shape Shape) (string, error) {
 	if shape.Window <= 0 || shape.Window%time.Millisecond != 0 {
 		return "", fmt.Errorf("%s: window = %v, must be a positive whole number of milliseconds", shape.Signal, shape.Window)
 	}
-	w := "[" + formatWindow(shape.Window) + "]"
+	w := "[" + FormatWindow(shape.Window) + "]"
 	if shape.Signal == SignalGPU {
 		return c.gpuExpr(w), nil
 	}

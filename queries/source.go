@@ -62,11 +62,11 @@ func (s Shape) String() string {
 	if s.Signal == SignalQuery {
 		return string(s.Signal) + ":" + s.Expr
 	}
-	return string(s.Signal) + "[" + formatWindow(s.Window) + "]"
+	return string(s.Signal) + "[" + FormatWindow(s.Window) + "]"
 }
 
-// formatWindow renders d as a PromQL duration ("1m", "30s", "1m30s").
-func formatWindow(d time.Duration) string {
+// FormatWindow renders d as a PromQL duration ("1m", "30s", "1m30s").
+func FormatWindow(d time.Duration) string {
 	if d <= 0 {
 		return "0s"
 	}
@@ -140,10 +140,10 @@ type LastActive struct {
 	At       time.Time
 }
 
-// HistorySource is a Source that can also look back. After a restart ebb
+// LastActiveSource is a Source that can also look back. After a restart ebb
 // recovers each workload's idle clock from it, so that a restart neither
 // resets nor shortens an idle period.
-type HistorySource interface {
+type LastActiveSource interface {
 	Source
 	// LastActive evaluates shape at every step from at-lookback to at and
 	// returns, for each workload whose value was above activation at some

@@ -192,18 +192,18 @@ func TestVanishedSeriesAreNotNoTraffic(t *testing.T) {
 }
 
 func TestRecoveryFromHistory(t *testing.T) {
-	src := &queriestest.FakeHistory{}
+	src := &queriestest.FakeLastActive{}
 	w := wk("a", "w")
 	src.Set(reqShape, queries.Sample{Workload: w, Value: 0})
 	src.SetLastActive(reqShape, queries.LastActive{Workload: w, At: t0.Add(-10 * time.Minute)})
-	src.FailHistory(errors.New("store down"))
+	src.FailLastActive(errors.New("store down"))
 	c, clk := policyCollector(t, src, nil)
 	in := c.Register(reqShape, w, 0, 0)
 	c.Refresh(context.Background())
 	if d := decision(t, c, in); !d.Active || d.Reason != shutdown.ReasonUnknown {
 		t.Fatalf("recovery failing: %v, want active (unknown)", d)
 	}
-	src.FailHistory(nil)
+	src.FailLastActive(nil)
 	stepTo(c, clk, t0.Add(5*time.Second))
 	// Last active in the 15s step from 10m before the restart, idle after
 	// 15m: active until t0+5m15s at the latest, never less than t0+5m.
@@ -229,7 +229,7 @@ func TestRecoveryFromHistory(t *testing.T) {
 }
 
 func TestRecoveryIsBatched(t *testing.T) {
-	src := &queriestest.FakeHistory{}
+	src := &queriestest.FakeLastActive{}
 	c, _ := policyCollector(t, src, nil)
 	for i := range 50 {
 		c.Register(reqShape, wk("a", string(rune('a'+i%26))+string(rune('a'+i/26))), 0, 0)

@@ -251,7 +251,7 @@ func (c *Collector) recover(ctx context.Context, groups map[queries.Shape]map[qu
 	if len(pending) == 0 {
 		return
 	}
-	hs, ok := c.cfg.Source.(queries.HistorySource)
+	hs, ok := c.cfg.Source.(queries.LastActiveSource)
 	if !ok {
 		c.noHistory.Do(func() {
 			c.cfg.Logger.Info("the source keeps no history: idle clocks start at ebb's start")

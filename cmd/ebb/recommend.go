@@ -185,7 +185,7 @@ func recommend(ctx context.Context, args []string, stdout, stderr io.Writer, dep
 		if perr != nil {
 			return perr
 		}
-		cat := queries.DefaultHistoryCatalog()
+		cat := autopilot.DefaultHistoryCatalog()
 		cat.TGI.AssumedMaxBatchTotalTokens = c.tgiMaxTokens
 		seen = newSeriesSeen(store, cat)
 		r := &autopilot.PrometheusReader{Store: live.clip(seen), Catalog: cat, Namespaces: c.namespaces, Progress: bar.update}

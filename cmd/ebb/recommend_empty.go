@@ -27,7 +27,7 @@ type seriesSeen struct {
 
 var _ autopilot.RangeQuerier = (*seriesSeen)(nil)
 
-func newSeriesSeen(store autopilot.RangeQuerier, cat queries.HistoryCatalog) *seriesSeen {
+func newSeriesSeen(store autopilot.RangeQuerier, cat autopilot.HistoryCatalog) *seriesSeen {
 	s := &seriesSeen{store: store, asked: map[string]bool{}, found: map[string]bool{}}
 	for _, p := range providers(cat) {
 		s.metrics = append(s.metrics, p.metrics...)
@@ -69,7 +69,7 @@ type provider struct {
 	metrics []string
 }
 
-func providers(cat queries.HistoryCatalog) []provider {
+func providers(cat autopilot.HistoryCatalog) []provider {
 	c, w := cat.Containers, cat.Workloads
 	return []provider{
 		{"kube-state-metrics", []string{c.Requests, c.Limits, w.DeploymentReplicas, w.StatefulSetReplicas}},
@@ -108,7 +108,7 @@ func emptyReport(c *recommendConfig, seen *seriesSeen, start, end time.Time) err
 	}
 	missing := seen.missing()
 	var lines []string
-	for _, p := range providers(queries.DefaultHistoryCatalog()) {
+	for _, p := range providers(autopilot.DefaultHistoryCatalog()) {
 		var names []string
 		for _, m := range p.metrics {
 			if missing[m] {

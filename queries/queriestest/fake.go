@@ -1,5 +1,5 @@
 // Package queriestest holds hand-written fakes of queries' interfaces
-// (Source, HistorySource, Pinger) for the tests of the packages that use them.
+// (Source, LastActiveSource, Pinger) for the tests of the packages that use them.
 package queriestest
 
 import (
@@ -105,9 +105,9 @@ func (f *FakeSource) Instant(ctx context.Context, shape queries.Shape, at time.T
 	return samples, nil
 }
 
-// FakeHistory is a FakeSource that also answers LastActive, from what
-// SetLastActive recorded, or fails with the error given to FailHistory.
-type FakeHistory struct {
+// FakeLastActive is a FakeSource that also answers LastActive, from what
+// SetLastActive recorded, or fails with the error given to FailLastActive.
+type FakeLastActive struct {
 	FakeSource
 	hmu     sync.Mutex
 	last    map[queries.Shape][]queries.LastActive
@@ -124,10 +124,10 @@ type FakeLookback struct {
 	At         time.Time
 }
 
-var _ queries.HistorySource = (*FakeHistory)(nil)
+var _ queries.LastActiveSource = (*FakeLastActive)(nil)
 
 // SetLastActive makes LastActive answer found for shape.
-func (f *FakeHistory) SetLastActive(shape queries.Shape, found ...queries.LastActive) {
+func (f *FakeLastActive) SetLastActive(shape queries.Shape, found ...queries.LastActive) {
 	f.hmu.Lock()
 	defer f.hmu.Unlock()
 	if f.last == nil {
@@ -136,23 +136,23 @@ func (f *FakeHistory) SetLastActive(shape queries.Shape, found ...queries.LastAc
 	f.last[shape] = found
 }
 
-// FailHistory makes LastActive fail with err until FailHistory(nil).
-func (f *FakeHistory) FailHistory(err error) {
+// FailLastActive makes LastActive fail with err until FailLastActive(nil).
+func (f *FakeLastActive) FailLastActive(err error) {
 	f.hmu.Lock()
 	defer f.hmu.Unlock()
 	f.herr = err
 }
 
 // Lookbacks returns the LastActive calls made so far.
-func (f *FakeHistory) Lookbacks() []FakeLookback {
+func (f *FakeLastActive) Lookbacks() []FakeLookback {
 	f.hmu.Lock()
 	defer f.hmu.Unlock()
 	return append([]FakeLookback(nil), f.lookups...)
 }
 
-// LastActive implements queries.HistorySource: of what SetLastActive gave
+// LastActive implements queries.LastActiveSource: of what SetLastActive gave
 // for shape, the times within (at-lookback, at].
-func (f *FakeHistory) LastActive(_ context.Context, shape queries.Shape, activation float64, lookback, step time.Duration, at time.Time) ([]queries.LastActive, error) {
+func (f *FakeLastActive) LastActive(_ context.Context, shape queries.Shape, activation float64, lookback, step time.Duration, at time.Time) ([]queries.LastActive, error) {
 	f.hmu.Lock()
 	defer f.hmu.Unlock()
 	f.lookups = append(f.lookups, FakeLookback{shape, activation, lookback, step, at})

@@ -1,4 +1,4 @@
-package queries
+package autopilot
 
 import (
 	"errors"
@@ -6,13 +6,19 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/prometheus/common/model"
+
+	"github.com/ebbscale/ebb/queries"
 )
 
-// HistoryMetric is one metric autopilot reads over a workload's history.
+// HistoryMetric is one metric PrometheusReader reads over the workloads'
+// history for rightsizing. (Not to be confused with queries.LastActive, the
+// look back that recovers idle clocks after a restart.)
 type HistoryMetric int
 
-// The metrics of a history read. The first three are read once, at the end
-// of the history; the others at every step.
+// The metrics of a history read; historyMetrics says how each is queried
+// and fed into a History.
 const (
 	// HistoryRequests and HistoryLimits are containers' current CPU, memory
 	// and nvidia.com/gpu requests and limits (kube-state-metrics).
@@ -49,8 +55,8 @@ const (
 	HistoryReplicas
 	// HistoryOOMRestarts is how much each container's restart counter grew
 	// in the window while its last termination was an OOM kill
-	// (kube-state-metrics): its OOM kills in the window. Its window must
-	// be the step, so that the windows tile the history.
+	// (kube-state-metrics): its OOM kills in the window. Its window is the
+	// step, so that the windows tile the history.
 	HistoryOOMRestarts
 	// HistoryTGIKVCache is each text-generation-inference pod's highest
 	// KV-cache usage in the window, 0 to 1: the tokens its running batch
@@ -66,36 +72,164 @@ const (
 // Deployment or StatefulSet with.
 const HistoryWorkloadLabel = "workload"
 
-// HistoryMetrics lists every HistoryMetric in the order above.
-var HistoryMetrics = []HistoryMetric{
-	HistoryRequests, HistoryLimits, HistoryFramebufferSize,
-	HistoryCPU, HistoryMemory, HistoryOOMKills, HistoryRequestRate,
-	HistoryGPUUtil, HistoryFramebufferUsed, HistoryKVCache, HistoryRequestsWaiting,
-	HistoryReplicas, HistoryOOMRestarts, HistoryTGIKVCache, HistoryTGIQueue,
+// historyMetric is everything about one HistoryMetric: its name, its
+// PromQL, and what a row of its answer adds to a History. Adding a metric
+// is a constant above and an entry in historyMetrics.
+type historyMetric struct {
+	metric HistoryMetric
+	name   string
+	// namespaced: Expr narrows the metric to a namespace. The request rate
+	// and the GPU metrics are not: their namespace is in a label that
+	// differs from row to row (the destination Service's, dcgm-exporter's
+	// exported_namespace), so feed filters their rows.
+	namespaced bool
+	// atEnd: read once, at the end of the history, rather than at every
+	// step.
+	atEnd bool
+	// stepWindow: the window is the step, so that the windows tile the
+	// history (a counter's growth, counted once).
+	stepWindow bool
+	expr       func(e historyExpr) (string, error)
+	feed       func(r *historyRows, h *History, s queries.Series)
 }
 
-var historyMetricNames = map[HistoryMetric]string{
-	HistoryRequests:        "requests",
-	HistoryLimits:          "limits",
-	HistoryFramebufferSize: "gpu framebuffer size",
-	HistoryCPU:             "cpu",
-	HistoryMemory:          "memory",
-	HistoryOOMKills:        "oom kills",
-	HistoryRequestRate:     "request rate",
-	HistoryGPUUtil:         "gpu utilization",
-	HistoryFramebufferUsed: "gpu framebuffer used",
-	HistoryKVCache:         "vllm kv cache",
-	HistoryRequestsWaiting: "vllm waiting",
-	HistoryReplicas:        "replicas",
-	HistoryOOMRestarts:     "oom restarts",
-	HistoryTGIKVCache:      "tgi kv cache",
-	HistoryTGIQueue:        "tgi queue",
+// historyMetrics lists every metric in the order PrometheusReader reads
+// them: those atEnd first, then the replicas before the request rate, for
+// the backtest takes the replicas of each request-rate sample's time.
+var historyMetrics = []historyMetric{
+	{metric: HistoryRequests, name: "requests", namespaced: true, atEnd: true,
+		expr: func(e historyExpr) (string, error) { return e.resources(e.c.Containers.Requests), nil },
+		feed: func(r *historyRows, h *History, s queries.Series) { r.resource(s, true) }},
+	{metric: HistoryLimits, name: "limits", namespaced: true, atEnd: true,
+		expr: func(e historyExpr) (string, error) { return e.resources(e.c.Containers.Limits), nil },
+		feed: func(r *historyRows, h *History, s queries.Series) { r.resource(s, false) }},
+	{metric: HistoryFramebufferSize, name: "gpu framebuffer size", atEnd: true,
+		expr: func(e historyExpr) (string, error) {
+			g := e.c.GPU
+			return "max by " + e.byGPU + " (" + g.FramebufferUsed + " + " + g.FramebufferFree + ")", nil
+		},
+		feed: func(r *historyRows, h *History, s queries.Series) {
+			if ref, ok := r.gpu(s.Labels); ok && len(s.Points) > 0 {
+				h.Framebuffer(ref, s.Points[0].T, 0, s.Points[len(s.Points)-1].V)
+			}
+		}},
+	{metric: HistoryCPU, name: "cpu", namespaced: true,
+		expr: func(e historyExpr) (string, error) {
+			return "sum by " + e.byContainer + " (rate(" + e.sel(e.c.Containers.CPU, e.realContainer...) + e.window + "))", nil
+		},
+		feed: perContainer(func(h *History, ref ContainerRef, p queries.Point) { h.CPU(ref, p.T, p.V) })},
+	{metric: HistoryMemory, name: "memory", namespaced: true,
+		expr: func(e historyExpr) (string, error) {
+			return "max by " + e.byContainer + " (max_over_time(" + e.sel(e.c.Containers.Memory, e.realContainer...) + e.window + "))", nil
+		},
+		feed: perContainer(func(h *History, ref ContainerRef, p queries.Point) { h.Memory(ref, p.T, p.V) })},
+	{metric: HistoryOOMKills, name: "oom kills", namespaced: true,
+		expr: func(e historyExpr) (string, error) {
+			return "max by " + e.byContainer + " (" + e.oomKilled() + ")", nil
+		},
+		feed: perContainer(func(h *History, ref ContainerRef, p queries.Point) { h.OOMKilled(ref, p.T, p.V > 0) })},
+	// The counter's value at the end of the window less its value one
+	// window earlier, not increase(), which extrapolates.
+	{metric: HistoryOOMRestarts, name: "oom restarts", namespaced: true, stepWindow: true,
+		expr: func(e historyExpr) (string, error) {
+			restarts := e.sel(e.c.Containers.Restarts)
+			return "max by " + e.byContainer + " (" + restarts + " - " + restarts + " offset " + queries.FormatWindow(e.w) + ")" +
+				" and on " + e.byContainer + " (max by " + e.byContainer + " (" + e.oomKilled() + ") > 0)", nil
+		},
+		feed: perContainer(func(h *History, ref ContainerRef, p queries.Point) { h.OOMRestarts(ref, p.T, p.V) })},
+	{metric: HistoryReplicas, name: "replicas", namespaced: true,
+		expr: func(e historyExpr) (string, error) {
+			wl := e.c.Workloads
+			kind := func(metric, label string) string {
+				return "label_replace(max_over_time(" + e.sel(metric) + e.window + "), " +
+					strconv.Quote(HistoryWorkloadLabel) + `, "$1", ` + strconv.Quote(label) + `, "(.+)")`
+			}
+			return "max by (" + e.c.Containers.NamespaceLabel + ", " + HistoryWorkloadLabel + ") (" +
+				kind(wl.DeploymentReplicas, wl.DeploymentLabel) + " or " + kind(wl.StatefulSetReplicas, wl.StatefulSetLabel) + ")", nil
+		},
+		feed: func(r *historyRows, h *History, s queries.Series) {
+			ns, name := s.Labels[r.cat.Containers.NamespaceLabel], s.Labels[HistoryWorkloadLabel]
+			if ns == "" || name == "" {
+				return
+			}
+			for _, p := range s.Points {
+				h.Replicas(queries.WorkloadKey{Namespace: ns, Name: name}, p.T, p.V)
+			}
+		}},
+	{metric: HistoryRequestRate, name: "request rate",
+		expr: func(e historyExpr) (string, error) {
+			return e.c.Signals.Expr(queries.Shape{Signal: queries.SignalRequests, Window: e.w})
+		},
+		feed: func(r *historyRows, h *History, s queries.Series) {
+			rq := r.cat.Signals.Requests
+			ns, name := s.Labels[rq.NamespaceLabel], s.Labels[rq.WorkloadLabel]
+			if !r.inScope(ns) || name == "" {
+				return
+			}
+			for _, p := range s.Points {
+				h.RequestRate(queries.WorkloadKey{Namespace: ns, Name: name}, p.T, p.V)
+			}
+		}},
+	{metric: HistoryGPUUtil, name: "gpu utilization",
+		expr: func(e historyExpr) (string, error) {
+			g := e.c.Signals.GPU
+			return "max by " + e.byGPU + " ((avg_over_time(" + g.ProfMetric + e.window + ") * 100) or avg_over_time(" + g.UtilMetric + e.window + "))", nil
+		},
+		feed: perGPU(func(h *History, ref GPURef, p queries.Point) { h.GPUUtil(ref, p.T, p.V) })},
+	{metric: HistoryFramebufferUsed, name: "gpu framebuffer used",
+		expr: func(e historyExpr) (string, error) {
+			return "max by " + e.byGPU + " (max_over_time(" + e.c.GPU.FramebufferUsed + e.window + "))", nil
+		},
+		feed: perGPU(func(h *History, ref GPURef, p queries.Point) { h.Framebuffer(ref, p.T, p.V, 0) })},
+	{metric: HistoryKVCache, name: "vllm kv cache", namespaced: true,
+		expr: func(e historyExpr) (string, error) {
+			v := e.c.VLLM
+			return "max by " + e.byPod + " (max_over_time(" + e.sel(v.KVCacheUsage) + e.window + ") or max_over_time(" + e.sel(v.LegacyKVCacheUsage) + e.window + "))", nil
+		},
+		feed: perPod(func(h *History, w queries.WorkloadKey, p queries.Point) { h.KVCache(w, VLLM, p.T, p.V) })},
+	{metric: HistoryRequestsWaiting, name: "vllm waiting", namespaced: true,
+		expr: func(e historyExpr) (string, error) { return e.maxOverTimeByPod(e.c.VLLM.RequestsWaiting), nil },
+		feed: perPod(func(h *History, w queries.WorkloadKey, p queries.Point) { h.RequestsWaiting(w, VLLM, p.T, p.V) })},
+	{metric: HistoryTGIKVCache, name: "tgi kv cache", namespaced: true,
+		expr: func(e historyExpr) (string, error) {
+			t := e.c.TGI
+			tokens := e.maxOverTimeByPod(t.BatchTokens)
+			usage := tokens + " / on " + e.byPod + " (" + e.maxOverTimeByPod(t.MaxBatchTotalTokens) + " > 0)"
+			if t.AssumedMaxBatchTotalTokens > 0 {
+				usage = "(" + usage + ") or (" + tokens + " / " + strconv.FormatInt(t.AssumedMaxBatchTotalTokens, 10) + ")"
+			}
+			return usage, nil
+		},
+		feed: perPod(func(h *History, w queries.WorkloadKey, p queries.Point) { h.KVCache(w, TGI, p.T, p.V) })},
+	{metric: HistoryTGIQueue, name: "tgi queue", namespaced: true,
+		expr: func(e historyExpr) (string, error) { return e.maxOverTimeByPod(e.c.TGI.QueueSize), nil },
+		feed: perPod(func(h *History, w queries.WorkloadKey, p queries.Point) { h.RequestsWaiting(w, TGI, p.T, p.V) })},
+}
+
+// HistoryMetrics lists every HistoryMetric, in the order PrometheusReader
+// reads them.
+var HistoryMetrics = func() []HistoryMetric {
+	ms := make([]HistoryMetric, len(historyMetrics))
+	for i, d := range historyMetrics {
+		ms[i] = d.metric
+	}
+	return ms
+}()
+
+// lookup returns m's entry in historyMetrics.
+func (m HistoryMetric) lookup() (*historyMetric, bool) {
+	for i := range historyMetrics {
+		if historyMetrics[i].metric == m {
+			return &historyMetrics[i], true
+		}
+	}
+	return nil, false
 }
 
 // String names the metric in words: "cpu", "oom kills", "vllm kv cache".
 func (m HistoryMetric) String() string {
-	if s, ok := historyMetricNames[m]; ok {
-		return s
+	if d, ok := m.lookup(); ok {
+		return d.name
 	}
 	return "history metric " + strconv.Itoa(int(m))
 }
@@ -106,21 +240,17 @@ func (m HistoryMetric) String() string {
 // Service's, dcgm-exporter's exported_namespace), so the caller filters
 // their rows.
 func (m HistoryMetric) Namespaced() bool {
-	switch m {
-	case HistoryRequests, HistoryLimits, HistoryCPU, HistoryMemory, HistoryOOMKills, HistoryKVCache, HistoryRequestsWaiting,
-		HistoryReplicas, HistoryOOMRestarts, HistoryTGIKVCache, HistoryTGIQueue:
-		return true
-	}
-	return false
+	d, ok := m.lookup()
+	return ok && d.namespaced
 }
 
 // HistoryCatalog turns the metrics of a history read into PromQL, one query
 // per metric and namespace that answers for every container, pod or GPU in
-// it. Its metric and label names are configurable, as Catalog's are.
+// it. Its metric and label names are configurable, as queries.Catalog's are.
 type HistoryCatalog struct {
 	// Signals names Istio's request counter and dcgm-exporter's utilization
 	// metrics and the labels that place a GPU in a pod.
-	Signals Catalog
+	Signals queries.Catalog
 	// Containers names cAdvisor's and kube-state-metrics' metrics and the
 	// labels that place a container; vLLM's series carry the same
 	// namespace and pod labels.
@@ -223,7 +353,7 @@ type WorkloadMetrics struct {
 // kube-prometheus-stack scrapes them.
 func DefaultHistoryCatalog() HistoryCatalog {
 	return HistoryCatalog{
-		Signals: DefaultCatalog(),
+		Signals: queries.DefaultCatalog(),
 		Containers: ContainerMetrics{
 			CPU:                  "container_cpu_usage_seconds_total",
 			Memory:               "container_memory_working_set_bytes",
@@ -273,9 +403,9 @@ func (c HistoryCatalog) Validate() error {
 		switch {
 		case value == "":
 			errs = append(errs, fmt.Errorf("%s: empty", name))
-		case metric && !validMetricName(value):
+		case metric && !model.LegacyValidation.IsValidMetricName(value):
 			errs = append(errs, fmt.Errorf("%s: %q is not a valid metric name", name, value))
-		case !metric && !validLabelName(value):
+		case !metric && !model.LegacyValidation.IsValidLabelName(value):
 			errs = append(errs, fmt.Errorf("%s: %q is not a valid label name", name, value))
 		}
 	}
@@ -324,7 +454,7 @@ func (c HistoryCatalog) Validate() error {
 //   - requests and limits: the container labels and ResourceLabel (cpu,
 //     memory or nvidia.com/gpu);
 //   - cpu, memory and oom kills: NamespaceLabel, PodLabel, ContainerLabel;
-//   - request rate: as the requests signal (see Catalog.Expr);
+//   - request rate: as the requests signal (see queries.Catalog.Expr);
 //   - the GPU metrics: the four labels of Signals.GPU, GPULabel and
 //     ModelLabel, one row per GPU;
 //   - the vLLM and TGI metrics: NamespaceLabel and PodLabel;
@@ -342,88 +472,76 @@ func (c HistoryCatalog) Validate() error {
 //
 //	sum by (namespace, pod, container) (rate(container_cpu_usage_seconds_total{container!="",container!="POD",namespace="shop"}[5m]))
 func (c HistoryCatalog) Expr(m HistoryMetric, ns string, w time.Duration) (string, error) {
-	if _, ok := historyMetricNames[m]; !ok {
+	d, ok := m.lookup()
+	if !ok {
 		return "", fmt.Errorf("unknown history metric %d", int(m))
 	}
-	if ns != "" && !m.Namespaced() {
+	if ns != "" && !d.namespaced {
 		return "", fmt.Errorf("%s: not narrowed to a namespace; filter its rows instead", m)
 	}
 	if w <= 0 || w%time.Millisecond != 0 {
 		return "", fmt.Errorf("%s: window = %v, must be a positive whole number of milliseconds", m, w)
 	}
-	window := "[" + formatWindow(w) + "]"
-	k := c.Containers
-	// nsm is the namespace matcher to append to a selector's matchers.
-	nsm := ""
-	if ns != "" {
-		nsm = k.NamespaceLabel + "=" + strconv.Quote(ns)
-	}
-	sel := func(metric string, matchers ...string) string {
-		var ms []string
-		for _, x := range append(matchers, nsm) {
-			if x != "" {
-				ms = append(ms, x)
-			}
-		}
-		if len(ms) == 0 {
-			return metric
-		}
-		return metric + "{" + strings.Join(ms, ",") + "}"
-	}
-	byContainer := "(" + k.NamespaceLabel + ", " + k.PodLabel + ", " + k.ContainerLabel + ")"
-	byPod := "(" + k.NamespaceLabel + ", " + k.PodLabel + ")"
-	realContainer := []string{k.ContainerLabel + `!=""`, k.ContainerLabel + `!="POD"`}
-	sg := c.Signals.GPU
-	byGPU := "(" + strings.Join([]string{sg.NamespaceLabel, sg.PodLabel, sg.ExportedNamespaceLabel, sg.ExportedPodLabel, c.GPU.GPULabel, c.GPU.ModelLabel}, ", ") + ")"
+	return d.expr(c.exprParts(ns, w))
+}
 
-	switch m {
-	case HistoryRequests, HistoryLimits:
-		metric := k.Requests
-		if m == HistoryLimits {
-			metric = k.Limits
-		}
-		by := "(" + k.NamespaceLabel + ", " + k.PodLabel + ", " + k.ContainerLabel + ", " + k.ResourceLabel + ")"
-		return "max by " + by + " (" + sel(metric, k.ResourceLabel+`=~"cpu|memory|nvidia.com/gpu"`) + ")", nil
-	case HistoryFramebufferSize:
-		return "max by " + byGPU + " (" + c.GPU.FramebufferUsed + " + " + c.GPU.FramebufferFree + ")", nil
-	case HistoryCPU:
-		return "sum by " + byContainer + " (rate(" + sel(k.CPU, realContainer...) + window + "))", nil
-	case HistoryMemory:
-		return "max by " + byContainer + " (max_over_time(" + sel(k.Memory, realContainer...) + window + "))", nil
-	case HistoryOOMKills:
-		return "max by " + byContainer + " (max_over_time(" + sel(k.LastTerminatedReason, k.ReasonLabel+`="OOMKilled"`) + window + "))", nil
-	case HistoryRequestRate:
-		return c.Signals.Expr(Shape{Signal: SignalRequests, Window: w})
-	case HistoryGPUUtil:
-		return "max by " + byGPU + " ((avg_over_time(" + sg.ProfMetric + window + ") * 100) or avg_over_time(" + sg.UtilMetric + window + "))", nil
-	case HistoryFramebufferUsed:
-		return "max by " + byGPU + " (max_over_time(" + c.GPU.FramebufferUsed + window + "))", nil
-	case HistoryKVCache:
-		v := c.VLLM
-		return "max by " + byPod + " (max_over_time(" + sel(v.KVCacheUsage) + window + ") or max_over_time(" + sel(v.LegacyKVCacheUsage) + window + "))", nil
-	case HistoryRequestsWaiting:
-		return "max by " + byPod + " (max_over_time(" + sel(c.VLLM.RequestsWaiting) + window + "))", nil
-	case HistoryReplicas:
-		wl := c.Workloads
-		kind := func(metric, label string) string {
-			return "label_replace(max_over_time(" + sel(metric) + window + "), " +
-				strconv.Quote(HistoryWorkloadLabel) + `, "$1", ` + strconv.Quote(label) + `, "(.+)")`
-		}
-		return "max by (" + k.NamespaceLabel + ", " + HistoryWorkloadLabel + ") (" +
-			kind(wl.DeploymentReplicas, wl.DeploymentLabel) + " or " + kind(wl.StatefulSetReplicas, wl.StatefulSetLabel) + ")", nil
-	case HistoryOOMRestarts:
-		offset := " offset " + formatWindow(w)
-		return "max by " + byContainer + " (" + sel(k.Restarts) + " - " + sel(k.Restarts) + offset + ")" +
-			" and on " + byContainer + " (max by " + byContainer + " (max_over_time(" + sel(k.LastTerminatedReason, k.ReasonLabel+`="OOMKilled"`) + window + ")) > 0)", nil
-	case HistoryTGIKVCache:
-		t := c.TGI
-		tokens := "max by " + byPod + " (max_over_time(" + sel(t.BatchTokens) + window + "))"
-		usage := tokens + " / on " + byPod + " (max by " + byPod + " (max_over_time(" + sel(t.MaxBatchTotalTokens) + window + ")) > 0)"
-		if t.AssumedMaxBatchTotalTokens > 0 {
-			usage = "(" + usage + ") or (" + tokens + " / " + strconv.FormatInt(t.AssumedMaxBatchTotalTokens, 10) + ")"
-		}
-		return usage, nil
-	default: // HistoryTGIQueue
-		return "max by " + byPod + " (max_over_time(" + sel(c.TGI.QueueSize) + window + "))", nil
+// historyExpr holds the parts the expressions of one Expr call share.
+type historyExpr struct {
+	c      HistoryCatalog
+	w      time.Duration
+	window string // "[5m]"
+	// nsm is the namespace matcher to append to a selector's matchers, or "".
+	nsm                       string
+	byContainer, byPod, byGPU string
+	realContainer             []string
+}
+
+func (c HistoryCatalog) exprParts(ns string, w time.Duration) historyExpr {
+	k, sg := c.Containers, c.Signals.GPU
+	e := historyExpr{
+		c:             c,
+		w:             w,
+		window:        "[" + queries.FormatWindow(w) + "]",
+		byContainer:   "(" + k.NamespaceLabel + ", " + k.PodLabel + ", " + k.ContainerLabel + ")",
+		byPod:         "(" + k.NamespaceLabel + ", " + k.PodLabel + ")",
+		byGPU:         "(" + strings.Join([]string{sg.NamespaceLabel, sg.PodLabel, sg.ExportedNamespaceLabel, sg.ExportedPodLabel, c.GPU.GPULabel, c.GPU.ModelLabel}, ", ") + ")",
+		realContainer: []string{k.ContainerLabel + `!=""`, k.ContainerLabel + `!="POD"`},
 	}
+	if ns != "" {
+		e.nsm = k.NamespaceLabel + "=" + strconv.Quote(ns)
+	}
+	return e
+}
+
+// sel is a selector of metric with matchers and the namespace's.
+func (e historyExpr) sel(metric string, matchers ...string) string {
+	var ms []string
+	for _, x := range append(matchers, e.nsm) {
+		if x != "" {
+			ms = append(ms, x)
+		}
+	}
+	if len(ms) == 0 {
+		return metric
+	}
+	return metric + "{" + strings.Join(ms, ",") + "}"
+}
+
+// resources is the current requests or limits (metric) of every container.
+func (e historyExpr) resources(metric string) string {
+	k := e.c.Containers
+	by := "(" + k.NamespaceLabel + ", " + k.PodLabel + ", " + k.ContainerLabel + ", " + k.ResourceLabel + ")"
+	return "max by " + by + " (" + e.sel(metric, k.ResourceLabel+`=~"cpu|memory|nvidia.com/gpu"`) + ")"
+}
+
+// oomKilled is 1 for a container whose last termination in the window was
+// an OOM kill.
+func (e historyExpr) oomKilled() string {
+	k := e.c.Containers
+	return "max_over_time(" + e.sel(k.LastTerminatedReason, k.ReasonLabel+`="OOMKilled"`) + e.window + ")"
+}
+
+// maxOverTimeByPod is each pod's highest value of metric in the window.
+func (e historyExpr) maxOverTimeByPod(metric string) string {
+	return "max by " + e.byPod + " (max_over_time(" + e.sel(metric) + e.window + "))"
 }

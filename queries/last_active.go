@@ -9,7 +9,7 @@ import (
 	"time"
 )
 
-var _ HistorySource = (*Prometheus)(nil)
+var _ LastActiveSource = (*Prometheus)(nil)
 
 // LastActive evaluates shape over (at-lookback, at] at every step with one
 // range query, and returns for each workload the last step at which its

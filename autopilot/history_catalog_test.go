@@ -1,4 +1,4 @@
-package queries
+package autopilot
 
 import (
 	"strings"
@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/VictoriaMetrics/metricsql"
+
+	"github.com/ebbscale/ebb/queries"
 )
 
 func TestHistoryCatalogExprDefault(t *testing.T) {
@@ -31,7 +33,11 @@ func TestHistoryCatalogExprDefault(t *testing.T) {
 	f(HistoryCPU, "", `sum by (namespace, pod, container) (rate(container_cpu_usage_seconds_total{container!="",container!="POD"}[5m]))`)
 	f(HistoryMemory, "shop", `max by (namespace, pod, container) (max_over_time(container_memory_working_set_bytes{container!="",container!="POD",namespace="shop"}[5m]))`)
 	f(HistoryOOMKills, "shop", `max by (namespace, pod, container) (max_over_time(kube_pod_container_status_last_terminated_reason{reason="OOMKilled",namespace="shop"}[5m]))`)
-	f(HistoryRequestRate, "", mustExpr(t, c.Signals, Shape{Signal: SignalRequests, Window: 5 * time.Minute}))
+	rate, err := c.Signals.Expr(queries.Shape{Signal: queries.SignalRequests, Window: 5 * time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f(HistoryRequestRate, "", rate)
 	f(HistoryGPUUtil, "", "max by "+gpuBy+" ((avg_over_time(DCGM_FI_PROF_GR_ENGINE_ACTIVE[5m]) * 100) or avg_over_time(DCGM_FI_DEV_GPU_UTIL[5m]))")
 	f(HistoryFramebufferUsed, "", "max by "+gpuBy+" (max_over_time(DCGM_FI_DEV_FB_USED[5m]))")
 	f(HistoryKVCache, "llm", `max by (namespace, pod) (max_over_time(vllm:kv_cache_usage_perc{namespace="llm"}[5m]) or max_over_time(vllm:gpu_cache_usage_perc{namespace="llm"}[5m]))`)
@@ -144,8 +150,14 @@ func TestHistoryMetricNames(t *testing.T) {
 		}
 		seen[s] = true
 	}
-	if len(HistoryMetrics) != len(historyMetricNames) {
-		t.Errorf("HistoryMetrics lists %d metrics, %d are named", len(HistoryMetrics), len(historyMetricNames))
+	// every constant has its entry in the table, once
+	if len(HistoryMetrics) != int(HistoryTGIQueue) {
+		t.Errorf("HistoryMetrics lists %d metrics, there are %d constants", len(HistoryMetrics), int(HistoryTGIQueue))
+	}
+	for m := HistoryRequests; m <= HistoryTGIQueue; m++ {
+		if _, ok := m.lookup(); !ok {
+			t.Errorf("%d: no entry in historyMetrics", int(m))
+		}
 	}
 	if got := HistoryMetric(42).String(); got != "history metric 42" {
 		t.Errorf("unknown metric: %q", got)
