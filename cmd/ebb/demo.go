@@ -35,6 +35,9 @@ type demoConfig struct {
 	table    string
 	every    time.Duration
 	width    int
+
+	activator bool
+	podStart  time.Duration
 }
 
 func demoFlags(c *demoConfig) *flag.FlagSet {
@@ -48,6 +51,8 @@ func demoFlags(c *demoConfig) *flag.FlagSet {
 	fs.StringVar(&c.table, "table", "auto", "live table: auto (redraw in place on a terminal, print every --table-every otherwise), always (the same; kept for old scripts), off")
 	fs.DurationVar(&c.every, "table-every", 15*time.Minute, "simulated time between tables when not redrawing in place")
 	fs.IntVar(&c.width, "width", 0, "columns the tables fit in; 0: the terminal's width, or 100 when the output is no terminal")
+	fs.BoolVar(&c.activator, "activator", true, "hold the requests that reach a workload at zero while it wakes, as ebb serve --activator-addr does; false: they fail until a pod is ready")
+	fs.DurationVar(&c.podStart, "pod-start", 30*time.Second, "simulated time from a wake to the first ready pod")
 	return fs
 }
 
@@ -65,6 +70,8 @@ type demoRow struct {
 	replicaSeconds, peakSeconds float64
 	peak, coldStarts, scales    int
 	zeroSeconds                 float64
+
+	wake wake // requests that arrive at zero
 }
 
 func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -97,6 +104,8 @@ func (cfg *demoConfig) validate() error {
 		return fmt.Errorf("--interval = %s, must be at least 1s", cfg.interval)
 	case cfg.cooldown < 0:
 		return fmt.Errorf("--cooldown = %s, must not be negative", cfg.cooldown)
+	case cfg.podStart < 0:
+		return fmt.Errorf("--pod-start = %s, must not be negative", cfg.podStart)
 	case cfg.table != "auto" && cfg.table != "always" && cfg.table != "off":
 		return fmt.Errorf("--table %q: want auto, always or off", cfg.table)
 	case cfg.every < cfg.interval:
@@ -149,6 +158,10 @@ func (cfg *demoConfig) run(ctx context.Context, start time.Time, stdout io.Write
 	header := demoHeader(len(rows), lis.Addr().String(), cfg.interval, cfg.duration, cfg.speed)
 	fmt.Fprint(stdout, header+"\n")
 
+	traffic := make(map[string]sim.Traffic)
+	for _, w := range cluster.Workloads() {
+		traffic[w.Key.String()] = w.Traffic
+	}
 	end := start.Add(cfg.duration)
 	nextTable := start.Add(cfg.every)
 	pace := time.NewTicker(time.Hour)
@@ -170,13 +183,16 @@ loop:
 			interrupted = true
 			break
 		}
+		prev := clk.Now()
 		clk.Add(cfg.interval)
 		collector.Refresh(rpc)
 		now := clk.Now()
 		for _, r := range rows {
+			r.arrive(traffic[r.spec.Key.String()], collector, *cfg, prev, now)
 			if err := r.poll(rpc, keda, *cfg, now); err != nil {
 				return err
 			}
+			r.woke(collector, *cfg, now)
 			r.account(cfg.interval)
 			if err := cluster.SetReplicas(r.spec.Key, r.replicas); err != nil {
 				return err
@@ -197,6 +213,7 @@ loop:
 		fmt.Fprintf(stdout, "\ninterrupted after %s of simulated time\n", clk.Now().Sub(start))
 	}
 	writeDemoSummary(stdout, rows, clk.Now().Sub(start), cluster)
+	writeDemoWakes(stdout, rows, *cfg)
 	return nil
 }
 
