@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ebbscale/ebb/queries"
+	"github.com/ebbscale/ebb/queries/enforce"
 )
 
 // Metadata keys ebb reads from a ScaledObject trigger.
@@ -71,7 +72,7 @@ func (e *MetadataError) Error() string {
 // ParseOptions are the server-wide settings metadata parsing depends on.
 type ParseOptions struct {
 	DefaultWindow time.Duration // default 1m
-	Enforce       queries.EnforceOptions
+	Enforce       enforce.Options
 }
 
 // dns1123Label is a Kubernetes namespace name; dns1123Subdomain a workload name.
@@ -144,7 +145,7 @@ func ParseTrigger(name, namespace string, md map[string]string, opts ParseOption
 		if hasWindow {
 			return t, &MetadataError{KeyWindow, "not used with signal query: put the range in the query"}
 		}
-		enforced, err := queries.Enforce(expr, namespace, opts.Enforce)
+		enforced, err := enforce.Namespace(expr, namespace, opts.Enforce)
 		if err != nil {
 			return t, &MetadataError{KeyQuery, strings.TrimPrefix(err.Error(), "query: ")}
 		}

@@ -52,7 +52,7 @@ type Shape struct {
 	// query, whose ranges are part of the expression.
 	Window time.Duration
 	// Expr is, for SignalQuery only, the namespace-enforced expression
-	// (see Enforce). Its namespace is part of the text, so two ScaledObjects
+	// (see package enforce). Its namespace is part of the text, so two ScaledObjects
 	// share a shape only when they may share a value.
 	Expr string
 }

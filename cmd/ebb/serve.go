@@ -20,6 +20,7 @@ import (
 
 	"github.com/ebbscale/ebb/externalscaler"
 	"github.com/ebbscale/ebb/queries"
+	"github.com/ebbscale/ebb/queries/enforce"
 	"github.com/ebbscale/ebb/scaler"
 	"github.com/ebbscale/ebb/shutdown"
 )
@@ -253,7 +254,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer, deps serveDe
 		ForgetAfter:  cfg.forgetAfter,
 		Parse: externalscaler.ParseOptions{
 			DefaultWindow: cfg.defaultWindow,
-			Enforce:       queries.EnforceOptions{NamespaceLabel: cfg.namespaceLabel},
+			Enforce:       enforce.Options{NamespaceLabel: cfg.namespaceLabel},
 		},
 		Clock:  clk,
 		Logger: logger,

@@ -1,14 +1,14 @@
-package queries
+package enforce
 
 import (
 	"errors"
 	"testing"
 )
 
-// FuzzEnforce checks, for any expression, that Enforce does not panic, that
-// it fails only with an *EnforceError, and that what it returns re-parses
+// FuzzNamespace checks, for any expression, that Namespace does not panic, that
+// it fails only with an *Error, and that what it returns re-parses
 // with every selector pinned to the namespace and is its own canonical form.
-func FuzzEnforce(f *testing.F) {
+func FuzzNamespace(f *testing.F) {
 	for _, tt := range enforceOrdinaryQueries {
 		f.Add(tt.in)
 	}
@@ -23,24 +23,24 @@ func FuzzEnforce(f *testing.F) {
 		f.Add(q)
 	}
 	f.Fuzz(func(t *testing.T, expr string) {
-		out, err := Enforce(expr, enforceNS, EnforceOptions{})
+		out, err := Namespace(expr, enforceNS, Options{})
 		if err != nil {
-			var ee *EnforceError
+			var ee *Error
 			if !errors.As(err, &ee) {
-				t.Fatalf("Enforce(%q): %v is not an *EnforceError", expr, err)
+				t.Fatalf("Namespace(%q): %v is not an *Error", expr, err)
 			}
 			if ee.Reason == ReasonUnverified { // the final check caught a bug
-				t.Fatalf("Enforce(%q): %v", expr, err)
+				t.Fatalf("Namespace(%q): %v", expr, err)
 			}
 			return
 		}
 		assertPinned(t, out, "namespace", enforceNS)
-		again, err := Enforce(out, enforceNS, EnforceOptions{})
+		again, err := Namespace(out, enforceNS, Options{})
 		if err != nil {
-			t.Fatalf("Enforce(%q) = %q, which Enforce refuses: %v", expr, out, err)
+			t.Fatalf("Namespace(%q) = %q, which Namespace refuses: %v", expr, out, err)
 		}
 		if again != out {
-			t.Fatalf("Enforce(%q) not idempotent:\nonce:  %s\ntwice: %s", expr, out, again)
+			t.Fatalf("Namespace(%q) not idempotent:\nonce:  %s\ntwice: %s", expr, out, again)
 		}
 	})
 }

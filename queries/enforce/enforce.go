@@ -1,4 +1,6 @@
-package queries
+// Package enforce confines a user's PromQL/MetricsQL expression to one
+// Kubernetes namespace: every selector pinned to it, checked, canonical.
+package enforce
 
 import (
 	"cmp"
@@ -11,57 +13,57 @@ import (
 	"github.com/VictoriaMetrics/metricsql"
 )
 
-// Defaults of EnforceOptions.
+// Defaults of Options.
 const (
 	DefaultNamespaceLabel = "namespace"
-	DefaultMaxQueryLength = 4096
+	DefaultMaxLength      = 4096
 )
 
-// EnforceOptions configures Enforce. The zero value is ready to use.
-type EnforceOptions struct {
+// Options configures Namespace. The zero value is ready to use.
+type Options struct {
 	// NamespaceLabel is the label that holds a series' Kubernetes namespace;
 	// DefaultNamespaceLabel when empty.
 	NamespaceLabel string
 	// MaxLength is the longest expression accepted, in bytes;
-	// DefaultMaxQueryLength when zero.
+	// DefaultMaxLength when zero.
 	MaxLength int
 }
 
-// EnforceReason classifies why Enforce rejected a query.
-type EnforceReason string
+// Reason classifies why Namespace rejected a query.
+type Reason string
 
-// The reasons Enforce gives.
+// The reasons Namespace gives.
 const (
-	ReasonEmpty       EnforceReason = "empty"       // the expression is blank
-	ReasonTooLong     EnforceReason = "too_long"    // the expression is longer than MaxLength
-	ReasonNamespace   EnforceReason = "namespace"   // the namespace is not a DNS-1123 label
-	ReasonParse       EnforceReason = "parse"       // metricsql cannot parse the expression
-	ReasonUnsupported EnforceReason = "unsupported" // valid, but not provably namespaced or cheap
-	ReasonOptions     EnforceReason = "options"     // the EnforceOptions are invalid
-	ReasonUnverified  EnforceReason = "unverified"  // the result failed the final check: a bug
+	ReasonEmpty       Reason = "empty"       // the expression is blank
+	ReasonTooLong     Reason = "too_long"    // the expression is longer than MaxLength
+	ReasonNamespace   Reason = "namespace"   // the namespace is not a DNS-1123 label
+	ReasonParse       Reason = "parse"       // metricsql cannot parse the expression
+	ReasonUnsupported Reason = "unsupported" // valid, but not provably namespaced or cheap
+	ReasonOptions     Reason = "options"     // the Options are invalid
+	ReasonUnverified  Reason = "unverified"  // the result failed the final check: a bug
 )
 
-// EnforceError reports an expression that Enforce rejected.
-type EnforceError struct {
-	Reason EnforceReason
+// Error reports an expression that Namespace rejected.
+type Error struct {
+	Reason Reason
 	// Err is the detail; for ReasonParse, metricsql's error with its position.
 	Err error
 }
 
-func (e *EnforceError) Error() string {
+func (e *Error) Error() string {
 	if e.Reason == ReasonParse {
 		return "query: cannot parse: " + e.Err.Error()
 	}
 	return "query: " + e.Err.Error()
 }
 
-func (e *EnforceError) Unwrap() error { return e.Err }
+func (e *Error) Unwrap() error { return e.Err }
 
-func newEnforceError(reason EnforceReason, format string, args ...any) error {
-	return &EnforceError{Reason: reason, Err: fmt.Errorf(format, args...)}
+func newError(reason Reason, format string, args ...any) error {
+	return &Error{Reason: reason, Err: fmt.Errorf(format, args...)}
 }
 
-// Enforce parses expr with metricsql, forces every metric selector into
+// Namespace parses expr with metricsql, forces every metric selector into
 // namespace, and returns the canonical text sent to the store.
 //
 // In every selector, and in every or-branch of a selector's filters, all
@@ -81,47 +83,47 @@ func newEnforceError(reason EnforceReason, format string, args ...any) error {
 // The result is canonical: filters, or-branches and grouping labels are
 // sorted and deduplicated, numbers and function names normalised, so
 // equivalent queries from one namespace share one string. Both expr and the
-// result must fit in MaxLength, so Enforce(Enforce(q)) == Enforce(q).
-// Errors are *EnforceError.
-func Enforce(expr, namespace string, opts EnforceOptions) (string, error) {
-	label, maxLen := cmp.Or(opts.NamespaceLabel, DefaultNamespaceLabel), cmp.Or(opts.MaxLength, DefaultMaxQueryLength)
+// result must fit in MaxLength, so Namespace(Namespace(q)) == Namespace(q).
+// Errors are *Error.
+func Namespace(expr, namespace string, opts Options) (string, error) {
+	label, maxLen := cmp.Or(opts.NamespaceLabel, DefaultNamespaceLabel), cmp.Or(opts.MaxLength, DefaultMaxLength)
 	if !isLabelName(label) {
-		return "", newEnforceError(ReasonOptions, "namespace label %q is not a label name", label)
+		return "", newError(ReasonOptions, "namespace label %q is not a label name", label)
 	}
 	if maxLen < 0 {
-		return "", newEnforceError(ReasonOptions, "max length %d, must be positive", maxLen)
+		return "", newError(ReasonOptions, "max length %d, must be positive", maxLen)
 	}
 	if namespace == "" {
-		return "", newEnforceError(ReasonNamespace, "empty namespace")
+		return "", newError(ReasonNamespace, "empty namespace")
 	}
 	if !isDNS1123Label(namespace) {
-		return "", newEnforceError(ReasonNamespace, "namespace %q is not a DNS-1123 label (at most 63 of a-z, 0-9 and '-', starting and ending alphanumeric)", namespace)
+		return "", newError(ReasonNamespace, "namespace %q is not a DNS-1123 label (at most 63 of a-z, 0-9 and '-', starting and ending alphanumeric)", namespace)
 	}
 	if strings.TrimSpace(expr) == "" {
-		return "", newEnforceError(ReasonEmpty, "empty expression")
+		return "", newError(ReasonEmpty, "empty expression")
 	}
 	if len(expr) > maxLen {
-		return "", newEnforceError(ReasonTooLong, "expression is %d bytes, max %d", len(expr), maxLen)
+		return "", newError(ReasonTooLong, "expression is %d bytes, max %d", len(expr), maxLen)
 	}
 	if word := findExpandingTemplate(expr); strings.EqualFold(word, "with") {
-		return "", newEnforceError(ReasonUnsupported, "WITH templates are not supported")
+		return "", newError(ReasonUnsupported, "WITH templates are not supported")
 	} else if word != "" {
-		return "", newEnforceError(ReasonUnsupported, "%s() is not supported", word)
+		return "", newError(ReasonUnsupported, "%s() is not supported", word)
 	}
 	e, err := metricsql.Parse(expr)
 	if err != nil {
-		return "", &EnforceError{Reason: ReasonParse, Err: err}
+		return "", &Error{Reason: ReasonParse, Err: err}
 	}
 	p := pinner{label: label, namespace: namespace}
 	if e, err = p.walk(e); err != nil {
-		return "", &EnforceError{Reason: ReasonUnsupported, Err: err}
+		return "", &Error{Reason: ReasonUnsupported, Err: err}
 	}
 	out := string(e.AppendString(nil))
-	if len(out) > maxLen { // so that Enforce accepts its own output
-		return "", newEnforceError(ReasonTooLong, "enforced expression is %d bytes, max %d", len(out), maxLen)
+	if len(out) > maxLen { // so that Namespace accepts its own output
+		return "", newError(ReasonTooLong, "enforced expression is %d bytes, max %d", len(out), maxLen)
 	}
 	if err := p.verify(out); err != nil {
-		return "", &EnforceError{Reason: ReasonUnverified, Err: err}
+		return "", &Error{Reason: ReasonUnverified, Err: err}
 	}
 	return out, nil
 }
@@ -419,4 +421,4 @@ func isDNS1123Label(s string) bool {
 	return strings.Trim(s, "abcdefghijklmnopqrstuvwxyz0123456789-") == "" // every byte in the set
 }
 
-var _ error = (*EnforceError)(nil)
+var _ error = (*Error)(nil)

@@ -1,4 +1,4 @@
-package queries
+package enforce
 
 import (
 	"cmp"
@@ -51,17 +51,17 @@ func assertPinned(t testing.TB, out, label, ns string) {
 	})
 }
 
-// enforceChecked runs Enforce and checks pinning and idempotence.
-func enforceChecked(t testing.TB, q string, opts EnforceOptions) string {
+// enforceChecked runs Namespace and checks pinning and idempotence.
+func enforceChecked(t testing.TB, q string, opts Options) string {
 	t.Helper()
-	out, err := Enforce(q, enforceNS, opts)
+	out, err := Namespace(q, enforceNS, opts)
 	if err != nil {
-		t.Fatalf("Enforce(%q): %v", q, err)
+		t.Fatalf("Namespace(%q): %v", q, err)
 	}
 	assertPinned(t, out, cmp.Or(opts.NamespaceLabel, "namespace"), enforceNS)
-	again, err := Enforce(out, enforceNS, opts)
+	again, err := Namespace(out, enforceNS, opts)
 	if err != nil {
-		t.Fatalf("Enforce(Enforce(%q)) = Enforce(%q): %v", q, out, err)
+		t.Fatalf("Namespace(Namespace(%q)) = Namespace(%q): %v", q, out, err)
 	}
 	if again != out {
 		t.Errorf("not idempotent for %q:\nonce:  %s\ntwice: %s", q, out, again)
@@ -98,7 +98,7 @@ var enforceOrdinaryQueries = []struct{ in, want string }{
 func TestEnforceOrdinary(t *testing.T) {
 	for _, tt := range enforceOrdinaryQueries {
 		t.Run(tt.in, func(t *testing.T) {
-			if got := enforceChecked(t, tt.in, EnforceOptions{}); got != tt.want {
+			if got := enforceChecked(t, tt.in, Options{}); got != tt.want {
 				t.Errorf("got  %s\nwant %s", got, tt.want)
 			}
 		})
@@ -229,7 +229,7 @@ func TestEnforceAdversarial(t *testing.T) {
 			name = name[:80]
 		}
 		t.Run(name, func(t *testing.T) {
-			out := enforceChecked(t, q, EnforceOptions{})
+			out := enforceChecked(t, q, Options{})
 			if strings.Contains(out, `namespace="b"`) || strings.Contains(out, "kube-system\"}") {
 				t.Errorf("output %q still names another namespace in a selector", out)
 			}
@@ -238,7 +238,7 @@ func TestEnforceAdversarial(t *testing.T) {
 }
 
 func TestEnforceNamespaceLabel(t *testing.T) {
-	opts := EnforceOptions{NamespaceLabel: "exported_namespace"}
+	opts := Options{NamespaceLabel: "exported_namespace"}
 	got := enforceChecked(t, `x{namespace="b",exported_namespace=~".+"}`, opts)
 	if want := `x{exported_namespace="team-a",namespace="b"}`; got != want {
 		t.Errorf("got %s, want %s", got, want)
@@ -248,7 +248,7 @@ func TestEnforceNamespaceLabel(t *testing.T) {
 func TestEnforceCanonical(t *testing.T) {
 	f := func(a, b string) {
 		t.Helper()
-		ea, eb := enforceChecked(t, a, EnforceOptions{}), enforceChecked(t, b, EnforceOptions{})
+		ea, eb := enforceChecked(t, a, Options{}), enforceChecked(t, b, Options{})
 		if ea != eb {
 			t.Errorf("%q and %q differ:\n%s\n%s", a, b, ea, eb)
 		}
@@ -272,44 +272,44 @@ func TestEnforceCanonical(t *testing.T) {
 func TestEnforceErrors(t *testing.T) {
 	tests := []struct {
 		expr, ns string
-		opts     EnforceOptions
-		reason   EnforceReason
+		opts     Options
+		reason   Reason
 		msg      string
 	}{
-		{"", "a", EnforceOptions{}, ReasonEmpty, "query: empty expression"},
-		{" \n\t", "a", EnforceOptions{}, ReasonEmpty, "query: empty expression"},
-		{strings.Repeat("x", 4097), "a", EnforceOptions{}, ReasonTooLong, "query: expression is 4097 bytes, max 4096"},
-		{"x + y_long", "a", EnforceOptions{MaxLength: 8}, ReasonTooLong, "query: expression is 10 bytes, max 8"},
-		{"x", "a", EnforceOptions{MaxLength: 10}, ReasonTooLong, "query: enforced expression is 16 bytes, max 10"},
-		{"x", "", EnforceOptions{}, ReasonNamespace, "query: empty namespace"},
-		{"x", "Team", EnforceOptions{}, ReasonNamespace, `query: namespace "Team" is not a DNS-1123 label (at most 63 of a-z, 0-9 and '-', starting and ending alphanumeric)`},
-		{"x", "a_b", EnforceOptions{}, ReasonNamespace, `query: namespace "a_b" is not a DNS-1123 label (at most 63 of a-z, 0-9 and '-', starting and ending alphanumeric)`},
-		{"x", "-a", EnforceOptions{}, ReasonNamespace, `query: namespace "-a" is not a DNS-1123 label (at most 63 of a-z, 0-9 and '-', starting and ending alphanumeric)`},
-		{"x", "a-", EnforceOptions{}, ReasonNamespace, `query: namespace "a-" is not a DNS-1123 label (at most 63 of a-z, 0-9 and '-', starting and ending alphanumeric)`},
-		{"x", "a.b", EnforceOptions{}, ReasonNamespace, `query: namespace "a.b" is not a DNS-1123 label (at most 63 of a-z, 0-9 and '-', starting and ending alphanumeric)`},
-		{"x", `a"}`, EnforceOptions{}, ReasonNamespace, `query: namespace "a\"}" is not a DNS-1123 label (at most 63 of a-z, 0-9 and '-', starting and ending alphanumeric)`},
-		{"x", strings.Repeat("a", 64), EnforceOptions{}, ReasonNamespace, `query: namespace "` + strings.Repeat("a", 64) + `" is not a DNS-1123 label (at most 63 of a-z, 0-9 and '-', starting and ending alphanumeric)`},
-		{"x", "a", EnforceOptions{NamespaceLabel: "__name__"}, ReasonOptions, `query: namespace label "__name__" is not a label name`},
-		{"x", "a", EnforceOptions{NamespaceLabel: "name-space"}, ReasonOptions, `query: namespace label "name-space" is not a label name`},
-		{"x", "a", EnforceOptions{MaxLength: -1}, ReasonOptions, "query: max length -1, must be positive"},
-		{"sum(x", "a", EnforceOptions{}, ReasonParse, `query: cannot parse: argList: unexpected token ""; want ",", ")"; unparsed data: ""`},
-		{"x{", "a", EnforceOptions{}, ReasonParse, `query: cannot parse: labelFilterExpr: unexpected token ""; want "ident"; unparsed data: ""`},
-		{"x)", "a", EnforceOptions{}, ReasonParse, `query: cannot parse: unparsed data left: ")"`},
-		{"foo(x)", "a", EnforceOptions{}, ReasonParse, `query: cannot parse: unsupported function "foo"`},
-		{`x{a=~"("}`, "a", EnforceOptions{}, ReasonParse, "query: cannot parse: cannot expand WITH expressions: invalid regexp in a=\"(\": error parsing regexp: missing closing ): `^(?:()$`"},
-		{"# only a comment", "a", EnforceOptions{}, ReasonParse, `query: cannot parse: singleExpr: unexpected token ""; want "(", "{", "-", "+"; unparsed data: "# only a comment"`},
-		{"WITH (a = x) a", "a", EnforceOptions{}, ReasonUnsupported, "query: WITH templates are not supported"},
-		{"with(a = x{namespace=\"b\"}) a", "a", EnforceOptions{}, ReasonUnsupported, "query: WITH templates are not supported"},
-		{"ru(x, y)", "a", EnforceOptions{}, ReasonUnsupported, "query: ru() is not supported"},
-		{`r\u0075(x, y)`, "a", EnforceOptions{}, ReasonUnsupported, `query: r\u0075() is not supported`},
-		{`r\ate(x[5m])`, "a", EnforceOptions{}, ReasonUnsupported, `query: r\ate() is not supported`},
-		{"{\"\xf2\"}", "a", EnforceOptions{}, ReasonUnsupported, `query: name "\xf2" is not valid UTF-8 or not printable`},
-		{`x{"\u082e"="a"}`, "a", EnforceOptions{}, ReasonUnsupported, `query: name "\u082e" is not valid UTF-8 or not printable`},
-		{`x{""="a"}`, "a", EnforceOptions{}, ReasonUnsupported, "query: empty label name"},
-		{`x{vm_account_id="7"}`, "a", EnforceOptions{}, ReasonUnsupported, `query: label "vm_account_id" selects a VictoriaMetrics tenant and is not allowed`},
-		{`x or y{a="b" or vm_project_id=~".*"}`, "a", EnforceOptions{}, ReasonUnsupported, `query: label "vm_project_id" selects a VictoriaMetrics tenant and is not allowed`},
-		{`sum(x) by (a\u082e)`, "a", EnforceOptions{}, ReasonUnsupported, `query: name "a\u082e" is not valid UTF-8 or not printable`},
-		{"ttf(x)", "a", EnforceOptions{}, ReasonUnsupported, "query: ttf() is not supported"},
+		{"", "a", Options{}, ReasonEmpty, "query: empty expression"},
+		{" \n\t", "a", Options{}, ReasonEmpty, "query: empty expression"},
+		{strings.Repeat("x", 4097), "a", Options{}, ReasonTooLong, "query: expression is 4097 bytes, max 4096"},
+		{"x + y_long", "a", Options{MaxLength: 8}, ReasonTooLong, "query: expression is 10 bytes, max 8"},
+		{"x", "a", Options{MaxLength: 10}, ReasonTooLong, "query: enforced expression is 16 bytes, max 10"},
+		{"x", "", Options{}, ReasonNamespace, "query: empty namespace"},
+		{"x", "Team", Options{}, ReasonNamespace, `query: namespace "Team" is not a DNS-1123 label (at most 63 of a-z, 0-9 and '-', starting and ending alphanumeric)`},
+		{"x", "a_b", Options{}, ReasonNamespace, `query: namespace "a_b" is not a DNS-1123 label (at most 63 of a-z, 0-9 and '-', starting and ending alphanumeric)`},
+		{"x", "-a", Options{}, ReasonNamespace, `query: namespace "-a" is not a DNS-1123 label (at most 63 of a-z, 0-9 and '-', starting and ending alphanumeric)`},
+		{"x", "a-", Options{}, ReasonNamespace, `query: namespace "a-" is not a DNS-1123 label (at most 63 of a-z, 0-9 and '-', starting and ending alphanumeric)`},
+		{"x", "a.b", Options{}, ReasonNamespace, `query: namespace "a.b" is not a DNS-1123 label (at most 63 of a-z, 0-9 and '-', starting and ending alphanumeric)`},
+		{"x", `a"}`, Options{}, ReasonNamespace, `query: namespace "a\"}" is not a DNS-1123 label (at most 63 of a-z, 0-9 and '-', starting and ending alphanumeric)`},
+		{"x", strings.Repeat("a", 64), Options{}, ReasonNamespace, `query: namespace "` + strings.Repeat("a", 64) + `" is not a DNS-1123 label (at most 63 of a-z, 0-9 and '-', starting and ending alphanumeric)`},
+		{"x", "a", Options{NamespaceLabel: "__name__"}, ReasonOptions, `query: namespace label "__name__" is not a label name`},
+		{"x", "a", Options{NamespaceLabel: "name-space"}, ReasonOptions, `query: namespace label "name-space" is not a label name`},
+		{"x", "a", Options{MaxLength: -1}, ReasonOptions, "query: max length -1, must be positive"},
+		{"sum(x", "a", Options{}, ReasonParse, `query: cannot parse: argList: unexpected token ""; want ",", ")"; unparsed data: ""`},
+		{"x{", "a", Options{}, ReasonParse, `query: cannot parse: labelFilterExpr: unexpected token ""; want "ident"; unparsed data: ""`},
+		{"x)", "a", Options{}, ReasonParse, `query: cannot parse: unparsed data left: ")"`},
+		{"foo(x)", "a", Options{}, ReasonParse, `query: cannot parse: unsupported function "foo"`},
+		{`x{a=~"("}`, "a", Options{}, ReasonParse, "query: cannot parse: cannot expand WITH expressions: invalid regexp in a=\"(\": error parsing regexp: missing closing ): `^(?:()$`"},
+		{"# only a comment", "a", Options{}, ReasonParse, `query: cannot parse: singleExpr: unexpected token ""; want "(", "{", "-", "+"; unparsed data: "# only a comment"`},
+		{"WITH (a = x) a", "a", Options{}, ReasonUnsupported, "query: WITH templates are not supported"},
+		{"with(a = x{namespace=\"b\"}) a", "a", Options{}, ReasonUnsupported, "query: WITH templates are not supported"},
+		{"ru(x, y)", "a", Options{}, ReasonUnsupported, "query: ru() is not supported"},
+		{`r\u0075(x, y)`, "a", Options{}, ReasonUnsupported, `query: r\u0075() is not supported`},
+		{`r\ate(x[5m])`, "a", Options{}, ReasonUnsupported, `query: r\ate() is not supported`},
+		{"{\"\xf2\"}", "a", Options{}, ReasonUnsupported, `query: name "\xf2" is not valid UTF-8 or not printable`},
+		{`x{"\u082e"="a"}`, "a", Options{}, ReasonUnsupported, `query: name "\u082e" is not valid UTF-8 or not printable`},
+		{`x{""="a"}`, "a", Options{}, ReasonUnsupported, "query: empty label name"},
+		{`x{vm_account_id="7"}`, "a", Options{}, ReasonUnsupported, `query: label "vm_account_id" selects a VictoriaMetrics tenant and is not allowed`},
+		{`x or y{a="b" or vm_project_id=~".*"}`, "a", Options{}, ReasonUnsupported, `query: label "vm_project_id" selects a VictoriaMetrics tenant and is not allowed`},
+		{`sum(x) by (a\u082e)`, "a", Options{}, ReasonUnsupported, `query: name "a\u082e" is not valid UTF-8 or not printable`},
+		{"ttf(x)", "a", Options{}, ReasonUnsupported, "query: ttf() is not supported"},
 	}
 	for _, tt := range tests {
 		name := tt.expr
@@ -317,10 +317,10 @@ func TestEnforceErrors(t *testing.T) {
 			name = name[:40]
 		}
 		t.Run(name, func(t *testing.T) {
-			out, err := Enforce(tt.expr, tt.ns, tt.opts)
-			var ee *EnforceError
+			out, err := Namespace(tt.expr, tt.ns, tt.opts)
+			var ee *Error
 			if !errors.As(err, &ee) {
-				t.Fatalf("Enforce(%q) = %q, %v; want *EnforceError", tt.expr, out, err)
+				t.Fatalf("Namespace(%q) = %q, %v; want *Error", tt.expr, out, err)
 			}
 			if out != "" {
 				t.Errorf("output = %q, want empty", out)
@@ -349,10 +349,10 @@ func TestEnforceExpansionBomb(t *testing.T) {
 		strings.Repeat("ru(x, ", 40) + "x" + strings.Repeat(")", 40),
 	}
 	for _, q := range bombs {
-		_, err := Enforce(q, enforceNS, EnforceOptions{})
-		var ee *EnforceError
+		_, err := Namespace(q, enforceNS, Options{})
+		var ee *Error
 		if !errors.As(err, &ee) || ee.Reason != ReasonUnsupported {
-			t.Errorf("Enforce(%.40q...) = %v, want reason %q", q, err, ReasonUnsupported)
+			t.Errorf("Namespace(%.40q...) = %v, want reason %q", q, err, ReasonUnsupported)
 		}
 	}
 }
@@ -390,12 +390,12 @@ func TestEnforceFindExpandingTemplate(t *testing.T) {
 	}
 }
 
-func ExampleEnforce() {
-	q, err := Enforce(`sum(rate(http_requests_total{job="web", namespace=~".*"}[1m])) or vector(0)`, "shop", EnforceOptions{})
+func ExampleNamespace() {
+	q, err := Namespace(`sum(rate(http_requests_total{job="web", namespace=~".*"}[1m])) or vector(0)`, "shop", Options{})
 	fmt.Println(q, err)
 
-	_, err = Enforce(`sum(rate(x[1m]`, "shop", EnforceOptions{})
-	var ee *EnforceError
+	_, err = Namespace(`sum(rate(x[1m]`, "shop", Options{})
+	var ee *Error
 	fmt.Println(errors.As(err, &ee), ee.Reason)
 	// Output:
 	// sum(rate(http_requests_total{job="web",namespace="shop"}[1m])) or vector(0) <nil>
