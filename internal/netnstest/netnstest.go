@@ -101,6 +101,12 @@ func (n *NS) String() string {
 
 // Listen listens on addr ("host:port") inside the namespace: a socket
 // made there stays there, whichever thread later accepts on it.
+//
+// The thread that makes the socket joins the namespace and then goes back
+// to the host's before the scheduler may use it again. It must not simply
+// exit: a child process started with Pdeathsig (the control-plane
+// harness's servers) is killed when the thread that forked it exits, and
+// that may have been this thread.
 func (n *NS) Listen(network, addr string) (net.Listener, error) {
 	type result struct {
 		l   net.Listener
@@ -108,20 +114,37 @@ func (n *NS) Listen(network, addr string) (net.Listener, error) {
 	}
 	c := make(chan result, 1)
 	go func() {
-		// The thread joins the namespace and is never given back to the
-		// scheduler: it exits with this goroutine.
 		runtime.LockOSThread()
-		f, err := os.Open(filepath.Join(runDir, n.Name))
+		host, err := os.Open("/proc/thread-self/ns/net")
 		if err != nil {
+			runtime.UnlockOSThread()
 			c <- result{err: err}
 			return
 		}
-		defer f.Close()
-		if err := unix.Setns(int(f.Fd()), unix.CLONE_NEWNET); err != nil {
+		defer host.Close()
+		target, err := os.Open(filepath.Join(runDir, n.Name))
+		if err != nil {
+			runtime.UnlockOSThread()
+			c <- result{err: err}
+			return
+		}
+		defer target.Close()
+		if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
+			runtime.UnlockOSThread()
 			c <- result{err: fmt.Errorf("setns %s: %w", n.Name, err)}
 			return
 		}
 		l, err := net.Listen(network, addr)
+		if err := unix.Setns(int(host.Fd()), unix.CLONE_NEWNET); err != nil {
+			// Stuck in the namespace: the thread stays locked and exits
+			// with this goroutine, the lesser harm.
+			if l != nil {
+				l.Close()
+			}
+			c <- result{err: fmt.Errorf("setns back to the host's namespace: %w", err)}
+			return
+		}
+		runtime.UnlockOSThread()
 		c <- result{l, err}
 	}()
 	r := <-c

@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 )
 
@@ -55,4 +56,50 @@ func TestNamespace(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(runDir, name)); !os.IsNotExist(err) {
 		t.Errorf("namespace %s after the test: %v, want it gone", name, err)
 	}
+}
+
+// TestListenKeepsThreads checks that Listen gives its thread back instead
+// of letting it exit: the kernel kills a child started with Pdeathsig (the
+// control plane's servers) when the thread that forked it exits, and
+// before this test a Listen killed the API server of a test now and then.
+// Go never ends a thread but one whose goroutine exits locked to it, so
+// every thread that was there before the Listens must still be there.
+func TestListenKeepsThreads(t *testing.T) {
+	n := New(t)
+	before := threads(t)
+	for range 20 {
+		l, err := n.Listen("tcp", net.JoinHostPort(n.PeerIP.String(), "0"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		l.Close()
+	}
+	after := threads(t)
+	for _, tid := range before {
+		if !slices.Contains(after, tid) {
+			t.Errorf("thread %s exited during the Listens", tid)
+		}
+	}
+	// And no thread stayed in the namespace: the host cannot listen on
+	// the namespace's address from any of them.
+	for range 20 {
+		if l, err := net.Listen("tcp", net.JoinHostPort(n.PeerIP.String(), "0")); err == nil {
+			l.Close()
+			t.Fatal("a host goroutine listened on the namespace's address: its thread was left in the namespace")
+		}
+	}
+}
+
+// threads returns the ids of the process's threads.
+func threads(t *testing.T) []string {
+	t.Helper()
+	es, err := os.ReadDir("/proc/self/task")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, e := range es {
+		ids = append(ids, e.Name())
+	}
+	return ids
 }
