@@ -223,7 +223,7 @@ func recommend(ctx context.Context, args []string, stdout, stderr io.Writer, dep
 		}
 	}
 	if reportedWorkloads(rep) == 0 {
-		return emptyReport(&c, seen, start, end)
+		return emptyReport(ctx, &c, seen, start, end)
 	}
 	switch {
 	case c.apply:

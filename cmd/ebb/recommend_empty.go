@@ -91,9 +91,18 @@ func reportedWorkloads(r *autopilot.Report) int {
 	return n
 }
 
+// elsewhere reports whether the store has series of metric in any
+// namespace between start and end: then the namespaces asked for are
+// empty, not the store.
+func (s *seriesSeen) elsewhere(ctx context.Context, metric string, start, end time.Time) bool {
+	out, err := s.store.Range(ctx, "count("+metric+")", start, end, max(end.Sub(start), time.Second))
+	return err == nil && len(out) > 0
+}
+
 // emptyReport explains a report without workloads: where ebb looked, and,
-// for a store, which series it found none of and what exports them.
-func emptyReport(c *recommendConfig, seen *seriesSeen, start, end time.Time) error {
+// for a store, whether other namespaces have workloads, or which series it
+// found none of and what exports them.
+func emptyReport(ctx context.Context, c *recommendConfig, seen *seriesSeen, start, end time.Time) error {
 	where := "in any namespace"
 	if len(c.namespaces) > 0 {
 		where = "in namespace " + strings.Join(c.namespaces, ", ")
@@ -107,8 +116,13 @@ func emptyReport(c *recommendConfig, seen *seriesSeen, start, end time.Time) err
 		return &emptyReportError{msg: b.String()}
 	}
 	missing := seen.missing()
+	cat := autopilot.DefaultHistoryCatalog()
+	if len(c.namespaces) > 0 && missing[cat.Containers.Requests] && seen.elsewhere(ctx, cat.Containers.Requests, start, end) {
+		fmt.Fprintf(&b, ": other namespaces have kube-state-metrics' series, %s has none; check the name (kubectl get namespaces)", strings.Join(c.namespaces, ", "))
+		return &emptyReportError{msg: b.String()}
+	}
 	var lines []string
-	for _, p := range providers(autopilot.DefaultHistoryCatalog()) {
+	for _, p := range providers(cat) {
 		var names []string
 		for _, m := range p.metrics {
 			if missing[m] {
@@ -122,11 +136,7 @@ func emptyReport(c *recommendConfig, seen *seriesSeen, start, end time.Time) err
 	if len(lines) > 0 {
 		fmt.Fprintf(&b, "; the store has no series %s of:\n%s", where, strings.Join(lines, "\n"))
 	}
-	if len(c.namespaces) > 0 {
-		b.WriteString("\ncheck the namespace's name (kubectl get namespaces), and that Prometheus scrapes these exporters")
-	} else {
-		b.WriteString("\ncheck that Prometheus scrapes these exporters, and --history")
-	}
+	b.WriteString("\ncheck that Prometheus scrapes these exporters, and --history")
 	return &emptyReportError{msg: b.String()}
 }
 

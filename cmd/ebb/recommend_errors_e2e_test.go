@@ -54,10 +54,16 @@ func TestRecommendSaysWhatIsMissing(t *testing.T) {
 		code   int
 	}{
 		{"namespace without workloads", []string{"--prometheus-url=" + known.URL, "--namespace=doesnotexist", "--history=3d", "--end=" + end}, "ebb: no workload to recommend for in namespace doesnotexist" + window +
-			"; the store has no series in namespace doesnotexist of:\n" +
-			"  kube_pod_container_resource_requests, kube_pod_container_resource_limits, kube_deployment_status_replicas, kube_statefulset_status_replicas (kube-state-metrics)\n" +
-			"  container_cpu_usage_seconds_total, container_memory_working_set_bytes (cAdvisor, scraped through the kubelet)\n" +
-			"check the namespace's name (kubectl get namespaces), and that Prometheus scrapes these exporters\n", 3},
+			": other namespaces have kube-state-metrics' series, doesnotexist has none; check the name (kubectl get namespaces)\n", 3},
+		{"namespace of a store without kube-state-metrics and cAdvisor", []string{"--prometheus-url=" + bare.URL, "--namespace=shop", "--history=3d", "--end=" + dataEnd.Format(time.RFC3339)},
+			"ebb: no workload to recommend for in namespace shop" +
+				" from " + dataEnd.Add(-72*time.Hour).Format(time.RFC3339) + " to " + dataEnd.Format(time.RFC3339) +
+				"; the store has no series in namespace shop of:\n" +
+				"  kube_pod_container_resource_requests, kube_pod_container_resource_limits, kube_deployment_status_replicas, kube_statefulset_status_replicas (kube-state-metrics)\n" +
+				"  container_cpu_usage_seconds_total, container_memory_working_set_bytes (cAdvisor, scraped through the kubelet)\n" +
+				"  DCGM_FI_DEV_FB_USED (dcgm-exporter)\n" +
+				"  istio_requests_total (Istio)\n" +
+				"check that Prometheus scrapes these exporters, and --history\n", 3},
 		{"store without kube-state-metrics and cAdvisor", []string{"--prometheus-url=" + bare.URL, "--history=3d", "--end=" + dataEnd.Format(time.RFC3339)}, "ebb: no workload to recommend for in any namespace" +
 			" from " + dataEnd.Add(-72*time.Hour).Format(time.RFC3339) + " to " + dataEnd.Format(time.RFC3339) +
 			"; the store has no series in any namespace of:\n" +
