@@ -18,6 +18,7 @@ import (
 // that an empty report can say which were missing.
 type seriesSeen struct {
 	store   autopilot.RangeQuerier
+	cat     autopilot.HistoryCatalog
 	metrics []string
 
 	mu    sync.Mutex
@@ -28,7 +29,7 @@ type seriesSeen struct {
 var _ autopilot.RangeQuerier = (*seriesSeen)(nil)
 
 func newSeriesSeen(store autopilot.RangeQuerier, cat autopilot.HistoryCatalog) *seriesSeen {
-	s := &seriesSeen{store: store, asked: map[string]bool{}, found: map[string]bool{}}
+	s := &seriesSeen{store: store, cat: cat, asked: map[string]bool{}, found: map[string]bool{}}
 	for _, p := range providers(cat) {
 		s.metrics = append(s.metrics, p.metrics...)
 	}
@@ -116,7 +117,7 @@ func emptyReport(ctx context.Context, c *recommendConfig, seen *seriesSeen, star
 		return &emptyReportError{msg: b.String()}
 	}
 	missing := seen.missing()
-	cat := autopilot.DefaultHistoryCatalog()
+	cat := seen.cat
 	if len(c.namespaces) > 0 && missing[cat.Containers.Requests] && seen.elsewhere(ctx, cat.Containers.Requests, start, end) {
 		fmt.Fprintf(&b, ": other namespaces have kube-state-metrics' series, %s has none; check the name (kubectl get namespaces)", strings.Join(c.namespaces, ", "))
 		return &emptyReportError{msg: b.String()}
