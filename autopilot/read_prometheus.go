@@ -3,8 +3,9 @@ package autopilot
 import (
 	"context"
 	"fmt"
-	"regexp"
 	"time"
+
+	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/ebbscale/ebb/queries"
 )
@@ -40,11 +41,9 @@ type PrometheusReader struct {
 	Progress func(done, total int)
 }
 
-var namespaceRE = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
-
 // ValidNamespace reports an error unless ns is a Kubernetes namespace name.
 func ValidNamespace(ns string) error {
-	if len(ns) > 63 || !namespaceRE.MatchString(ns) {
+	if len(validation.IsDNS1123Label(ns)) > 0 {
 		return fmt.Errorf("namespace %q: not a valid namespace name (DNS-1123 label)", ns)
 	}
 	return nil

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/ebbscale/ebb/queries"
+	"github.com/ebbscale/ebb/shutdown"
 )
 
 // Recommend turns the history into a report priced with prices; source
@@ -23,7 +24,7 @@ func Recommend(h *History, prices Prices, source string) (*Report, error) {
 		Source:       source,
 		HistoryStart: h.start.UTC(),
 		HistoryEnd:   h.end.UTC(),
-		Step:         FormatDuration(h.step),
+		Step:         shutdown.FormatDuration(h.step),
 		Policy:       policyOf(cfg),
 		Prices:       prices,
 		Workloads:    []WorkloadReport{},
@@ -54,13 +55,13 @@ func Recommend(h *History, prices Prices, source string) (*Report, error) {
 func policyOf(cfg Config) Policy {
 	p := Policy{
 		CPU: fmt.Sprintf("request = p%s of CPU usage +%s, at least %s; histograms with %s bucket growth and a %s half-life",
-			pct(cfg.CPUPercentile), pctOf(cfg.Margin), FormatCPU(cfg.MinCPU), pctOf(cfg.CPU.Growth-1), FormatDuration(cfg.CPU.HalfLife)),
+			pct(cfg.CPUPercentile), pctOf(cfg.Margin), FormatCPU(cfg.MinCPU), pctOf(cfg.CPU.Growth-1), shutdown.FormatDuration(cfg.CPU.HalfLife)),
 		Memory: fmt.Sprintf("request = p%s of daily peaks +%s, at least %s; after an OOM kill at least max(+%s, x%s) of the memory it was killed at",
 			pct(cfg.MemoryPercentile), pctOf(cfg.Margin), FormatMemory(cfg.MinMemory), FormatMemory(cfg.OOMMinBump), number(cfg.OOMFactor)),
 		CPULimit:    "none: a CPU limit throttles a container even when the node has idle CPU; the request already guarantees its share",
 		MemoryLimit: "equal to the request: memory cannot be throttled, only OOM-killed, and a limit above the request lets a container take memory the scheduler did not reserve",
 		Autoshutdown: fmt.Sprintf("idleAfter backtested with ebb's idle policy (min uptime %s) plus a %s KEDA cooldown; the longest time at zero with at most %s cold starts a day and at least %s of the time at zero",
-			FormatDuration(cfg.MinUptime), FormatDuration(cfg.Cooldown), number(cfg.MaxColdStartsPerDay), pctOf(cfg.MinIdleShare)),
+			shutdown.FormatDuration(cfg.MinUptime), shutdown.FormatDuration(cfg.Cooldown), number(cfg.MaxColdStartsPerDay), pctOf(cfg.MinIdleShare)),
 	}
 	if cfg.CPULimitFactor > 0 {
 		p.CPULimit = fmt.Sprintf("the request x%s, as configured", number(cfg.CPULimitFactor))
@@ -231,7 +232,7 @@ func recommendCPU(cfg Config, c *containerHistory, step time.Duration) ResourceR
 		r.NotEnoughData = "no CPU usage samples"
 		return r
 	case c.cpu.Span() < cfg.MinHistory:
-		r.NotEnoughData = fmt.Sprintf("CPU history covers %s, need %s", FormatDuration(c.cpu.Span()), FormatDuration(cfg.MinHistory))
+		r.NotEnoughData = fmt.Sprintf("CPU history covers %s, need %s", shutdown.FormatDuration(c.cpu.Span()), shutdown.FormatDuration(cfg.MinHistory))
 		return r
 	}
 	p := c.cpu.Percentile(cfg.CPUPercentile)
@@ -276,7 +277,7 @@ func recommendMemory(cfg Config, c *containerHistory) ResourceRecommendation {
 	case r.Samples == 0:
 		why = "no memory samples"
 	case span < cfg.MinHistory:
-		why = fmt.Sprintf("memory history covers %s, need %s", FormatDuration(span), FormatDuration(cfg.MinHistory))
+		why = fmt.Sprintf("memory history covers %s, need %s", shutdown.FormatDuration(span), shutdown.FormatDuration(cfg.MinHistory))
 	}
 	if why != "" && bump == 0 {
 		r.NotEnoughData = why

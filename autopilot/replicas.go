@@ -190,7 +190,7 @@ func (b *backtest) result(unknown float64, gpusPerReplica int, span time.Duratio
 	zh := b.zero.Hours()
 	saved := b.zeroReplicaHours + b.zeroUnknown.Hours()*unknown
 	r := Backtest{
-		IdleAfter:         FormatDuration(b.idleAfter),
+		IdleAfter:         shutdown.FormatDuration(b.idleAfter),
 		ZeroHours:         round(zh, 3),
 		ReplicaHoursSaved: round(saved, 3),
 		ReplicaHoursWith:  round(max(used-saved, 0), 3),

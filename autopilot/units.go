@@ -3,8 +3,6 @@ package autopilot
 import (
 	"math"
 	"strconv"
-	"strings"
-	"time"
 )
 
 // FormatCPU renders cores as Kubernetes writes them: "250m", "2", "1500m".
@@ -24,18 +22,6 @@ func FormatMemory(bytes float64) string {
 		return strconv.FormatInt(mi/1024, 10) + "Gi"
 	}
 	return strconv.FormatInt(mi, 10) + "Mi"
-}
-
-// FormatDuration renders d without zero units: "15m", "1h30m", "2h".
-func FormatDuration(d time.Duration) string {
-	s := d.String()
-	if strings.HasSuffix(s, "m0s") {
-		s = s[:len(s)-2]
-	}
-	if strings.HasSuffix(s, "h0m") {
-		s = s[:len(s)-2]
-	}
-	return s
 }
 
 // ceilTo rounds v up to a multiple of unit.

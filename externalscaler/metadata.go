@@ -3,11 +3,12 @@ package externalscaler
 import (
 	"fmt"
 	"math"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
+
+	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/ebbscale/ebb/queries"
 	"github.com/ebbscale/ebb/queries/enforce"
@@ -75,18 +76,12 @@ type ParseOptions struct {
 	Enforce       enforce.Options
 }
 
-// dns1123Label is a Kubernetes namespace name; dns1123Subdomain a workload name.
-var (
-	dns1123Label     = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
-	dns1123Subdomain = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`)
-)
-
 // ParseTrigger parses the metadata KEDA sends for a ScaledObject (its name,
 // its namespace and the trigger's metadata). Every problem is a
 // *MetadataError naming the key.
 func ParseTrigger(name, namespace string, md map[string]string, opts ParseOptions) (Trigger, error) {
 	var t Trigger
-	if namespace == "" || len(namespace) > 63 || !dns1123Label.MatchString(namespace) {
+	if len(validation.IsDNS1123Label(namespace)) > 0 {
 		return t, &MetadataError{Msg: fmt.Sprintf("scaledObjectRef namespace %q is not a Kubernetes namespace name", namespace)}
 	}
 	if name == "" {
@@ -110,7 +105,7 @@ func ParseTrigger(name, namespace string, md map[string]string, opts ParseOption
 	if w, ok := md[KeyWorkload]; ok {
 		workload = w
 	}
-	if len(workload) > 253 || !dns1123Subdomain.MatchString(workload) {
+	if len(validation.IsDNS1123Subdomain(workload)) > 0 {
 		return t, &MetadataError{KeyWorkload, fmt.Sprintf("%q is not a Kubernetes object name", workload)}
 	}
 	t.Workload = queries.WorkloadKey{Namespace: namespace, Name: workload}

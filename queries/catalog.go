@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/prometheus/common/model"
 )
 
 // Catalog turns signal shapes into PromQL. Its label and metric names are
@@ -336,21 +338,7 @@ func isOrdinal(s string) bool {
 }
 
 // validLabelName reports whether s matches [a-zA-Z_][a-zA-Z0-9_]*.
-func validLabelName(s string) bool { return validName(s, false) }
+func validLabelName(s string) bool { return model.LegacyValidation.IsValidLabelName(s) }
 
 // validMetricName reports whether s matches [a-zA-Z_:][a-zA-Z0-9_:]*.
-func validMetricName(s string) bool { return validName(s, true) }
-
-func validName(s string, colon bool) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		b := s[i]
-		ok := b == '_' || b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z' || i > 0 && b >= '0' && b <= '9' || colon && b == ':'
-		if !ok {
-			return false
-		}
-	}
-	return true
-}
+func validMetricName(s string) bool { return model.LegacyValidation.IsValidMetricName(s) }

@@ -67,7 +67,7 @@ func ParseAnnotations(a map[string]string) (Overrides, error) {
 		case err != nil:
 			bad(AnnotationIdleAfter, fmt.Errorf("%s is not a duration like 30m", quote(raw)))
 		case d <= 0 || d > MaxIdleAfter:
-			bad(AnnotationIdleAfter, fmt.Errorf("%s must be > 0 and <= %s", shortLimit(d), shortLimit(MaxIdleAfter)))
+			bad(AnnotationIdleAfter, fmt.Errorf("%s must be > 0 and <= %s", FormatDuration(d), FormatDuration(MaxIdleAfter)))
 		default:
 			o.IdleAfter = d
 		}
@@ -154,11 +154,11 @@ func stateText(d Decision) string {
 	case ReasonKeepAwake:
 		s = "keep-awake window " + strconv.Quote(x.Window)
 	case ReasonMinUptime:
-		s = "min uptime " + shortLimit(x.MinUptime) + " after waking at " + x.WokeAt.UTC().Truncate(time.Second).Format(time.RFC3339)
+		s = "min uptime " + FormatDuration(x.MinUptime) + " after waking at " + x.WokeAt.UTC().Truncate(time.Second).Format(time.RFC3339)
 	case ReasonRecent:
-		s = "activity within idle-after " + shortLimit(x.IdleAfter)
+		s = "activity within idle-after " + FormatDuration(x.IdleAfter)
 	case ReasonIdle:
-		s = "no activity within idle-after " + shortLimit(x.IdleAfter)
+		s = "no activity within idle-after " + FormatDuration(x.IdleAfter)
 	default:
 		s = d.Text()
 	}

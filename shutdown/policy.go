@@ -226,14 +226,14 @@ func (d Decision) Text() string {
 	case ReasonKeepAwake:
 		return "keep-awake window " + strconv.Quote(x.Window)
 	case ReasonMinUptime:
-		return "woke " + shortAgo(x.At.Sub(x.WokeAt)) + " ago, min uptime " + shortLimit(x.MinUptime)
+		return "woke " + shortAgo(x.At.Sub(x.WokeAt)) + " ago, min uptime " + FormatDuration(x.MinUptime)
 	case ReasonRecent:
-		return "last active " + shortAgo(x.At.Sub(x.LastActive)) + " ago, idle after " + shortLimit(x.IdleAfter)
+		return "last active " + shortAgo(x.At.Sub(x.LastActive)) + " ago, idle after " + FormatDuration(x.IdleAfter)
 	case ReasonIdle:
 		if x.LastActive.IsZero() {
-			return "no activity seen (idle after " + shortLimit(x.IdleAfter) + ")"
+			return "no activity seen (idle after " + FormatDuration(x.IdleAfter) + ")"
 		}
-		return "idle for " + shortAgo(x.At.Sub(x.LastActive)) + " (idle after " + shortLimit(x.IdleAfter) + ")"
+		return "idle for " + shortAgo(x.At.Sub(x.LastActive)) + " (idle after " + FormatDuration(x.IdleAfter) + ")"
 	}
 	return d.Reason.String()
 }

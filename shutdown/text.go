@@ -10,8 +10,9 @@ import (
 // number formats a value as %g does.
 func number(f float64) string { return strconv.FormatFloat(f, 'g', -1, 64) }
 
-// shortLimit formats a configured duration without zero units: 15m, 1h30m, 720h.
-func shortLimit(d time.Duration) string {
+// FormatDuration renders a configured duration without zero units: "15m",
+// "1h30m", "2h", "720h".
+func FormatDuration(d time.Duration) string {
 	s := d.String()
 	if strings.HasSuffix(s, "m0s") {
 		s = s[:len(s)-2]

@@ -51,13 +51,13 @@ func NewWindow(expr string, d time.Duration, zone string) (Window, error) {
 		return Window{}, err
 	}
 	if d <= 0 || d > MaxWindowDuration {
-		return Window{}, fmt.Errorf("duration %s must be > 0 and <= %s", shortLimit(d), shortLimit(MaxWindowDuration))
+		return Window{}, fmt.Errorf("duration %s must be > 0 and <= %s", FormatDuration(d), FormatDuration(MaxWindowDuration))
 	}
 	loc, err := loadZone(zone)
 	if err != nil {
 		return Window{}, err
 	}
-	spec := expr + " for " + shortLimit(d)
+	spec := expr + " for " + FormatDuration(d)
 	if zone != "" {
 		spec += " in " + zone
 	}

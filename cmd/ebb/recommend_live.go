@@ -19,6 +19,7 @@ import (
 	"github.com/ebbscale/ebb/autopilot/live"
 	"github.com/ebbscale/ebb/kube"
 	"github.com/ebbscale/ebb/queries"
+	"github.com/ebbscale/ebb/shutdown"
 )
 
 // The sources of `ebb recommend` that read the cluster.
@@ -83,17 +84,17 @@ func newLiveRun(ctx context.Context, c *recommendConfig, fs *flag.FlagSet, deps 
 	case set["end"]:
 		return nil, fmt.Errorf("--end: metrics-server is sampled now, from now on; --end is for --source prometheus and sim")
 	case c.every < time.Second || c.every%time.Second != 0:
-		return nil, fmt.Errorf("--every = %s, must be a whole number of seconds, at least 1s", autopilot.FormatDuration(c.every))
+		return nil, fmt.Errorf("--every = %s, must be a whole number of seconds, at least 1s", shutdown.FormatDuration(c.every))
 	case c.sample < c.every:
-		return nil, fmt.Errorf("--sample = %s, must be at least --every (%s)", autopilot.FormatDuration(c.sample), autopilot.FormatDuration(c.every))
+		return nil, fmt.Errorf("--sample = %s, must be at least --every (%s)", shutdown.FormatDuration(c.sample), shutdown.FormatDuration(c.every))
 	case c.source == sourceMetricsServer && c.store.url != "":
 		return nil, fmt.Errorf("--prometheus-url with --source %s: to merge Prometheus' history, use --source %s", sourceMetricsServer, sourceMerged)
 	case c.source == sourceMetricsServer && (set["history"] || set["step"]):
 		return nil, fmt.Errorf("--history and --step are for Prometheus; with --source %s, --sample and --every set the history", sourceMetricsServer)
 	case c.source == sourceMetricsServer && set["min-history"] && c.minHistory < liveMinHistory:
-		return nil, fmt.Errorf("--min-history = %s, must be at least %s with --source %s: a shorter history has a confidence of 0 days", autopilot.FormatDuration(c.minHistory), autopilot.FormatDuration(liveMinHistory), sourceMetricsServer)
+		return nil, fmt.Errorf("--min-history = %s, must be at least %s with --source %s: a shorter history has a confidence of 0 days", shutdown.FormatDuration(c.minHistory), shutdown.FormatDuration(liveMinHistory), sourceMetricsServer)
 	case c.source == sourceMetricsServer && c.sample < liveMinHistory && !set["min-history"]:
-		return nil, fmt.Errorf("--sample = %s, must be at least %s: a shorter sample is too little evidence for any recommendation", autopilot.FormatDuration(c.sample), autopilot.FormatDuration(liveMinHistory))
+		return nil, fmt.Errorf("--sample = %s, must be at least %s: a shorter sample is too little evidence for any recommendation", shutdown.FormatDuration(c.sample), shutdown.FormatDuration(liveMinHistory))
 	}
 	if c.source == "sim" {
 		return nil, nil
@@ -253,7 +254,7 @@ func (l *liveRun) read(ctx context.Context, h *autopilot.History, bar *progress,
 		for _, w := range l.sampler.Warnings() {
 			fmt.Fprintf(l.stderr, "warning: %v; pods are mapped to workloads by name\n", w)
 		}
-		what = fmt.Sprintf("metrics-server every %s for %s", autopilot.FormatDuration(l.c.every), autopilot.FormatDuration(l.c.sample))
+		what = fmt.Sprintf("metrics-server every %s for %s", shutdown.FormatDuration(l.c.every), shutdown.FormatDuration(l.c.sample))
 	}
 	if l.c.source == sourceMetricsServer {
 		return what, nil
@@ -287,7 +288,7 @@ func (l *liveRun) footnote(w io.Writer, rep *autopilot.Report, format string) {
 		return
 	}
 	n, span := l.sampler.Taken()
-	fmt.Fprintf(w, "\nEvidence: %d samples of metrics-server over %s", n, autopilot.FormatDuration(span))
+	fmt.Fprintf(w, "\nEvidence: %d samples of metrics-server over %s", n, shutdown.FormatDuration(span))
 	if l.c.source == sourceMerged {
 		fmt.Fprintf(w, " after Prometheus' history")
 	}

@@ -11,6 +11,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/VictoriaMetrics/metricsql"
+	"github.com/prometheus/common/model"
+	"k8s.io/apimachinery/pkg/util/validation"
 )
 
 // Defaults of Options.
@@ -96,7 +98,7 @@ func Namespace(expr, namespace string, opts Options) (string, error) {
 	if namespace == "" {
 		return "", newError(ReasonNamespace, "empty namespace")
 	}
-	if !isDNS1123Label(namespace) {
+	if len(validation.IsDNS1123Label(namespace)) > 0 {
 		return "", newError(ReasonNamespace, "namespace %q is not a DNS-1123 label (at most 63 of a-z, 0-9 and '-', starting and ending alphanumeric)", namespace)
 	}
 	if strings.TrimSpace(expr) == "" {
@@ -407,18 +409,7 @@ func identRun(s string) int {
 // isLabelName reports whether s is a Prometheus label name that is not
 // reserved (leading "__").
 func isLabelName(s string) bool {
-	if s == "" || strings.HasPrefix(s, "__") || '0' <= s[0] && s[0] <= '9' {
-		return false
-	}
-	return strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_") == "" // every byte in the set
-}
-
-// isDNS1123Label reports whether s is a valid Kubernetes namespace name.
-func isDNS1123Label(s string) bool {
-	if len(s) == 0 || len(s) > 63 || s[0] == '-' || s[len(s)-1] == '-' {
-		return false
-	}
-	return strings.Trim(s, "abcdefghijklmnopqrstuvwxyz0123456789-") == "" // every byte in the set
+	return model.LegacyValidation.IsValidLabelName(s) && !strings.HasPrefix(s, "__")
 }
 
 var _ error = (*Error)(nil)
