@@ -410,7 +410,7 @@ func BenchmarkHeapPerWorkload(b *testing.B) {
 				c.Refresh(context.Background())
 				after := liveHeap()
 				perWorkload = float64(after-before) / float64(n)
-				if got := c.Snapshot().Len(); got != n {
+				if got := len(c.Snapshot().Observations()); got != n {
 					b.Fatalf("snapshot holds %d workloads, want %d", got, n)
 				}
 				runtime.KeepAlive(s)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/ebbscale/ebb/queries"
 	"github.com/ebbscale/ebb/queries/enforce"
+	"github.com/ebbscale/ebb/shutdown"
 )
 
 // Metadata keys ebb reads from a ScaledObject trigger.
@@ -35,9 +36,8 @@ var ebbKeys = map[string]bool{
 
 // Bounds on metadata values.
 const (
-	MinWindow    = 10 * time.Second
-	MaxWindow    = time.Hour
-	MaxIdleAfter = 30 * 24 * time.Hour
+	MinWindow = 10 * time.Second
+	MaxWindow = time.Hour
 )
 
 // Trigger is a ScaledObject trigger's metadata, parsed and validated.
@@ -124,8 +124,8 @@ func ParseTrigger(name, namespace string, md map[string]string, opts ParseOption
 	}
 	if raw, ok := md[KeyIdleAfter]; ok {
 		d, err := time.ParseDuration(raw)
-		if err != nil || d <= 0 || d > MaxIdleAfter {
-			return t, &MetadataError{KeyIdleAfter, fmt.Sprintf("%q is not a duration in (0s, %s] such as 15m", raw, "720h")}
+		if err != nil || d <= 0 || d > shutdown.MaxIdleAfter {
+			return t, &MetadataError{KeyIdleAfter, fmt.Sprintf("%q is not a duration in (0s, %s] such as 15m", raw, shutdown.FormatDuration(shutdown.MaxIdleAfter))}
 		}
 		t.IdleAfter = d
 	}

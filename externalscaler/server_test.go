@@ -275,11 +275,28 @@ func TestStreamIsActive(t *testing.T) {
 	recv(true)
 }
 
-// waitRegistered waits until the stream's interest has been registered with
-// the collector (the stream resolves it before its first Send, so after the
-// first Recv this returns at once; it exists to make that explicit).
+// waitRegistered waits until a stream's handler has registered key's
+// trigger with the collector, then runs one tick, so that the stream's
+// first message is about collected data.
 func waitRegistered(t *testing.T, h *harness, key queries.WorkloadKey) {
 	t.Helper()
+	// The client's stream is open before the server's handler has run:
+	// wait until the handler has registered the trigger, then tick.
+	registered := func() bool {
+		h.server.mu.RLock()
+		defer h.server.mu.RUnlock()
+		for e := h.server.cache[refKey{key.Namespace, key.Name}]; e != nil; e = e.next {
+			if e.interest.Load() != nil {
+				return true
+			}
+		}
+		return false
+	}
+	for deadline := time.Now().Add(10 * time.Second); !registered(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: no stream registered it within 10s", key)
+		}
+	}
 	h.tick()
 	if _, queried := h.collector.Snapshot().ShapeErr(reqShape); !queried {
 		t.Fatalf("%s not registered after the stream opened", key)

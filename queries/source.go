@@ -1,11 +1,12 @@
 // Package queries turns scaling signals into batched queries against a
-// Prometheus-compatible store: the signal catalog, namespace enforcement of
-// custom expressions, the batch planner and the Source implementations.
+// Prometheus-compatible store: the signals and Source, the signal catalog
+// (PromQL per signal shape) and the Prometheus HTTP source. Enforcement of
+// users' expressions is in package enforce; the collector that batches the
+// shapes of every workload is scaler.Collector.
 package queries
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -106,11 +107,6 @@ type Source interface {
 	// workload the store has series for.
 	Instant(ctx context.Context, shape Shape, at time.Time) ([]Sample, error)
 }
-
-// ErrNoData reports that a query succeeded and matched no series. Batched
-// sources do not return it (an absent workload is the same fact); it is for
-// callers that ask about one value.
-var ErrNoData = errors.New("no series")
 
 // QueryError reports a query that failed: the store could not be reached,
 // timed out, refused the query, or answered something that is not a valid

@@ -103,7 +103,7 @@ func TestCollectorValues(t *testing.T) {
 			}
 		})
 	}
-	if got := snap.Len(); got != 5 {
+	if got := snap.size(); got != 5 {
 		t.Errorf("snapshot holds %d interests, want 5", got)
 	}
 }
@@ -327,11 +327,11 @@ func TestCollectorPacesKickedRefreshes(t *testing.T) {
 		time.Sleep(time.Millisecond)
 	}
 	took := time.Since(start)
-	for c.Snapshot().Len() < burst {
+	for c.Snapshot().size() < burst {
 		select {
 		case <-c.Changed():
 		case <-time.After(10 * time.Second):
-			t.Fatalf("%d of %d triggers observed after 10s", c.Snapshot().Len(), burst)
+			t.Fatalf("%d of %d triggers observed after 10s", c.Snapshot().size(), burst)
 		}
 	}
 	// One query at once, then at most one per gap while the burst lasted,

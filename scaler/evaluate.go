@@ -26,13 +26,9 @@ func (e *StaleError) Error() string {
 
 func (e *StaleError) Unwrap() error { return e.Cause }
 
-// Value returns the observation's value for KEDA's GetMetrics, or an error
+// value returns the observation's value for KEDA's GetMetrics, or an error
 // when there is none or it is older than maxStaleness, so that KEDA's
 // fallback applies instead of a wrong number.
-func Value(o Observation, now time.Time, maxStaleness time.Duration) (float64, error) {
-	return value(&o, now, maxStaleness)
-}
-
 func value(o *Observation, now time.Time, maxStaleness time.Duration) (float64, error) {
 	if !o.Known() {
 		if o.Err != nil {

@@ -28,7 +28,7 @@ func TestValue(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := Value(tt.o, now, time.Minute)
+			got, err := value(&tt.o, now, time.Minute)
 			if got != tt.want {
 				t.Errorf("got %v, want %v", got, tt.want)
 			}
@@ -40,12 +40,12 @@ func TestValue(t *testing.T) {
 			}
 		})
 	}
-	_, err := Value(Observation{Value: 1, At: t0, Err: boom}, now, time.Minute)
+	_, err := value(&Observation{Value: 1, At: t0, Err: boom}, now, time.Minute)
 	var se *StaleError
 	if !errors.As(err, &se) || !errors.Is(err, boom) || se.Age != time.Hour {
 		t.Errorf("stale error %v: want a *StaleError of age 1h wrapping the cause", err)
 	}
-	if _, err := Value(Observation{}, now, time.Minute); !errors.Is(err, ErrNoValue) {
+	if _, err := value(&Observation{}, now, time.Minute); !errors.Is(err, ErrNoValue) {
 		t.Errorf("got %v, want ErrNoValue", err)
 	}
 }

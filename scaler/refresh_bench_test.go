@@ -107,7 +107,7 @@ func BenchmarkHeapPerInterest(b *testing.B) {
 				c.Refresh(context.Background())
 				after := heapInUse()
 				perInterest = float64(after-before) / float64(n)
-				if got := c.Snapshot().Len(); got != n {
+				if got := c.Snapshot().size(); got != n {
 					b.Fatalf("snapshot holds %d interests, want %d", got, n)
 				}
 				runtime.KeepAlive(c)

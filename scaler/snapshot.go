@@ -249,8 +249,8 @@ func (s *Snapshot) Observations() []Observation {
 	return out
 }
 
-// Len returns the number of interests in the snapshot.
-func (s *Snapshot) Len() int {
+// size returns the number of interests in the snapshot.
+func (s *Snapshot) size() int {
 	n := 0
 	for i := range s.obs {
 		if s.obs[i].owner != nil {
