@@ -35,6 +35,7 @@ type e2e struct {
 	collector *scaler.Collector
 	client    pb.ExternalScalerClient
 	conn      *grpc.ClientConn
+	grpc      string // the gRPC address, host:port
 	http      string
 	stderr    *syncBuffer
 	done      chan error
@@ -85,7 +86,7 @@ func startServe(t *testing.T, url string, clk *clock.Mock, flags ...string) *e2e
 		t.Fatal("ebb serve did not listen")
 	}
 	e.collector = <-cols // started is called before listening
-	e.http = "http://" + a[1]
+	e.grpc, e.http = a[0], "http://"+a[1]
 	var err error
 	e.conn, err = grpc.NewClient(a[0], grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
@@ -104,7 +105,10 @@ func (e *e2e) stop(t *testing.T) {
 	e.cancel()
 	select {
 	case err, ok := <-e.done:
-		if ok && err != nil {
+		if !ok {
+			return // stopped before
+		}
+		if err != nil {
 			t.Errorf("ebb serve: %v", err)
 		}
 		close(e.done)
@@ -385,9 +389,14 @@ func startLive(t *testing.T) (*e2e, *exporter) {
 	t.Helper()
 	x := startExporter(t)
 	prom := storetest.StartPrometheus(t, storetest.PromOptions{ScrapeTarget: x.addr, ScrapeInterval: liveScrape})
-	e := startServe(t, prom.URL, nil, "--interval="+liveInterval.String(), "--max-staleness=3s", "--min-uptime=0s", "--query-timeout=2s")
+	e := startServe(t, prom.URL, nil, liveServeFlags()...)
 	e.prom = prom
 	return e, x
+}
+
+// liveServeFlags are the flags of `ebb serve` in startLive.
+func liveServeFlags() []string {
+	return []string{"--interval=" + liveInterval.String(), "--max-staleness=3s", "--min-uptime=0s", "--query-timeout=2s"}
 }
 
 // promQuery evaluates expr on the store now and returns its result's
