@@ -36,7 +36,9 @@ func PatchAnnotations(ctx context.Context, client kubernetes.Interface, kind Kin
 	if err != nil {
 		return err
 	}
-	opts := metav1.PatchOptions{FieldManager: fieldManager}
+	// Strict: the API server refuses a patch with a field it does not know
+	// instead of dropping it.
+	opts := metav1.PatchOptions{FieldManager: fieldManager, FieldValidation: metav1.FieldValidationStrict}
 	apps := client.AppsV1()
 	for attempt := 1; ; attempt++ {
 		switch kind {
