@@ -213,8 +213,11 @@ func (e *activatorEdge) run(ctx context.Context, grace time.Duration) error {
 	cancel()
 	sctx, scancel := context.WithTimeout(context.Background(), grace)
 	defer scancel()
-	if err := e.server.Shutdown(sctx); err != nil && first == nil {
-		first = fmt.Errorf("activator shutdown: %w", err)
+	if err := e.server.Shutdown(sctx); err != nil {
+		// Held requests wait up to their hold timeout: past the grace,
+		// cut them (their clients get a broken connection and retry).
+		e.server.Close()
+		e.logger.Warn("activator stopped with requests still held or in flight", "grace", grace.String(), "err", err)
 	}
 	for ; left > 0; left-- {
 		if err := <-errc; err != nil && first == nil {
