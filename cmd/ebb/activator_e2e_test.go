@@ -10,8 +10,10 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -169,33 +171,50 @@ func TestActivatorE2EHolds500(t *testing.T) {
 	results := make([]result, actRequests)
 	client := directClient(actRequests)
 	var wg sync.WaitGroup
+	// Request 0 goes first, so that the push can be timed from the moment
+	// the first request was written; the other 499 follow at once.
+	firstWritten := make(chan time.Time, 1)
+	send := func(i int) {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		if i == 0 {
+			ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
+				WroteRequest: func(httptrace.WroteRequestInfo) { firstWritten <- time.Now() },
+			})
+		}
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, url+"/echo", bytes.NewReader([]byte(bodies[i])))
+		if err != nil {
+			results[i].err = err
+			return
+		}
+		req.Host = actHost
+		resp, err := client.Do(req)
+		if err != nil {
+			results[i].err = err
+			return
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		results[i] = result{code: resp.StatusCode, body: string(b), header: resp.Header.Get("X-Backend"), err: err}
+	}
 	start := time.Now()
-	for i := range bodies {
-		wg.Go(func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-			defer cancel()
-			req, err := http.NewRequestWithContext(ctx, http.MethodPost, url+"/echo", bytes.NewReader([]byte(bodies[i])))
-			if err != nil {
-				results[i].err = err
-				return
-			}
-			req.Host = actHost
-			resp, err := client.Do(req)
-			if err != nil {
-				results[i].err = err
-				return
-			}
-			defer resp.Body.Close()
-			b, err := io.ReadAll(resp.Body)
-			results[i] = result{code: resp.StatusCode, body: string(b), header: resp.Header.Get("X-Backend"), err: err}
-		})
+	wg.Go(func() { send(0) })
+	var written time.Time
+	select {
+	case written = <-firstWritten:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the first request was not written to the activator within 10s")
+	}
+	for i := 1; i < actRequests; i++ {
+		wg.Go(func() { send(i) })
 	}
 
 	// Demand without the store: the push comes from the held requests.
 	if !stream.next(t, 10*time.Second) {
 		t.Fatal("StreamIsActive pushed false while requests are held")
 	}
-	pushed := time.Since(start)
+	pushedAt := time.Now()
+	pushed := pushedAt.Sub(written)
 	if !a.e.isActive(t, liveRef) {
 		t.Error("IsActive false while requests are held")
 	}
@@ -277,13 +296,38 @@ func TestActivatorE2EHolds500(t *testing.T) {
 	if wakeCount != 1 {
 		t.Errorf("ebb_activator_wake_latency_seconds_count = %v, want 1 (one wake)", wakeCount)
 	}
+	// The activator's first hold, from its log line (millisecond times).
 	firstAtBackend := backend.firstAt()
-	t.Logf("%d requests held and delivered, 0 lost, 0 twice. StreamIsActive pushed true %.1f ms after the first request was sent (the store's rate of shop/w: 0); all %d held after %.0f ms; "+
-		"the backend started %.2f s after the first request; wake latency (activator metric, first held request -> first byte forwarded) %.3f s; "+
+	firstHeld := logTime(t, a.e.stderr.String(), `msg="holding requests" workload=shop/w`)
+	t.Logf("%d requests held and delivered, 0 lost, 0 twice (the store's rate of shop/w: 0 throughout). "+
+		"StreamIsActive pushed true %.1f ms after the first request was written, %.1f ms after the activator first held one (its log); all %d held %.0f ms after the first was sent; "+
+		"the backend started %.2f s after the first was sent; wake latency (activator metric, first held request -> first byte forwarded) %.3f s; "+
 		"the endpoint published -> the first request at the backend %.1f ms; all %d answered %.2f s after the first was sent",
-		ok, float64(pushed.Microseconds())/1000, actRequests, float64(allHeld.Milliseconds()),
-		ready.Sub(start).Seconds(), wakeSum, float64(firstAtBackend.Sub(ready).Microseconds())/1000, actRequests, done.Seconds())
+		ok, ms(pushed), ms(pushedAt.Sub(firstHeld)), actRequests, ms(allHeld),
+		ready.Sub(start).Seconds(), wakeSum, ms(firstAtBackend.Sub(ready)), actRequests, done.Seconds())
 }
+
+// logTime returns the time of ebb's first text log line that contains
+// sub.
+func logTime(t *testing.T, log, sub string) time.Time {
+	t.Helper()
+	for line := range strings.Lines(log) {
+		if !strings.Contains(line, sub) {
+			continue
+		}
+		v, _, _ := strings.Cut(strings.TrimPrefix(line, "time="), " ")
+		at, err := time.Parse(time.RFC3339Nano, v)
+		if err != nil {
+			t.Fatalf("log line %q: %v", line, err)
+		}
+		return at
+	}
+	t.Fatalf("no log line with %s in:\n%s", sub, log)
+	return time.Time{}
+}
+
+// ms is d in milliseconds.
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 // firstAt returns when the backend got its first request.
 func (b *echoBackend) firstAt() time.Time {
