@@ -6,7 +6,7 @@ import "sync"
 // their label values. A tick's answer names mostly the workloads the last
 // one named, so decoding it then allocates only for what is new.
 type answerCache struct {
-	mu    sync.Mutex // held for one decode
+	mu    sync.Mutex // held for one decode: locked by Prometheus.answerCache, unlocked by done
 	rows  int        // rows in the last answer, to size the next one
 	strs  map[string]*interned
 	gen   uint32 // counts answers
@@ -21,7 +21,9 @@ type interned struct {
 // maxAnswerCaches bounds the shapes remembered; past it they start afresh.
 const maxAnswerCaches = 64
 
-// answerCache returns shape's cache, locked; call done when decoded.
+// answerCache returns shape's cache locked for one decode. The caller owns
+// the lock from here: it must call done exactly once, which unlocks it,
+// and touch the cache only in between.
 func (p *Prometheus) answerCache(shape Shape) *answerCache {
 	p.cachesMu.Lock()
 	c := p.caches[shape]
@@ -55,9 +57,9 @@ func (c *answerCache) intern(b []byte) string {
 	return s
 }
 
-// done records the rows of an answer that decoded without err, forgets the
-// values answers no longer hold once they outnumber those in use, and
-// unlocks the cache.
+// done ends the decode that answerCache began: it records the rows of an
+// answer that decoded without err, forgets the values answers no longer
+// hold once they outnumber those in use, and releases the caller's lock.
 func (c *answerCache) done(rows int, err error) {
 	if err == nil {
 		c.rows = rows
