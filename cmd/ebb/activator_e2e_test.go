@@ -18,9 +18,11 @@ import (
 	"testing"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 
 	"github.com/ebbscale/ebb/kube/controlplane"
 )
@@ -337,11 +339,13 @@ func (b *echoBackend) firstAt() time.Time {
 }
 
 // TestActivatorE2EKEDAWakes runs the real KEDA operator with an
-// external-push ScaledObject at `ebb serve`: ebb answers idle, its slice
-// puts the activator in front of Service w while the pod is still there,
-// and KEDA scales w to zero; then one request is held, and KEDA scales w
-// 0 -> 1 from the push alone (the store sees no traffic). The "pod" then
-// becomes ready in the network namespace and the request is delivered.
+// external-push ScaledObject at `ebb serve`. shop/w has traffic, then none:
+// ebb answers idle and its slice puts the activator in front of Service w
+// before KEDA, after its cooldownPeriod, scales w to zero (checked in the
+// order the API server committed the two writes). Then one request is
+// held, and KEDA scales w 0 -> 1 from the push alone, while the store's
+// rate of shop/w is 0. The "pod" then becomes ready in the network
+// namespace and the request is delivered.
 func TestActivatorE2EKEDAWakes(t *testing.T) {
 	a := startActivatorEnv(t, controlplane.Options{KEDA: true}, 1)
 	md := map[string]any{"scalerAddress": a.e.conn.Target()}
@@ -350,25 +354,31 @@ func TestActivatorE2EKEDAWakes(t *testing.T) {
 			md[k] = v
 		}
 	}
+	a.x.setTraffic(10)
+	a.e.waitValue(t, liveRef, "> 0", func(v float64) bool { return v > 0 }, 30*time.Second)
+	sliceRV := a.firstEvent(t, a.client.DiscoveryV1().EndpointSlices(actNS), actEbbSlice, func(runtime.Object) bool { return true })
+	zeroRV := a.firstEvent(t, a.client.AppsV1().Deployments(actNS), actWorkload, func(obj runtime.Object) bool {
+		d, ok := obj.(*appsv1.Deployment)
+		return ok && d.Spec.Replicas != nil && *d.Spec.Replicas == 0
+	})
 	a.scaledObject(t, map[string]any{"type": "external-push", "metadata": md})
+	if n := a.replicas(t); n != 1 {
+		t.Fatalf("w has %d replicas while it has traffic, want 1", n)
+	}
+	a.x.setTraffic(0)
 
 	// Idle: the slice first, then KEDA's scale to zero.
-	var sliceAt, zeroAt time.Time
-	start := time.Now()
-	for deadline := start.Add(90 * time.Second); sliceAt.IsZero() || zeroAt.IsZero(); {
-		if sliceAt.IsZero() && a.slice(t) != nil {
-			sliceAt = time.Now()
+	var slice, zero uint64
+	for deadline := time.After(90 * time.Second); slice == 0 || zero == 0; {
+		select {
+		case slice = <-sliceRV:
+		case zero = <-zeroRV:
+		case <-deadline:
+			t.Fatalf("after 90s: ebb's slice written at revision %d, w scaled to zero at %d; want both\nebb's log:\n%s", slice, zero, a.e.stderr)
 		}
-		if zeroAt.IsZero() && a.replicas(t) == 0 {
-			zeroAt = time.Now()
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after 90s: slice seen %v, replicas 0 seen %v; want both\nebb's log:\n%s", !sliceAt.IsZero(), !zeroAt.IsZero(), a.e.stderr)
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
-	if zeroAt.Before(sliceAt) {
-		t.Errorf("KEDA scaled w to zero %v before ebb's slice was seen: requests in between had no endpoint", sliceAt.Sub(zeroAt))
+	if zero < slice {
+		t.Errorf("KEDA scaled w to zero (revision %d) before ebb's slice was written (revision %d): requests in between had no endpoint", zero, slice)
 	}
 	url := activatorURL(t, a.slice(t))
 
@@ -401,8 +411,8 @@ func TestActivatorE2EKEDAWakes(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	woke := time.Since(sent)
-	if g := a.x.grewAt(); !g.IsZero() {
-		t.Fatalf("the exporter's counter grew at %v: the store could have seen traffic", g)
+	if v := promQuery(t, a.e.prom, `sum(rate(istio_requests_total{destination_workload_namespace="shop",destination_workload="w"}[10s]))`); len(v) != 1 || v[0] != 0 {
+		t.Errorf("the store's rate of shop/w when KEDA woke w: %v, want [0]", v)
 	}
 
 	backend := a.startBackend(t, net.JoinHostPort(a.netns.PeerIP.String(), strconv.Itoa(actBackendPort)))
@@ -415,6 +425,6 @@ func TestActivatorE2EKEDAWakes(t *testing.T) {
 		t.Errorf("the backend got the request %d times, want once", n)
 	}
 	a.waitSlice(t, false, 30*time.Second)
-	t.Logf("ebb's slice %.1f s after ebb started, KEDA's scale to zero %.1f s after that; a held request -> KEDA scaled w 0 -> 1 in %.0f ms",
-		sliceAt.Sub(start).Seconds(), zeroAt.Sub(sliceAt).Seconds(), float64(woke.Milliseconds()))
+	t.Logf("ebb's slice written at revision %d, KEDA's scale to zero at %d; a held request -> KEDA scaled w 0 -> 1 in %.0f ms (the store's rate 0)",
+		slice, zero, ms(woke))
 }

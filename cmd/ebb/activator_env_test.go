@@ -20,9 +20,13 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/ptr"
 
@@ -385,4 +389,43 @@ func (a *actEnv) scaledObject(t *testing.T, triggers ...any) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// watcher is a typed client's Watch.
+type watcher interface {
+	Watch(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error)
+}
+
+// firstEvent watches the object name of c from now until the test ends
+// and sends the resourceVersion of the first added or modified version
+// that satisfies ok. In this control plane a resourceVersion is etcd's
+// revision, one counter for every write, so two of them order the writes.
+func (a *actEnv) firstEvent(t *testing.T, c watcher, name string, ok func(runtime.Object) bool) <-chan uint64 {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	w, err := c.Watch(ctx, metav1.ListOptions{FieldSelector: fields.OneTermEqualSelector("metadata.name", name).String()})
+	if err != nil {
+		t.Fatalf("watch %s: %v", name, err)
+	}
+	out := make(chan uint64, 1)
+	go func() {
+		defer w.Stop()
+		for ev := range w.ResultChan() {
+			if ev.Type != watch.Added && ev.Type != watch.Modified || !ok(ev.Object) {
+				continue
+			}
+			m, err := meta.Accessor(ev.Object)
+			if err != nil {
+				return
+			}
+			rv, err := strconv.ParseUint(m.GetResourceVersion(), 10, 64)
+			if err != nil {
+				return
+			}
+			out <- rv
+			return
+		}
+	}()
+	return out
 }
