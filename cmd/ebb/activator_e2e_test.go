@@ -85,6 +85,9 @@ func TestActivatorE2ESwitching(t *testing.T) {
 	if !stream.next(t, 30*time.Second) {
 		t.Fatal("StreamIsActive sent false again instead of waking")
 	}
+	// Nothing here waits for the switcher to have handled the decision, so
+	// this catches a switcher that deletes on the decision alone only when
+	// it is fast; kube's fake-clientset tests check it exactly.
 	if a.slice(t) == nil {
 		t.Error("active without a ready endpoint: ebb's slice is gone, want it kept")
 	}
