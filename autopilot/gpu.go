@@ -120,18 +120,33 @@ func specOf(class string) (gpuSpec, bool) {
 	return gpuSpec{}, false
 }
 
-// recommendGPU right-sizes a workload's GPUs: fewer GPUs per replica when
-// the busy ones and the memory fit in fewer; for one GPU used below the
-// target, a MIG profile (A100, H100), else a smaller GPU, else a
-// time-sliced share, each only where memory and compute both fit.
+// recommendGPU right-sizes a workload's GPUs: it measures them
+// (gpuFacts), decides (decideGPU), and explains the decision (gpuReason).
 func recommendGPU(cfg Config, g *gpuHistory, minHistory float64, tgiAssumed int64) *GPURecommendation {
+	r := gpuFacts(g)
+	u95 := 0.0
+	if r.Samples > 0 {
+		u95 = round(g.util.Percentile(0.95), 2)
+	}
+	d := decideGPU(cfg, r, u95, g.util.Max(), g.util.Span().Hours(), minHistory)
+	if d.action != GPUNotEnough {
+		r.UtilP50, r.UtilP95, r.UtilMax = round(g.util.Percentile(0.5), 2), u95, round(g.util.Max(), 2)
+	}
+	r.Action, r.GPUs, r.RecommendedClass = d.action, d.gpus, d.class
+	r.Recommended = gpuRecommended(r, d)
+	r.Reason = gpuReason(cfg, r, d, g, minHistory, tgiAssumed)
+	return r
+}
+
+// gpuFacts measures a workload's GPUs: model, GPUs per replica,
+// framebuffer, KV cache and queue, samples; the action is to keep them.
+func gpuFacts(g *gpuHistory) *GPURecommendation {
 	r := &GPURecommendation{Model: g.model, Class: GPUClass(g.model)}
 	for _, s := range g.gpusOfPod {
 		r.GPUsPerReplica = max(r.GPUsPerReplica, len(s))
 	}
 	r.FramebufferUsedMiB, r.FramebufferTotalMiB = g.fbUsed, g.fbTotal
-	spec, known := specOf(r.Class)
-	if r.FramebufferTotalMiB == 0 && known {
+	if spec, known := specOf(r.Class); r.FramebufferTotalMiB == 0 && known {
 		r.FramebufferTotalMiB = spec.memMiB
 	}
 	if g.kv.Samples() > 0 {
@@ -146,86 +161,99 @@ func recommendGPU(cfg Config, g *gpuHistory, minHistory float64, tgiAssumed int6
 		r.KVCacheSource = strings.Join(from, ",")
 	}
 	r.RequestsWaitingMax = g.waiting
-	r.Action, r.GPUs, r.RecommendedClass = GPUKeep, float64(r.GPUsPerReplica), r.Class
-	r.Recommended = fmt.Sprintf("%d x %s", r.GPUsPerReplica, r.Class)
 	r.Samples = g.util.Samples()
-	if r.Samples == 0 {
-		r.Action, r.Reason = GPUNotEnough, "no GPU utilization samples"
-		return r
+	return r
+}
+
+// gpuVerdict is the rule that decided a GPU recommendation.
+type gpuVerdict int
+
+const (
+	gpuNoSamples    gpuVerdict = iota // not enough data: no samples
+	gpuShortHistory                   // not enough data: too short a history
+	gpuNeverUsed                      // no GPU: never used, no KV cache
+	gpuFewerFit                       // fewer GPUs carry the work and the memory
+	gpuAllNeeded                      // several GPUs, all needed
+	gpuWellUsed                       // one GPU, well used
+	gpuMIGFits                        // a MIG profile fits compute and memory
+	gpuSmallerFits                    // a smaller GPU fits compute and memory
+	gpuTimeSliced                     // several replicas share one GPU
+	gpuNoShare                        // one GPU, lightly used, but nothing smaller fits its memory
+)
+
+// gpuDecision is a GPU recommendation in numbers, before any words.
+type gpuDecision struct {
+	verdict gpuVerdict
+	action  string
+	gpus    float64 // GPUs per replica recommended
+	class   string  // the class that prices them
+	n       int     // GPUs per replica now, at least 1
+	busy    float64 // GPUs' worth of work at the target utilization
+	need    float64 // framebuffer MiB a replica needs on one GPU; 0 if unknown
+	spec    gpuSpec // the current class, when known
+	fewer   int     // gpuFewerFit: the GPUs kept
+	mig     migProfile
+	smaller gpuSpec // gpuSmallerFits
+	share   int     // gpuTimeSliced: replicas per GPU
+}
+
+// decideGPU decides from r's measurements and the utilization's p95 (u95)
+// and max per GPU: fewer GPUs per replica when the busy ones and the memory
+// fit in fewer; for one GPU used below the target, a MIG profile (A100,
+// H100), else a smaller GPU, else a time-sliced share, each only where
+// memory and compute both fit.
+func decideGPU(cfg Config, r *GPURecommendation, u95, utilMax, spanHours, minHistory float64) gpuDecision {
+	d := gpuDecision{action: GPUKeep, gpus: float64(r.GPUsPerReplica), class: r.Class, n: max(r.GPUsPerReplica, 1)}
+	switch {
+	case r.Samples == 0:
+		d.verdict, d.action = gpuNoSamples, GPUNotEnough
+		return d
+	case spanHours < minHistory:
+		d.verdict, d.action = gpuShortHistory, GPUNotEnough
+		return d
+	case utilMax == 0 && !r.KVCache:
+		d.verdict, d.action, d.gpus = gpuNeverUsed, GPUFewer, 0
+		return d
 	}
-	if h := g.util.Span().Hours(); h < minHistory {
-		r.Action, r.Reason = GPUNotEnough, fmt.Sprintf("GPU history covers %sh, need %sh", number(h), number(minHistory))
-		return r
-	}
-	r.UtilP50, r.UtilP95, r.UtilMax = round(g.util.Percentile(0.5), 2), round(g.util.Percentile(0.95), 2), round(g.util.Max(), 2)
-	n := max(r.GPUsPerReplica, 1)
-	u := r.UtilP95
-	if g.util.Max() == 0 && !r.KVCache {
-		r.Action, r.GPUs, r.Recommended = GPUFewer, 0, "no GPU"
-		r.Reason = fmt.Sprintf("the %d GPUs were never used in %d samples", n, r.Samples)
-		return r
-	}
+	spec, known := specOf(r.Class)
+	d.spec = spec
 	// Memory one replica needs on one GPU, MiB; unknown (0) with a KV cache,
 	// whose preallocation fills the framebuffer whatever the load.
-	need := r.FramebufferUsedMiB * gpuMemoryMargin
-	memNote := fmt.Sprintf("framebuffer peak %s of %s MiB", number(r.FramebufferUsedMiB), number(r.FramebufferTotalMiB))
-	servers, lower := kvServers(g)
-	switch {
-	case r.KVCache:
-		need = 0
-		verb := "preallocates"
-		if g.kvFrom[VLLM] && g.kvFrom[TGI] {
-			verb = "preallocate"
-		}
-		memNote = fmt.Sprintf("%s %s the framebuffer (%s of %s MiB in use), so KV-cache usage is the measure: p95 %s%%, peak %s%%",
-			servers, verb, number(r.FramebufferUsedMiB), number(r.FramebufferTotalMiB), number(r.KVCacheP95), number(r.KVCacheMax))
-		if g.kvFrom[TGI] {
-			memNote += " (TGI's: tokens held by the running batch over its max batch total tokens"
-			if tgiAssumed > 0 {
-				memNote += fmt.Sprintf(", %d where a pod does not export them", tgiAssumed)
-			}
-			memNote += ")"
-		}
-	case g.tgi:
-		memNote += "; TGI preallocates the framebuffer too, but without its max batch total tokens (tgi_batch_max_total_tokens, or an assumed value) its KV-cache usage is unknown, so the framebuffer overstates the need"
+	d.need = r.FramebufferUsedMiB * gpuMemoryMargin
+	if r.KVCache {
+		d.need = 0
 	}
-	utilNote := fmt.Sprintf("utilization p95 %s%% (p50 %s%%, max %s%%) per GPU", number(u), number(r.UtilP50), number(r.UtilMax))
-	busy := float64(n) * u / cfg.GPUTargetUtil // GPUs' worth of work at the target
+	d.busy = float64(d.n) * u95 / cfg.GPUTargetUtil
 
-	if n > 1 {
-		k := int(math.Ceil(busy - 1e-9))
-		if need > 0 && r.FramebufferTotalMiB > 0 {
-			k = max(k, int(math.Ceil(float64(n)*need/r.FramebufferTotalMiB-1e-9)))
+	if d.n > 1 {
+		k := int(math.Ceil(d.busy - 1e-9))
+		if d.need > 0 && r.FramebufferTotalMiB > 0 {
+			k = max(k, int(math.Ceil(float64(d.n)*d.need/r.FramebufferTotalMiB-1e-9)))
 		}
 		k = max(k, 1)
-		if k < n {
-			r.Action, r.GPUs = GPUFewer, float64(k)
-			r.Recommended = fmt.Sprintf("%d x %s", k, r.Class)
-			r.Reason = fmt.Sprintf("%s over %d GPUs is %s GPUs' work at %s%%; %s", utilNote, n, number(busy), number(cfg.GPUTargetUtil), memNote)
-			return r
+		if k < d.n {
+			d.verdict, d.action, d.gpus, d.fewer = gpuFewerFit, GPUFewer, float64(k), k
+			return d
 		}
-		r.Reason = fmt.Sprintf("%s: all %d GPUs are needed; %s", utilNote, n, memNote)
-		return r
+		d.verdict = gpuAllNeeded
+		return d
 	}
-	if busy >= 0.6 || r.KVCache && r.KVCacheP95 >= 50 {
-		r.Reason = fmt.Sprintf("%s: the GPU is well used; %s", utilNote, memNote)
-		return r
+	if d.busy >= 0.6 || r.KVCache && r.KVCacheP95 >= 50 {
+		d.verdict = gpuWellUsed
+		return d
 	}
+	need := d.need
 	if r.KVCache {
-		memNote += "; lower " + lower + " to free memory before sharing the GPU"
 		need = r.FramebufferTotalMiB // cannot shrink until the preallocation does
 	}
-	if known && len(spec.mig) > 0 {
+	if known {
 		for _, p := range spec.mig {
 			if p.slices == 7 {
 				break
 			}
-			if float64(p.slices)/7 >= busy && p.memMiB >= need {
-				r.Action, r.GPUs = GPUMIG, float64(p.slices)/7
-				r.Recommended = "MIG " + p.name
-				r.Reason = fmt.Sprintf("%s needs %s of the GPU's compute; MIG %s gives %d/7 and %s MiB; %s",
-					utilNote, number(busy), p.name, p.slices, number(p.memMiB), memNote)
-				return r
+			if float64(p.slices)/7 >= d.busy && p.memMiB >= need {
+				d.verdict, d.action, d.gpus, d.mig = gpuMIGFits, GPUMIG, float64(p.slices)/7, p
+				return d
 			}
 		}
 	}
@@ -235,29 +263,107 @@ func recommendGPU(cfg Config, g *gpuHistory, minHistory float64, tgiAssumed int6
 			if s.tflops >= spec.tflops || s.memMiB < need {
 				continue
 			}
-			if busy*spec.tflops/s.tflops <= 1 {
-				r.Action, r.GPUs, r.RecommendedClass = GPUSmaller, 1, c
-				r.Recommended = "1 x " + c
-				r.Reason = fmt.Sprintf("%s is %s TFLOPS of work at %s%%, within a %s (%s TFLOPS, %s MiB); %s",
-					utilNote, number(busy*spec.tflops), number(cfg.GPUTargetUtil), c, number(s.tflops), number(s.memMiB), memNote)
-				return r
+			if d.busy*spec.tflops/s.tflops <= 1 {
+				d.verdict, d.action, d.gpus, d.class, d.smaller = gpuSmallerFits, GPUSmaller, 1, c, s
+				return d
 			}
 		}
 	}
-	share := int(math.Floor(1 / max(busy, 0.01)))
+	share := 1
 	if need > 0 && r.FramebufferTotalMiB > 0 {
-		share = min(share, int(math.Floor(r.FramebufferTotalMiB/need)))
-	} else {
-		share = 1
+		share = min(int(math.Floor(1/max(d.busy, 0.01))), int(math.Floor(r.FramebufferTotalMiB/need)))
 	}
 	if share >= 2 {
-		r.Action, r.GPUs = GPUTimeSlicing, 1/float64(share)
-		r.Recommended = fmt.Sprintf("time-slicing, %d replicas per %s", share, r.Class)
-		r.Reason = fmt.Sprintf("%s: %d such replicas fit on one GPU in compute and memory; %s", utilNote, share, memNote)
-		return r
+		d.verdict, d.action, d.gpus, d.share = gpuTimeSliced, GPUTimeSlicing, 1/float64(share), share
+		return d
 	}
-	r.Reason = fmt.Sprintf("%s: no smaller share fits its memory; %s", utilNote, memNote)
-	return r
+	d.verdict = gpuNoShare
+	return d
+}
+
+// gpuRecommended names what d recommends running: "2 x A100-80GB",
+// "MIG 3g.40gb", "time-slicing, 3 replicas per L4".
+func gpuRecommended(r *GPURecommendation, d gpuDecision) string {
+	switch d.verdict {
+	case gpuNeverUsed:
+		return "no GPU"
+	case gpuFewerFit:
+		return fmt.Sprintf("%d x %s", d.fewer, r.Class)
+	case gpuMIGFits:
+		return "MIG " + d.mig.name
+	case gpuSmallerFits:
+		return "1 x " + d.smaller.class
+	case gpuTimeSliced:
+		return fmt.Sprintf("time-slicing, %d replicas per %s", d.share, r.Class)
+	}
+	return fmt.Sprintf("%d x %s", r.GPUsPerReplica, r.Class)
+}
+
+// gpuReason explains d: the utilization, the memory, and the rule that
+// decided.
+func gpuReason(cfg Config, r *GPURecommendation, d gpuDecision, g *gpuHistory, minHistory float64, tgiAssumed int64) string {
+	switch d.verdict {
+	case gpuNoSamples:
+		return "no GPU utilization samples"
+	case gpuShortHistory:
+		return fmt.Sprintf("GPU history covers %sh, need %sh", number(g.util.Span().Hours()), number(minHistory))
+	case gpuNeverUsed:
+		return fmt.Sprintf("the %d GPUs were never used in %d samples", d.n, r.Samples)
+	}
+	mem := gpuMemoryNote(r, g, tgiAssumed)
+	switch d.verdict {
+	case gpuMIGFits, gpuSmallerFits, gpuTimeSliced, gpuNoShare: // one GPU, lightly used
+		if r.KVCache { // its memory all preallocated
+			_, settings := kvServers(g)
+			mem += "; lower " + settings + " to free memory before sharing the GPU"
+		}
+	}
+	util := fmt.Sprintf("utilization p95 %s%% (p50 %s%%, max %s%%) per GPU", number(r.UtilP95), number(r.UtilP50), number(r.UtilMax))
+	target := number(cfg.GPUTargetUtil)
+	switch d.verdict {
+	case gpuFewerFit:
+		return fmt.Sprintf("%s over %d GPUs is %s GPUs' work at %s%%; %s", util, d.n, number(d.busy), target, mem)
+	case gpuAllNeeded:
+		return fmt.Sprintf("%s: all %d GPUs are needed; %s", util, d.n, mem)
+	case gpuWellUsed:
+		return fmt.Sprintf("%s: the GPU is well used; %s", util, mem)
+	case gpuMIGFits:
+		return fmt.Sprintf("%s needs %s of the GPU's compute; MIG %s gives %d/7 and %s MiB; %s",
+			util, number(d.busy), d.mig.name, d.mig.slices, number(d.mig.memMiB), mem)
+	case gpuSmallerFits:
+		return fmt.Sprintf("%s is %s TFLOPS of work at %s%%, within a %s (%s TFLOPS, %s MiB); %s",
+			util, number(d.busy*d.spec.tflops), target, d.smaller.class, number(d.smaller.tflops), number(d.smaller.memMiB), mem)
+	case gpuTimeSliced:
+		return fmt.Sprintf("%s: %d such replicas fit on one GPU in compute and memory; %s", util, d.share, mem)
+	}
+	return fmt.Sprintf("%s: no smaller share fits its memory; %s", util, mem)
+}
+
+// gpuMemoryNote says what the framebuffer tells of the memory a replica
+// needs: its peak, or, where a model server preallocates it, the KV cache.
+func gpuMemoryNote(r *GPURecommendation, g *gpuHistory, tgiAssumed int64) string {
+	switch {
+	case r.KVCache:
+		servers, _ := kvServers(g)
+		verb := "preallocates"
+		if g.kvFrom[VLLM] && g.kvFrom[TGI] {
+			verb = "preallocate"
+		}
+		note := fmt.Sprintf("%s %s the framebuffer (%s of %s MiB in use), so KV-cache usage is the measure: p95 %s%%, peak %s%%",
+			servers, verb, number(r.FramebufferUsedMiB), number(r.FramebufferTotalMiB), number(r.KVCacheP95), number(r.KVCacheMax))
+		if g.kvFrom[TGI] {
+			note += " (TGI's: tokens held by the running batch over its max batch total tokens"
+			if tgiAssumed > 0 {
+				note += fmt.Sprintf(", %d where a pod does not export them", tgiAssumed)
+			}
+			note += ")"
+		}
+		return note
+	case g.tgi:
+		return fmt.Sprintf("framebuffer peak %s of %s MiB", number(r.FramebufferUsedMiB), number(r.FramebufferTotalMiB)) +
+			"; TGI preallocates the framebuffer too, but without its max batch total tokens (tgi_batch_max_total_tokens, or an assumed value) its KV-cache usage is unknown, so the framebuffer overstates the need"
+	}
+	return fmt.Sprintf("framebuffer peak %s of %s MiB", number(r.FramebufferUsedMiB), number(r.FramebufferTotalMiB))
 }
 
 // kvServers names the servers a workload's KV-cache figure comes from, and

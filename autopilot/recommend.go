@@ -253,65 +253,115 @@ func recommendCPU(cfg Config, c *containerHistory, step time.Duration) ResourceR
 	return r
 }
 
+// historyLack says why a resource's usage history alone cannot support a
+// recommendation.
+type historyLack int
+
+const (
+	lackNone    historyLack = iota // enough
+	lackSamples                    // no samples at all
+	lackHistory                    // samples over less than MinHistory
+)
+
+// memoryDecision is what a memory recommendation rests on, in numbers:
+// decideMemory computes it, memoryBasis and memoryLack explain it.
+type memoryDecision struct {
+	span time.Duration // from the first to the last sample
+	lack historyLack
+	// With enough history: the percentile of the daily peaks, their
+	// number, and the confidence in days.
+	p          float64
+	peaks      int
+	confidence float64
+	// After OOM kills: how many, the memory the container was killed at
+	// (its limit, else its highest peak), and the least it needs (bump).
+	ooms           int
+	killedAt, bump float64
+	bumped         bool    // bump is above what the peaks ask for
+	target         float64 // bytes, before the floor
+}
+
+func decideMemory(cfg Config, c *containerHistory) memoryDecision {
+	d := memoryDecision{span: c.memLast.Sub(c.memFirst), ooms: c.ooms}
+	if c.ooms > 0 {
+		d.killedAt = c.current.MemoryLimit
+		if d.killedAt <= 0 {
+			d.killedAt = c.memMax
+		}
+		d.bump = max(d.killedAt+cfg.OOMMinBump, d.killedAt*cfg.OOMFactor)
+	}
+	switch {
+	case c.memN == 0:
+		d.lack = lackSamples
+	case d.span < cfg.MinHistory:
+		d.lack = lackHistory
+	}
+	if d.lack == lackNone {
+		d.p = c.memPeaks.Percentile(cfg.MemoryPercentile)
+		d.peaks = c.memPeaks.Samples()
+		d.confidence = round(min(d.span.Hours()/24, float64(d.peaks)), 2)
+		d.target = d.p * (1 + cfg.Margin)
+	}
+	if d.bump > d.target {
+		d.target, d.bumped = d.bump, true
+	}
+	return d
+}
+
 func recommendMemory(cfg Config, c *containerHistory) ResourceRecommendation {
-	span := c.memLast.Sub(c.memFirst)
+	d := decideMemory(cfg, c)
 	r := ResourceRecommendation{
 		CurrentRequest: c.current.MemoryRequest,
 		CurrentLimit:   c.current.MemoryLimit,
 		Samples:        c.memN,
 		Max:            c.memMax,
-		HistoryHours:   round(span.Hours(), 2),
+		HistoryHours:   round(d.span.Hours(), 2),
 	}
-	// Memory one OOM-killed container needed at least: more than what it was
-	// killed at, its limit, else its highest peak.
-	bump, killedAt := 0.0, 0.0
-	if c.ooms > 0 {
-		killedAt = c.current.MemoryLimit
-		if killedAt <= 0 {
-			killedAt = c.memMax
-		}
-		bump = max(killedAt+cfg.OOMMinBump, killedAt*cfg.OOMFactor)
-	}
-	var why string
-	switch {
-	case r.Samples == 0:
-		why = "no memory samples"
-	case span < cfg.MinHistory:
-		why = fmt.Sprintf("memory history covers %s, need %s", shutdown.FormatDuration(span), shutdown.FormatDuration(cfg.MinHistory))
-	}
-	if why != "" && bump == 0 {
-		r.NotEnoughData = why
+	if d.lack != lackNone && d.bump == 0 {
+		r.NotEnoughData = memoryLack(cfg, d)
 		return r
 	}
-	target := 0.0
-	if why == "" {
-		p := c.memPeaks.Percentile(cfg.MemoryPercentile)
-		r.Percentile = p
-		r.Confidence = round(min(span.Hours()/24, float64(c.memPeaks.Samples())), 2)
-		target = p * (1 + cfg.Margin)
-		r.Basis = fmt.Sprintf("p%s of %d daily peaks = %s, +%s", pct(cfg.MemoryPercentile), c.memPeaks.Samples(), FormatMemory(p), pctOf(cfg.Margin))
-	} else {
-		r.Basis = why
+	if d.lack == lackNone {
+		r.Percentile, r.Confidence = d.p, d.confidence
 	}
-	if bump > target {
-		target = bump
-		r.Basis += fmt.Sprintf("; OOM-killed %d times at %s: max(+%s, x%s) = %s",
-			c.ooms, FormatMemory(killedAt), FormatMemory(cfg.OOMMinBump), number(cfg.OOMFactor), FormatMemory(bump))
-	}
-	lo, hi := bounds(target, r.Confidence)
+	lo, hi := bounds(d.target, r.Confidence)
 	if r.Confidence == 0 {
-		lo, hi = target, target
+		lo, hi = d.target, d.target
 	}
-	r.Request = ceilTo(max(target, cfg.MinMemory), MiB)
+	r.Request = ceilTo(max(d.target, cfg.MinMemory), MiB)
 	r.Lower = ceilTo(max(lo, cfg.MinMemory), MiB)
 	r.Upper = ceilTo(max(hi, cfg.MinMemory), MiB)
 	if cfg.MemoryLimitFactor > 0 {
 		r.Limit = ceilTo(r.Request*cfg.MemoryLimitFactor, MiB)
 	}
-	if target < cfg.MinMemory {
-		r.Basis += ", raised to the floor of " + FormatMemory(cfg.MinMemory)
-	}
+	r.Basis = memoryBasis(cfg, d)
 	return r
+}
+
+// memoryLack says why the memory history is not enough.
+func memoryLack(cfg Config, d memoryDecision) string {
+	if d.lack == lackSamples {
+		return "no memory samples"
+	}
+	return fmt.Sprintf("memory history covers %s, need %s", shutdown.FormatDuration(d.span), shutdown.FormatDuration(cfg.MinHistory))
+}
+
+// memoryBasis explains how d's target came about.
+func memoryBasis(cfg Config, d memoryDecision) string {
+	var b string
+	if d.lack == lackNone {
+		b = fmt.Sprintf("p%s of %d daily peaks = %s, +%s", pct(cfg.MemoryPercentile), d.peaks, FormatMemory(d.p), pctOf(cfg.Margin))
+	} else {
+		b = memoryLack(cfg, d)
+	}
+	if d.bumped {
+		b += fmt.Sprintf("; OOM-killed %d times at %s: max(+%s, x%s) = %s",
+			d.ooms, FormatMemory(d.killedAt), FormatMemory(cfg.OOMMinBump), number(cfg.OOMFactor), FormatMemory(d.bump))
+	}
+	if d.target < cfg.MinMemory {
+		b += ", raised to the floor of " + FormatMemory(cfg.MinMemory)
+	}
+	return b
 }
 
 // chartOf picks the container with the highest CPU recommendation.
