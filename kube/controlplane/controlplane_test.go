@@ -21,7 +21,7 @@ import (
 	"github.com/ebbscale/ebb/kube/controlplane"
 )
 
-var cluster = controlplane.Shared{Options: controlplane.Options{ControllerManager: true, KEDA: true}}
+var cluster = controlplane.Shared{Options: controlplane.Options{ControllerManager: true, KEDACRDs: true}}
 
 func TestMain(m *testing.M) { os.Exit(cluster.Main(m)) }
 
