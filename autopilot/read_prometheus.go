@@ -49,102 +49,29 @@ func ValidNamespace(ns string) error {
 	return nil
 }
 
-// Read streams the history from the store into h.
+// Read streams the history from the store into h: the current requests,
+// limits and GPU sizes at its end, then the usage, chunk by chunk, in time
+// order.
 func (r *PrometheusReader) Read(ctx context.Context, h *History) error {
-	cat := r.Catalog
-	if cat == (HistoryCatalog{}) {
-		cat = DefaultHistoryCatalog()
+	rd, err := r.begin(h)
+	if err != nil {
+		return err
 	}
-	if err := cat.Validate(); err != nil {
-		return fmt.Errorf("history catalog: %w", err)
-	}
-	for _, ns := range r.Namespaces {
-		if err := ValidNamespace(ns); err != nil {
+	for _, m := range rd.current {
+		if err := rd.read(ctx, m, h.end, h.end); err != nil {
 			return err
 		}
 	}
-	chunk := r.Chunk
-	if chunk <= 0 {
-		chunk = DefaultChunk
-	}
-	chunk = max(chunk, h.step)
-	nsList := r.Namespaces
-	if len(nsList) == 0 {
-		nsList = []string{""}
-	}
-	allowed := map[string]bool{}
-	for _, ns := range r.Namespaces {
-		allowed[ns] = true
-	}
-	inScope := func(ns string) bool { return ns != "" && (len(allowed) == 0 || allowed[ns]) }
-	win := max(h.step, time.Minute)
-
-	var current, series []*historyMetric
-	for i := range historyMetrics {
-		if m := &historyMetrics[i]; m.atEnd {
-			current = append(current, m)
-		} else {
-			series = append(series, m)
-		}
-	}
-	rows := &historyRows{cat: cat, inScope: inScope, resources: map[ContainerRef]*Resources{}}
-	h.tgiAssumed = cat.TGI.AssumedMaxBatchTotalTokens
-	nChunks := int((h.end.Sub(h.start)-h.step)/chunk) + 1
-	total := 0
-	for _, m := range current {
-		total += r.count(m, nsList)
-	}
-	for _, m := range series {
-		total += r.count(m, nsList) * nChunks
-	}
-	done := 0
-	run := func(m *historyMetric, from, to time.Time) error {
-		list := []string{""}
-		if m.namespaced {
-			list = nsList
-		}
-		w := win
-		if m.stepWindow {
-			w = h.step
-		}
-		for _, ns := range list {
-			expr, err := cat.Expr(m.metric, ns, w)
-			if err != nil {
-				return fmt.Errorf("read %s: %w", m.name, err)
-			}
-			out, err := r.Store.Range(ctx, expr, from, to, h.step)
-			if err != nil {
-				return fmt.Errorf("read %s: %w", m.name, err)
-			}
-			for _, s := range out {
-				m.feed(rows, h, s)
-			}
-			done++
-			if r.Progress != nil {
-				r.Progress(done, total)
-			}
-		}
-		return nil
-	}
-
-	// Current requests and limits, and GPU sizes, at the end of the history.
-	for _, m := range current {
-		if err := run(m, h.end, h.end); err != nil {
-			return err
-		}
-	}
-	for ref, x := range rows.resources {
+	for ref, x := range rd.rows.resources {
 		h.SetResources(ref, *x)
 	}
-
-	// Usage, chunk by chunk, in time order.
 	for from := h.start.Add(h.step); !from.After(h.end); {
-		to := from.Add(chunk - h.step)
+		to := from.Add(rd.chunk - h.step)
 		if to.After(h.end) {
 			to = h.end
 		}
-		for _, m := range series {
-			if err := run(m, from, to); err != nil {
+		for _, m := range rd.series {
+			if err := rd.read(ctx, m, from, to); err != nil {
 				return err
 			}
 		}
@@ -154,11 +81,96 @@ func (r *PrometheusReader) Read(ctx context.Context, h *History) error {
 	return nil
 }
 
-func (r *PrometheusReader) count(m *historyMetric, nsList []string) int {
-	if m.namespaced {
-		return len(nsList)
+// historyRead is one Read under way: what it reads, where, and how far it
+// has come.
+type historyRead struct {
+	r               *PrometheusReader
+	h               *History
+	cat             HistoryCatalog
+	namespaces      []string // "" for all
+	chunk, window   time.Duration
+	current, series []*historyMetric // read once at the end; read over the history
+	rows            *historyRows
+	done, total     int // queries, for Progress
+}
+
+// begin checks the reader's settings and plans the read of h.
+func (r *PrometheusReader) begin(h *History) (*historyRead, error) {
+	cat := r.Catalog
+	if cat == (HistoryCatalog{}) {
+		cat = DefaultHistoryCatalog()
 	}
-	return 1
+	if err := cat.Validate(); err != nil {
+		return nil, fmt.Errorf("history catalog: %w", err)
+	}
+	for _, ns := range r.Namespaces {
+		if err := ValidNamespace(ns); err != nil {
+			return nil, err
+		}
+	}
+	rd := &historyRead{r: r, h: h, cat: cat, namespaces: r.Namespaces, window: max(h.step, time.Minute)}
+	if len(rd.namespaces) == 0 {
+		rd.namespaces = []string{""}
+	}
+	rd.chunk = r.Chunk
+	if rd.chunk <= 0 {
+		rd.chunk = DefaultChunk
+	}
+	rd.chunk = max(rd.chunk, h.step)
+	allowed := map[string]bool{}
+	for _, ns := range r.Namespaces {
+		allowed[ns] = true
+	}
+	inScope := func(ns string) bool { return ns != "" && (len(allowed) == 0 || allowed[ns]) }
+	rd.rows = &historyRows{cat: cat, inScope: inScope, resources: map[ContainerRef]*Resources{}}
+	h.tgiAssumed = cat.TGI.AssumedMaxBatchTotalTokens
+
+	chunks := int((h.end.Sub(h.start)-h.step)/rd.chunk) + 1
+	for i := range historyMetrics {
+		m := &historyMetrics[i]
+		if m.atEnd {
+			rd.current = append(rd.current, m)
+			rd.total += len(rd.namespacesOf(m))
+		} else {
+			rd.series = append(rd.series, m)
+			rd.total += len(rd.namespacesOf(m)) * chunks
+		}
+	}
+	return rd, nil
+}
+
+// namespacesOf returns the namespaces m is read in, one query each.
+func (rd *historyRead) namespacesOf(m *historyMetric) []string {
+	if m.namespaced {
+		return rd.namespaces
+	}
+	return []string{""}
+}
+
+// read reads m from from to to and feeds its rows into the history.
+func (rd *historyRead) read(ctx context.Context, m *historyMetric, from, to time.Time) error {
+	w := rd.window
+	if m.stepWindow {
+		w = rd.h.step
+	}
+	for _, ns := range rd.namespacesOf(m) {
+		expr, err := rd.cat.Expr(m.metric, ns, w)
+		if err != nil {
+			return fmt.Errorf("read %s: %w", m.name, err)
+		}
+		out, err := rd.r.Store.Range(ctx, expr, from, to, rd.h.step)
+		if err != nil {
+			return fmt.Errorf("read %s: %w", m.name, err)
+		}
+		for _, s := range out {
+			m.feed(rd.rows, rd.h, s)
+		}
+		rd.done++
+		if rd.r.Progress != nil {
+			rd.r.Progress(rd.done, rd.total)
+		}
+	}
+	return nil
 }
 
 // historyRows places the rows of a read's answers: which container, pod or
