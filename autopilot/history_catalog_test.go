@@ -11,6 +11,7 @@ import (
 )
 
 func TestHistoryCatalogExprDefault(t *testing.T) {
+	t.Parallel()
 	c := DefaultHistoryCatalog()
 	const gpuBy = "(namespace, pod, exported_namespace, exported_pod, gpu, modelName)"
 	f := func(m HistoryMetric, ns, want string) {
@@ -65,6 +66,7 @@ func TestHistoryCatalogExprDefault(t *testing.T) {
 
 // Every metric and label name comes from the catalog.
 func TestHistoryCatalogExprCustomNames(t *testing.T) {
+	t.Parallel()
 	c := DefaultHistoryCatalog()
 	c.Containers = ContainerMetrics{
 		CPU: "cpu_total", Memory: "mem_ws", Requests: "req", Limits: "lim", LastTerminatedReason: "term", Restarts: "restarts",
@@ -112,6 +114,7 @@ func TestHistoryCatalogExprCustomNames(t *testing.T) {
 }
 
 func TestHistoryCatalogExprErrors(t *testing.T) {
+	t.Parallel()
 	c := DefaultHistoryCatalog()
 	f := func(m HistoryMetric, ns string, w time.Duration, want string) {
 		t.Helper()
@@ -129,6 +132,7 @@ func TestHistoryCatalogExprErrors(t *testing.T) {
 
 // A namespace is quoted, never spliced: nothing in it can leave the string.
 func TestHistoryCatalogQuotesNamespace(t *testing.T) {
+	t.Parallel()
 	got, err := DefaultHistoryCatalog().Expr(HistoryMemory, `x"}) or vector(1) #`, time.Minute)
 	if err != nil {
 		t.Fatal(err)
@@ -142,6 +146,7 @@ func TestHistoryCatalogQuotesNamespace(t *testing.T) {
 }
 
 func TestHistoryMetricNames(t *testing.T) {
+	t.Parallel()
 	seen := map[string]bool{}
 	for _, m := range HistoryMetrics {
 		s := m.String()
@@ -165,6 +170,7 @@ func TestHistoryMetricNames(t *testing.T) {
 }
 
 func TestHistoryCatalogValidate(t *testing.T) {
+	t.Parallel()
 	if err := DefaultHistoryCatalog().Validate(); err != nil {
 		t.Errorf("defaults: %v", err)
 	}

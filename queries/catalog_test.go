@@ -10,6 +10,7 @@ import (
 )
 
 func TestCatalogExprDefault(t *testing.T) {
+	t.Parallel()
 	c := DefaultCatalog()
 	f := func(shape Shape, want string) {
 		t.Helper()
@@ -57,6 +58,7 @@ func mustExpr(t *testing.T, c Catalog, shape Shape) string {
 }
 
 func TestCatalogExprCustomLabels(t *testing.T) {
+	t.Parallel()
 	c := Catalog{
 		Requests: RequestsConfig{
 			Metric:                "mesh:requests_total",
@@ -105,6 +107,7 @@ func TestCatalogExprCustomLabels(t *testing.T) {
 }
 
 func TestCatalogExprErrors(t *testing.T) {
+	t.Parallel()
 	c := DefaultCatalog()
 	f := func(shape Shape, want string) {
 		t.Helper()
@@ -121,6 +124,7 @@ func TestCatalogExprErrors(t *testing.T) {
 }
 
 func TestCatalogValidate(t *testing.T) {
+	t.Parallel()
 	if err := DefaultCatalog().Validate(); err != nil {
 		t.Fatalf("DefaultCatalog().Validate() = %v", err)
 	}
@@ -178,6 +182,7 @@ func TestCatalogValidate(t *testing.T) {
 }
 
 func TestCatalogQuotesValues(t *testing.T) {
+	t.Parallel()
 	c := DefaultCatalog()
 	c.Requests.UnknownWorkload = `un"known\`
 	got := mustExpr(t, c, Shape{Signal: SignalRequests, Window: time.Minute})
@@ -190,6 +195,7 @@ func TestCatalogQuotesValues(t *testing.T) {
 }
 
 func TestWorkloadOfPod(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		pod, want string
 	}{

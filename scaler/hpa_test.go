@@ -3,6 +3,7 @@ package scaler
 import "testing"
 
 func TestHPADesired(t *testing.T) {
+	t.Parallel()
 	h := HPA{Target: 10, MinReplicas: 0, MaxReplicas: 8, Tolerance: 0.1}
 	tests := []struct {
 		name    string

@@ -11,6 +11,7 @@ import (
 )
 
 func TestValue(t *testing.T) {
+	t.Parallel()
 	boom := errors.New("connection refused")
 	now := t0.Add(time.Hour)
 	tests := []struct {
@@ -51,6 +52,7 @@ func TestValue(t *testing.T) {
 }
 
 func TestSnapshotValueAndActive(t *testing.T) {
+	t.Parallel()
 	src := &queriestest.FakeSource{}
 	c, clk := newTestCollector(t, src)
 	busy := c.Register(reqShape, wk("a", "busy"), 0, 0)

@@ -11,6 +11,7 @@ import (
 )
 
 func TestParseAnnotations(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name      string
 		a         map[string]string
@@ -78,6 +79,7 @@ func TestParseAnnotations(t *testing.T) {
 }
 
 func TestAnnotationErrorAs(t *testing.T) {
+	t.Parallel()
 	_, err := shutdown.ParseAnnotations(map[string]string{"ebb.dev/idle-after": "x", "ebb.dev/keep-awake": "x for 1h"})
 	var ae *shutdown.AnnotationError
 	if !errors.As(err, &ae) || ae.Key != shutdown.AnnotationIdleAfter {
@@ -86,6 +88,7 @@ func TestAnnotationErrorAs(t *testing.T) {
 }
 
 func TestResolve(t *testing.T) {
+	t.Parallel()
 	defaults := shutdown.Policy{IdleAfter: 15 * time.Minute, MinUptime: 5 * time.Minute}
 	tests := []struct {
 		name       string
@@ -112,6 +115,7 @@ func TestResolve(t *testing.T) {
 }
 
 func TestResolveOverrides(t *testing.T) {
+	t.Parallel()
 	server := windows(t, "0 0 1 1 * for 1h", "0 0 2 1 * for 1h")
 	defaults := shutdown.Policy{IdleAfter: 15 * time.Minute, KeepAwake: server[:1]} // spare capacity
 	own := windows(t, "0 8 * * 1-5 for 12h in Europe/Berlin")
@@ -133,6 +137,7 @@ func TestResolveOverrides(t *testing.T) {
 // never wakes one: the decision is no answer (Known false), though Active
 // stays true for whatever reads Active alone.
 func TestBadAnnotationIsNoAnswer(t *testing.T) {
+	t.Parallel()
 	idle := shutdown.State{Known: true, LastActive: now.Add(-24 * time.Hour)}
 	for _, a := range []map[string]string{
 		{"ebb.dev/idle-after": "5"},
@@ -154,6 +159,7 @@ func TestBadAnnotationIsNoAnswer(t *testing.T) {
 }
 
 func TestStateAnnotations(t *testing.T) {
+	t.Parallel()
 	p := shutdown.DefaultPolicy()
 	p.KeepAwake = windows(t, "0 8 * * * for 12h")
 	last := time.Date(2026, 3, 30, 9, 40, 31, 5, time.UTC)
@@ -195,6 +201,7 @@ func TestStateAnnotations(t *testing.T) {
 // The values do not move while nothing but time passes, so writing them only
 // when they change does not write every tick.
 func TestStateAnnotationsStable(t *testing.T) {
+	t.Parallel()
 	p := shutdown.DefaultPolicy()
 	s := shutdown.State{Known: true, LastActive: now}
 	for _, at := range []time.Duration{time.Minute, 14 * time.Minute, 16 * time.Minute, 3 * time.Hour} {

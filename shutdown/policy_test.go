@@ -22,6 +22,7 @@ func windows(t testing.TB, specs ...string) []shutdown.Window {
 }
 
 func TestDecide(t *testing.T) {
+	t.Parallel()
 	def := shutdown.DefaultPolicy() // idle after 15m, min uptime 5m
 	withWindows := func(specs ...string) shutdown.Policy {
 		p := def
@@ -106,6 +107,7 @@ func TestDecide(t *testing.T) {
 // TestDecidePrecedence starts with every reason applying and takes them away
 // one at a time, in the order doc.go documents.
 func TestDecidePrecedence(t *testing.T) {
+	t.Parallel()
 	p := shutdown.DefaultPolicy()
 	p.Invalid = errors.New("bad")
 	p.Disabled = true
@@ -139,6 +141,7 @@ func TestDecidePrecedence(t *testing.T) {
 }
 
 func TestDecisionString(t *testing.T) {
+	t.Parallel()
 	p := shutdown.DefaultPolicy()
 	if got, want := p.Decide(shutdown.State{Known: true, Value: 3.2}, now).String(), "active: value 3.2 > activation 0"; got != want {
 		t.Errorf("got %q, want %q", got, want)
@@ -149,6 +152,7 @@ func TestDecisionString(t *testing.T) {
 }
 
 func TestReasonString(t *testing.T) {
+	t.Parallel()
 	want := map[shutdown.Reason]string{
 		shutdown.ReasonBadConfig: "bad-config",
 		shutdown.ReasonUnknown:   "unknown",
@@ -230,6 +234,7 @@ var sinkTime time.Time
 // A policy whose configuration is not known yet (annotations not read)
 // gives no answer, whatever the state, and says why.
 func TestUnknownConfigIsNoAnswer(t *testing.T) {
+	t.Parallel()
 	p := shutdown.DefaultPolicy()
 	p.Unknown = "workload annotations not read yet"
 	for _, s := range []shutdown.State{

@@ -9,6 +9,7 @@ import (
 )
 
 func TestTrackerState(t *testing.T) {
+	t.Parallel()
 	t0 := now
 	tests := []struct {
 		name           string
@@ -91,6 +92,7 @@ func TestTrackerState(t *testing.T) {
 // its cause, holds the workload up for MinUptime, so a flapping source cannot
 // flap the workload; an unknown state is no wake.
 func TestTrackerWake(t *testing.T) {
+	t.Parallel()
 	p := shutdown.Policy{IdleAfter: time.Minute, MinUptime: 5 * time.Minute}
 	tr := &shutdown.Tracker{MaxStaleness: 90 * time.Second}
 	at := func(m int) time.Time { return now.Add(time.Duration(m) * time.Minute) }
@@ -136,6 +138,7 @@ func TestTrackerWake(t *testing.T) {
 // the workload was running. Nor is the first known answer after unknown
 // ones: a workload idle after a restart is idle, not woken.
 func TestTrackerFirstAnswerIsNotAWake(t *testing.T) {
+	t.Parallel()
 	var tr shutdown.Tracker
 	if d := tr.Decide(shutdown.DefaultPolicy(), now); d.Known() || d.Reason != shutdown.ReasonUnknown {
 		t.Fatalf("got known %v %s, want unknown", d.Known(), d.Reason)
@@ -156,6 +159,7 @@ func TestTrackerFirstAnswerIsNotAWake(t *testing.T) {
 // A wake records WokeAt and the same decision already reports min uptime's
 // end as Until.
 func TestTrackerWakeUntil(t *testing.T) {
+	t.Parallel()
 	p := shutdown.Policy{IdleAfter: time.Minute, MinUptime: 5 * time.Minute, KeepAwake: windows(t, "0 10 * * * for 2m")}
 	var tr shutdown.Tracker
 	tr.Recover(time.Time{})

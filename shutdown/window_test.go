@@ -41,6 +41,7 @@ func fmtTime(v time.Time) string {
 }
 
 func TestWindowContains(t *testing.T) {
+	t.Parallel()
 	const (
 		weekdays  = "0 8 * * 1-5 for 12h in Europe/Berlin"
 		overnight = "0 20 * * * for 12h in Europe/Berlin"
@@ -119,6 +120,7 @@ func TestWindowContains(t *testing.T) {
 }
 
 func TestWindowNext(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name, window, at, want string
 	}{
@@ -159,6 +161,7 @@ func TestWindowNext(t *testing.T) {
 
 // A window that never closes stays open across both DST weekends.
 func TestWindowAlwaysOpenAcrossDST(t *testing.T) {
+	t.Parallel()
 	for _, spec := range []string{"@daily for 24h in Europe/Berlin", "0 */6 * * * for 8h in Europe/Berlin", "0 0 * * 1 for 168h in Europe/Berlin"} {
 		w := mustWindow(t, spec)
 		for _, start := range []string{"2026-03-28T00:00:00+01:00", "2026-10-24T00:00:00+02:00"} {
@@ -173,6 +176,7 @@ func TestWindowAlwaysOpenAcrossDST(t *testing.T) {
 }
 
 func TestParseWindow(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		in, want, err string
 	}{
@@ -212,6 +216,7 @@ func TestParseWindow(t *testing.T) {
 }
 
 func TestParseWindows(t *testing.T) {
+	t.Parallel()
 	ws, err := shutdown.ParseWindows("0 8 * * 1-5 for 12h in Europe/Berlin; ;0 10 * * 6 for 4x; 0 10 * * 0 for 4h; nonsense")
 	const want = `window 2: duration "4x" is not a duration like 12h or 90m; window 4: missing "for <duration>"`
 	if got := errString(err); got != want {
@@ -235,6 +240,7 @@ func TestParseWindows(t *testing.T) {
 }
 
 func TestNewWindow(t *testing.T) {
+	t.Parallel()
 	w, err := shutdown.NewWindow("0 8 * * 1-5", 12*time.Hour, "Europe/Berlin")
 	if err != nil {
 		t.Fatal(err)

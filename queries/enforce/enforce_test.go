@@ -96,6 +96,7 @@ var enforceOrdinaryQueries = []struct{ in, want string }{
 }
 
 func TestEnforceOrdinary(t *testing.T) {
+	t.Parallel()
 	for _, tt := range enforceOrdinaryQueries {
 		t.Run(tt.in, func(t *testing.T) {
 			if got := enforceChecked(t, tt.in, Options{}); got != tt.want {
@@ -108,6 +109,7 @@ func TestEnforceOrdinary(t *testing.T) {
 // TestEnforcePromtool checks that the ordinary outputs are PromQL as
 // Prometheus parses it, with promtool's offline rule check.
 func TestEnforcePromtool(t *testing.T) {
+	t.Parallel()
 	promtool, err := exec.LookPath("promtool")
 	if err != nil {
 		t.Skip("promtool not installed (make test-deps)")
@@ -223,6 +225,7 @@ func enforceAdversarialQueries() []string {
 }
 
 func TestEnforceAdversarial(t *testing.T) {
+	t.Parallel()
 	for _, q := range enforceAdversarialQueries() {
 		name := q
 		if len(name) > 80 {
@@ -238,6 +241,7 @@ func TestEnforceAdversarial(t *testing.T) {
 }
 
 func TestEnforceNamespaceLabel(t *testing.T) {
+	t.Parallel()
 	opts := Options{NamespaceLabel: "exported_namespace"}
 	got := enforceChecked(t, `x{namespace="b",exported_namespace=~".+"}`, opts)
 	if want := `x{exported_namespace="team-a",namespace="b"}`; got != want {
@@ -246,6 +250,7 @@ func TestEnforceNamespaceLabel(t *testing.T) {
 }
 
 func TestEnforceCanonical(t *testing.T) {
+	t.Parallel()
 	f := func(a, b string) {
 		t.Helper()
 		ea, eb := enforceChecked(t, a, Options{}), enforceChecked(t, b, Options{})
@@ -270,6 +275,7 @@ func TestEnforceCanonical(t *testing.T) {
 }
 
 func TestEnforceErrors(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		expr, ns string
 		opts     Options
@@ -338,6 +344,7 @@ func TestEnforceErrors(t *testing.T) {
 // TestEnforceExpansionBomb checks that queries metricsql would expand
 // exponentially are refused before they are parsed.
 func TestEnforceExpansionBomb(t *testing.T) {
+	t.Parallel()
 	chain := "WITH (a0 = x"
 	for i := 1; i <= 60; i++ {
 		chain += fmt.Sprintf(", a%d = a%d + a%d", i, i-1, i-1)
@@ -358,6 +365,7 @@ func TestEnforceExpansionBomb(t *testing.T) {
 }
 
 func TestEnforceFindExpandingTemplate(t *testing.T) {
+	t.Parallel()
 	tests := []struct{ in, want string }{
 		{`x`, ""},
 		{`WITH (a = x) a`, "WITH"},
