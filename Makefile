@@ -31,6 +31,10 @@ test-deps:
 test: test-deps
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 20m ./...
+	@# KEDA's own external-scaler client (pkg/scalers) against ebb serve: in
+	@# the KEDA wrapper module, with the operator build's flags so that its
+	@# build cache serves (pkg/scalers pulls every cloud SDK KEDA supports).
+	cd test/tools/keda && CGO_ENABLED=0 GOFLAGS="-mod=readonly -buildvcs=false" $(GO) test -trimpath -count=1 -timeout 10m .
 
 # bench runs the quick set in a few minutes (see bench/README.md): every
 # benchmark once, the micro-benchmarks at 100, 1k and 10k workloads, the gRPC
