@@ -280,4 +280,3 @@ func TestKEDAFirstPush(t *testing.T) {
 		})
 	}
 }
-
