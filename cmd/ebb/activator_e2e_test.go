@@ -117,11 +117,16 @@ func TestActivatorE2ESwitching(t *testing.T) {
 		// ebb stops first: whatever deletes its slice now is the garbage
 		// collector, following the owner reference.
 		a.e.stop(t)
+		if a.slice(t) == nil {
+			t.Fatal("ebb's slice is gone once ebb stopped: nothing left for the garbage collector to show")
+		}
 		bg := metav1.DeletePropagationBackground
+		deleted := time.Now()
 		if err := a.client.CoreV1().Services(actNS).Delete(context.Background(), actWorkload, metav1.DeleteOptions{PropagationPolicy: &bg}); err != nil {
 			t.Fatal(err)
 		}
 		a.waitSlice(t, false, 60*time.Second)
+		t.Logf("the garbage collector deleted ebb's slice %.0f ms after its Service", ms(time.Since(deleted)))
 	})
 }
 
