@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/ebbscale/ebb/queries"
+	"github.com/ebbscale/ebb/queries/promapi"
 )
 
 // HistoryMetric is one metric PrometheusReader reads over the workloads'
@@ -90,7 +91,7 @@ type historyMetric struct {
 	// history (a counter's growth, counted once).
 	stepWindow bool
 	expr       func(e historyExpr) (string, error)
-	feed       func(r *historyRows, h *History, s queries.Series)
+	feed       func(r *historyRows, h *History, s promapi.Series)
 }
 
 // historyMetrics lists every metric in the order PrometheusReader reads
@@ -99,16 +100,16 @@ type historyMetric struct {
 var historyMetrics = []historyMetric{
 	{metric: HistoryRequests, name: "requests", namespaced: true, atEnd: true,
 		expr: func(e historyExpr) (string, error) { return e.resources(e.c.Containers.Requests), nil },
-		feed: func(r *historyRows, h *History, s queries.Series) { r.resource(s, true) }},
+		feed: func(r *historyRows, h *History, s promapi.Series) { r.resource(s, true) }},
 	{metric: HistoryLimits, name: "limits", namespaced: true, atEnd: true,
 		expr: func(e historyExpr) (string, error) { return e.resources(e.c.Containers.Limits), nil },
-		feed: func(r *historyRows, h *History, s queries.Series) { r.resource(s, false) }},
+		feed: func(r *historyRows, h *History, s promapi.Series) { r.resource(s, false) }},
 	{metric: HistoryFramebufferSize, name: "gpu framebuffer size", atEnd: true,
 		expr: func(e historyExpr) (string, error) {
 			g := e.c.GPU
 			return "max by " + e.byGPU + " (" + g.FramebufferUsed + " + " + g.FramebufferFree + ")", nil
 		},
-		feed: func(r *historyRows, h *History, s queries.Series) {
+		feed: func(r *historyRows, h *History, s promapi.Series) {
 			if ref, ok := r.gpu(s.Labels); ok && len(s.Points) > 0 {
 				h.Framebuffer(ref, s.Points[0].T, 0, s.Points[len(s.Points)-1].V)
 			}
@@ -117,17 +118,17 @@ var historyMetrics = []historyMetric{
 		expr: func(e historyExpr) (string, error) {
 			return "sum by " + e.byContainer + " (rate(" + e.sel(e.c.Containers.CPU, e.realContainer...) + e.window + "))", nil
 		},
-		feed: perContainer(func(h *History, ref ContainerRef, p queries.Point) { h.CPU(ref, p.T, p.V) })},
+		feed: perContainer(func(h *History, ref ContainerRef, p promapi.Point) { h.CPU(ref, p.T, p.V) })},
 	{metric: HistoryMemory, name: "memory", namespaced: true,
 		expr: func(e historyExpr) (string, error) {
 			return "max by " + e.byContainer + " (max_over_time(" + e.sel(e.c.Containers.Memory, e.realContainer...) + e.window + "))", nil
 		},
-		feed: perContainer(func(h *History, ref ContainerRef, p queries.Point) { h.Memory(ref, p.T, p.V) })},
+		feed: perContainer(func(h *History, ref ContainerRef, p promapi.Point) { h.Memory(ref, p.T, p.V) })},
 	{metric: HistoryOOMKills, name: "oom kills", namespaced: true,
 		expr: func(e historyExpr) (string, error) {
 			return "max by " + e.byContainer + " (" + e.oomKilled() + ")", nil
 		},
-		feed: perContainer(func(h *History, ref ContainerRef, p queries.Point) { h.OOMKilled(ref, p.T, p.V > 0) })},
+		feed: perContainer(func(h *History, ref ContainerRef, p promapi.Point) { h.OOMKilled(ref, p.T, p.V > 0) })},
 	// The counter's value at the end of the window less its value one
 	// window earlier, not increase(), which extrapolates.
 	{metric: HistoryOOMRestarts, name: "oom restarts", namespaced: true, stepWindow: true,
@@ -136,7 +137,7 @@ var historyMetrics = []historyMetric{
 			return "max by " + e.byContainer + " (" + restarts + " - " + restarts + " offset " + queries.FormatWindow(e.w) + ")" +
 				" and on " + e.byContainer + " (max by " + e.byContainer + " (" + e.oomKilled() + ") > 0)", nil
 		},
-		feed: perContainer(func(h *History, ref ContainerRef, p queries.Point) { h.OOMRestarts(ref, p.T, p.V) })},
+		feed: perContainer(func(h *History, ref ContainerRef, p promapi.Point) { h.OOMRestarts(ref, p.T, p.V) })},
 	{metric: HistoryReplicas, name: "replicas", namespaced: true,
 		expr: func(e historyExpr) (string, error) {
 			wl := e.c.Workloads
@@ -147,7 +148,7 @@ var historyMetrics = []historyMetric{
 			return "max by (" + e.c.Containers.NamespaceLabel + ", " + HistoryWorkloadLabel + ") (" +
 				kind(wl.DeploymentReplicas, wl.DeploymentLabel) + " or " + kind(wl.StatefulSetReplicas, wl.StatefulSetLabel) + ")", nil
 		},
-		feed: func(r *historyRows, h *History, s queries.Series) {
+		feed: func(r *historyRows, h *History, s promapi.Series) {
 			ns, name := s.Labels[r.cat.Containers.NamespaceLabel], s.Labels[HistoryWorkloadLabel]
 			if ns == "" || name == "" {
 				return
@@ -160,7 +161,7 @@ var historyMetrics = []historyMetric{
 		expr: func(e historyExpr) (string, error) {
 			return e.c.Signals.Expr(queries.Shape{Signal: queries.SignalRequests, Window: e.w})
 		},
-		feed: func(r *historyRows, h *History, s queries.Series) {
+		feed: func(r *historyRows, h *History, s promapi.Series) {
 			rq := r.cat.Signals.Requests
 			ns, name := s.Labels[rq.NamespaceLabel], s.Labels[rq.WorkloadLabel]
 			if !r.inScope(ns) || name == "" {
@@ -175,21 +176,21 @@ var historyMetrics = []historyMetric{
 			g := e.c.Signals.GPU
 			return "max by " + e.byGPU + " ((avg_over_time(" + g.ProfMetric + e.window + ") * 100) or avg_over_time(" + g.UtilMetric + e.window + "))", nil
 		},
-		feed: perGPU(func(h *History, ref GPURef, p queries.Point) { h.GPUUtil(ref, p.T, p.V) })},
+		feed: perGPU(func(h *History, ref GPURef, p promapi.Point) { h.GPUUtil(ref, p.T, p.V) })},
 	{metric: HistoryFramebufferUsed, name: "gpu framebuffer used",
 		expr: func(e historyExpr) (string, error) {
 			return "max by " + e.byGPU + " (max_over_time(" + e.c.GPU.FramebufferUsed + e.window + "))", nil
 		},
-		feed: perGPU(func(h *History, ref GPURef, p queries.Point) { h.Framebuffer(ref, p.T, p.V, 0) })},
+		feed: perGPU(func(h *History, ref GPURef, p promapi.Point) { h.Framebuffer(ref, p.T, p.V, 0) })},
 	{metric: HistoryKVCache, name: "vllm kv cache", namespaced: true,
 		expr: func(e historyExpr) (string, error) {
 			v := e.c.VLLM
 			return "max by " + e.byPod + " (max_over_time(" + e.sel(v.KVCacheUsage) + e.window + ") or max_over_time(" + e.sel(v.LegacyKVCacheUsage) + e.window + "))", nil
 		},
-		feed: perPod(func(h *History, w queries.WorkloadKey, p queries.Point) { h.KVCache(w, VLLM, p.T, p.V) })},
+		feed: perPod(func(h *History, w queries.WorkloadKey, p promapi.Point) { h.KVCache(w, VLLM, p.T, p.V) })},
 	{metric: HistoryRequestsWaiting, name: "vllm waiting", namespaced: true,
 		expr: func(e historyExpr) (string, error) { return e.maxOverTimeByPod(e.c.VLLM.RequestsWaiting), nil },
-		feed: perPod(func(h *History, w queries.WorkloadKey, p queries.Point) { h.RequestsWaiting(w, VLLM, p.T, p.V) })},
+		feed: perPod(func(h *History, w queries.WorkloadKey, p promapi.Point) { h.RequestsWaiting(w, VLLM, p.T, p.V) })},
 	{metric: HistoryTGIKVCache, name: "tgi kv cache", namespaced: true,
 		expr: func(e historyExpr) (string, error) {
 			t := e.c.TGI
@@ -200,10 +201,10 @@ var historyMetrics = []historyMetric{
 			}
 			return usage, nil
 		},
-		feed: perPod(func(h *History, w queries.WorkloadKey, p queries.Point) { h.KVCache(w, TGI, p.T, p.V) })},
+		feed: perPod(func(h *History, w queries.WorkloadKey, p promapi.Point) { h.KVCache(w, TGI, p.T, p.V) })},
 	{metric: HistoryTGIQueue, name: "tgi queue", namespaced: true,
 		expr: func(e historyExpr) (string, error) { return e.maxOverTimeByPod(e.c.TGI.QueueSize), nil },
-		feed: perPod(func(h *History, w queries.WorkloadKey, p queries.Point) { h.RequestsWaiting(w, TGI, p.T, p.V) })},
+		feed: perPod(func(h *History, w queries.WorkloadKey, p promapi.Point) { h.RequestsWaiting(w, TGI, p.T, p.V) })},
 }
 
 // HistoryMetrics lists every HistoryMetric, in the order PrometheusReader

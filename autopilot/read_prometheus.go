@@ -8,15 +8,16 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/ebbscale/ebb/queries"
+	"github.com/ebbscale/ebb/queries/promapi"
 )
 
 // RangeQuerier evaluates a PromQL expression over a range, as
-// queries.Prometheus does.
+// promapi.Prometheus does.
 type RangeQuerier interface {
-	Range(ctx context.Context, expr string, start, end time.Time, step time.Duration) ([]queries.Series, error)
+	Range(ctx context.Context, expr string, start, end time.Time, step time.Duration) ([]promapi.Series, error)
 }
 
-var _ RangeQuerier = (*queries.Prometheus)(nil)
+var _ RangeQuerier = (*promapi.Prometheus)(nil)
 
 // DefaultChunk is how much history one range query reads.
 const DefaultChunk = 24 * time.Hour
@@ -215,7 +216,7 @@ func (r *historyRows) gpu(l map[string]string) (GPURef, bool) {
 }
 
 // resource records the last value of a requests (request) or limits row.
-func (r *historyRows) resource(s queries.Series, request bool) {
+func (r *historyRows) resource(s promapi.Series, request bool) {
 	ref, ok := r.container(s.Labels)
 	if !ok || len(s.Points) == 0 {
 		return
@@ -243,8 +244,8 @@ func setResource(x *Resources, request bool, resource string, v float64) {
 	}
 }
 
-func perContainer(add func(h *History, ref ContainerRef, p queries.Point)) func(*historyRows, *History, queries.Series) {
-	return func(r *historyRows, h *History, s queries.Series) {
+func perContainer(add func(h *History, ref ContainerRef, p promapi.Point)) func(*historyRows, *History, promapi.Series) {
+	return func(r *historyRows, h *History, s promapi.Series) {
 		ref, ok := r.container(s.Labels)
 		if !ok {
 			return
@@ -255,8 +256,8 @@ func perContainer(add func(h *History, ref ContainerRef, p queries.Point)) func(
 	}
 }
 
-func perPod(add func(h *History, w queries.WorkloadKey, p queries.Point)) func(*historyRows, *History, queries.Series) {
-	return func(r *historyRows, h *History, s queries.Series) {
+func perPod(add func(h *History, w queries.WorkloadKey, p promapi.Point)) func(*historyRows, *History, promapi.Series) {
+	return func(r *historyRows, h *History, s promapi.Series) {
 		k := r.cat.Containers
 		ns, pod := s.Labels[k.NamespaceLabel], s.Labels[k.PodLabel]
 		if ns == "" || pod == "" {
@@ -269,8 +270,8 @@ func perPod(add func(h *History, w queries.WorkloadKey, p queries.Point)) func(*
 	}
 }
 
-func perGPU(add func(h *History, ref GPURef, p queries.Point)) func(*historyRows, *History, queries.Series) {
-	return func(r *historyRows, h *History, s queries.Series) {
+func perGPU(add func(h *History, ref GPURef, p promapi.Point)) func(*historyRows, *History, promapi.Series) {
+	return func(r *historyRows, h *History, s promapi.Series) {
 		if ref, ok := r.gpu(s.Labels); ok {
 			for _, p := range s.Points {
 				add(h, ref, p)

@@ -9,13 +9,14 @@ import (
 	"time"
 
 	"github.com/ebbscale/ebb/queries"
+	"github.com/ebbscale/ebb/queries/promapi"
 	"github.com/ebbscale/ebb/queries/storetest"
 )
 
 // fakeStore answers range queries with answer and records them.
 type fakeStore struct {
 	calls  []rangeCall
-	answer func(c rangeCall) ([]queries.Series, error)
+	answer func(c rangeCall) ([]promapi.Series, error)
 }
 
 type rangeCall struct {
@@ -24,7 +25,7 @@ type rangeCall struct {
 	step       time.Duration
 }
 
-func (f *fakeStore) Range(_ context.Context, expr string, start, end time.Time, step time.Duration) ([]queries.Series, error) {
+func (f *fakeStore) Range(_ context.Context, expr string, start, end time.Time, step time.Duration) ([]promapi.Series, error) {
 	c := rangeCall{expr, start, end, step}
 	f.calls = append(f.calls, c)
 	if f.answer == nil {
@@ -125,7 +126,7 @@ func TestPrometheusReaderOOMRestartsWindow(t *testing.T) {
 func TestPrometheusReaderErrors(t *testing.T) {
 	boom := errors.New("boom")
 	h := newHistory(t, DefaultConfig(), 2*time.Hour, 5*time.Minute)
-	store := &fakeStore{answer: func(c rangeCall) ([]queries.Series, error) {
+	store := &fakeStore{answer: func(c rangeCall) ([]promapi.Series, error) {
 		if strings.Contains(c.expr, "max_over_time(container_memory_working_set_bytes") {
 			return nil, boom
 		}
@@ -154,15 +155,15 @@ func TestPrometheusReaderCustomLabels(t *testing.T) {
 	cat := DefaultHistoryCatalog()
 	cat.Containers.NamespaceLabel, cat.Containers.PodLabel, cat.Containers.ContainerLabel = "kns", "kpod", "kcontainer"
 	h := newHistory(t, DefaultConfig(), 30*time.Hour, time.Hour)
-	store := &fakeStore{answer: func(c rangeCall) ([]queries.Series, error) {
+	store := &fakeStore{answer: func(c rangeCall) ([]promapi.Series, error) {
 		if !strings.Contains(c.expr, "rate(container_cpu_usage_seconds_total{kcontainer!=\"\"") {
 			return nil, nil
 		}
-		s := queries.Series{Labels: map[string]string{"kns": "shop", "kpod": "cart-0", "kcontainer": "app"}}
+		s := promapi.Series{Labels: map[string]string{"kns": "shop", "kpod": "cart-0", "kcontainer": "app"}}
 		for at := c.start; !at.After(c.end); at = at.Add(c.step) {
-			s.Points = append(s.Points, queries.Point{T: at, V: 0.4})
+			s.Points = append(s.Points, promapi.Point{T: at, V: 0.4})
 		}
-		return []queries.Series{s}, nil
+		return []promapi.Series{s}, nil
 	}}
 	if err := (&PrometheusReader{Store: store, Catalog: cat}).Read(context.Background(), h); err != nil {
 		t.Fatal(err)
@@ -341,7 +342,7 @@ func TestPrometheusReaderOOMAndVLLM(t *testing.T) {
 	for _, s := range stores {
 		t.Run(s.name, func(t *testing.T) {
 			srv := s.start(t)
-			store, err := queries.NewPrometheus(queries.PrometheusConfig{URL: srv.URL})
+			store, err := promapi.NewPrometheus(promapi.PrometheusConfig{URL: srv.URL})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/ebbscale/ebb/bench/promdata"
 	"github.com/ebbscale/ebb/queries"
+	"github.com/ebbscale/ebb/queries/promapi"
 	"github.com/ebbscale/ebb/scaler"
 )
 
@@ -118,7 +119,7 @@ func RunSideBySide(ctx context.Context, cfg SideBySideConfig) (SideBySideResult,
 		return res, err
 	}
 	client.Transport = batchedTraffic.Wrap(client.Transport)
-	src, err := queries.NewPrometheus(queries.PrometheusConfig{URL: cfg.URL, Client: client})
+	src, err := promapi.NewPrometheus(promapi.PrometheusConfig{URL: cfg.URL, Client: client})
 	if err != nil {
 		return res, err
 	}

@@ -267,16 +267,16 @@ func (c Catalog) gpuExpr(w string) string {
 	return "avg by " + by + " ((avg_over_time(" + g.ProfMetric + w + ") * 100) or avg_over_time(" + g.UtilMetric + w + "))"
 }
 
-// gpuLabels returns the labels the gpu query groups by, in the order
-// podOf expects them.
-func (c Catalog) gpuLabels() []string {
+// GPULabels returns the labels the gpu query groups by, in the order
+// PodOf expects them.
+func (c Catalog) GPULabels() []string {
 	g := c.GPU
 	return []string{g.NamespaceLabel, g.PodLabel, g.ExportedNamespaceLabel, g.ExportedPodLabel}
 }
 
-// podOf returns the namespace and pod of a gpu row whose label values are
-// vals (in gpuLabels order): the exported labels win when not empty.
-func podOf(vals []string) (namespace, pod string) {
+// PodOf returns the namespace and pod of a gpu row whose label values are
+// vals (in GPULabels order): the exported labels win when not empty.
+func PodOf(vals []string) (namespace, pod string) {
 	namespace, pod = vals[0], vals[1]
 	if vals[2] != "" {
 		namespace = vals[2]

@@ -1,8 +1,9 @@
-// Package queries turns scaling signals into batched queries against a
-// Prometheus-compatible store: the signals and Source, the signal catalog
-// (PromQL per signal shape) and the Prometheus HTTP source. Enforcement of
-// users' expressions is in package enforce; the collector that batches the
-// shapes of every workload is scaler.Collector.
+// Package queries holds ebb's scaling signals and the Source they are asked
+// of: signal shapes, their samples, the typed QueryError, and the catalog
+// (PromQL per signal shape). The Prometheus HTTP client that answers them is
+// in package promapi; enforcement of users' expressions is in package
+// enforce; the collector that batches the shapes of every workload is
+// scaler.Collector.
 package queries
 
 import (
@@ -129,6 +130,18 @@ func (e *QueryError) Error() string {
 }
 
 func (e *QueryError) Unwrap() error { return e.Err }
+
+// The kinds of QueryError.
+const (
+	KindTimeout     = "timeout"      // the query or the store timed out
+	KindUnreachable = "unreachable"  // no answer: connection, DNS or TLS failure
+	KindHTTPStatus  = "http_status"  // an HTTP error status other than a refused query
+	KindWrongPath   = "wrong_path"   // HTTP 404 (VictoriaMetrics: 400 unsupported path): the URL is not the root of a Prometheus API
+	KindAuth        = "unauthorized" // HTTP 401 or 403: credentials missing or refused
+	KindBadData     = "bad_data"     // the query was refused, by the store or before sending
+	KindBadResponse = "bad_response" // the answer is not a valid response for the query
+	KindCanceled    = "canceled"     // the caller's context was canceled
+)
 
 // LastActive is when a workload's value was last above an activation level.
 type LastActive struct {

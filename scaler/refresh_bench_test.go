@@ -12,6 +12,7 @@ import (
 
 	"github.com/ebbscale/ebb/bench/promdata"
 	"github.com/ebbscale/ebb/queries"
+	"github.com/ebbscale/ebb/queries/promapi"
 	"github.com/ebbscale/ebb/queries/queriestest"
 )
 
@@ -29,7 +30,7 @@ func benchSizesFor() []int {
 func promCollector(b *testing.B, n int, at time.Time) (*Collector, []*Interest) {
 	b.Helper()
 	store := &promdata.Store{Requests: promdata.RequestsVector(n, at), GPU: promdata.GPUVector(n, at)}
-	src, err := queries.NewPrometheus(queries.PrometheusConfig{URL: "http://prometheus.invalid:9090", Client: &http.Client{Transport: store}})
+	src, err := promapi.NewPrometheus(promapi.PrometheusConfig{URL: "http://prometheus.invalid:9090", Client: &http.Client{Transport: store}})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/ebbscale/ebb/autopilot/report"
 	"github.com/ebbscale/ebb/kube"
 	"github.com/ebbscale/ebb/queries"
+	"github.com/ebbscale/ebb/queries/promapi"
 	"github.com/ebbscale/ebb/sim"
 )
 
@@ -181,7 +182,7 @@ func recommend(ctx context.Context, args []string, stdout, stderr io.Writer, dep
 		if herr != nil {
 			return herr
 		}
-		store, perr := queries.NewPrometheus(queries.PrometheusConfig{URL: c.store.url, Timeout: c.queryTimeout, HTTP: hc})
+		store, perr := promapi.NewPrometheus(promapi.PrometheusConfig{URL: c.store.url, Timeout: c.queryTimeout, HTTP: hc})
 		if perr != nil {
 			return perr
 		}

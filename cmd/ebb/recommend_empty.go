@@ -11,6 +11,7 @@ import (
 	"github.com/ebbscale/ebb/autopilot"
 	"github.com/ebbscale/ebb/autopilot/live"
 	"github.com/ebbscale/ebb/queries"
+	"github.com/ebbscale/ebb/queries/promapi"
 )
 
 // seriesSeen is the store as recommend reads it, remembering for each of
@@ -36,7 +37,7 @@ func newSeriesSeen(store autopilot.RangeQuerier, cat autopilot.HistoryCatalog) *
 	return s
 }
 
-func (s *seriesSeen) Range(ctx context.Context, expr string, start, end time.Time, step time.Duration) ([]queries.Series, error) {
+func (s *seriesSeen) Range(ctx context.Context, expr string, start, end time.Time, step time.Duration) ([]promapi.Series, error) {
 	out, err := s.store.Range(ctx, expr, start, end, step)
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -18,7 +18,7 @@ import (
 	"github.com/ebbscale/ebb/autopilot"
 	"github.com/ebbscale/ebb/autopilot/live"
 	"github.com/ebbscale/ebb/kube"
-	"github.com/ebbscale/ebb/queries"
+	"github.com/ebbscale/ebb/queries/promapi"
 	"github.com/ebbscale/ebb/shutdown"
 )
 
@@ -203,7 +203,7 @@ type clippedStore struct {
 	cut time.Time
 }
 
-func (s clippedStore) Range(ctx context.Context, expr string, start, end time.Time, step time.Duration) ([]queries.Series, error) {
+func (s clippedStore) Range(ctx context.Context, expr string, start, end time.Time, step time.Duration) ([]promapi.Series, error) {
 	if end.After(s.cut) {
 		if start.Equal(end) {
 			start = s.cut

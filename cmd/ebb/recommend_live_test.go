@@ -25,7 +25,7 @@ import (
 
 	"github.com/ebbscale/ebb/autopilot"
 	"github.com/ebbscale/ebb/kube"
-	"github.com/ebbscale/ebb/queries"
+	"github.com/ebbscale/ebb/queries/promapi"
 	"github.com/ebbscale/ebb/queries/storetest"
 )
 
@@ -503,7 +503,7 @@ func msHasLine(s string, parts []string) bool {
 
 type msStore struct{ calls [][2]time.Time }
 
-func (s *msStore) Range(_ context.Context, _ string, start, end time.Time, _ time.Duration) ([]queries.Series, error) {
+func (s *msStore) Range(_ context.Context, _ string, start, end time.Time, _ time.Duration) ([]promapi.Series, error) {
 	s.calls = append(s.calls, [2]time.Time{start, end})
 	return nil, nil
 }

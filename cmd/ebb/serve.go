@@ -21,6 +21,7 @@ import (
 	"github.com/ebbscale/ebb/externalscaler"
 	"github.com/ebbscale/ebb/queries"
 	"github.com/ebbscale/ebb/queries/enforce"
+	"github.com/ebbscale/ebb/queries/promapi"
 	"github.com/ebbscale/ebb/scaler"
 	"github.com/ebbscale/ebb/shutdown"
 )
@@ -193,7 +194,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer, deps serveDe
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	health := newStoreHealth(cfg.store.url, clk, logger)
-	prom, err := queries.NewPrometheus(queries.PrometheusConfig{
+	prom, err := promapi.NewPrometheus(promapi.PrometheusConfig{
 		URL:     cfg.store.url,
 		Catalog: cfg.catalog,
 		Timeout: cfg.queryTimeout,

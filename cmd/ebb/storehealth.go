@@ -12,6 +12,7 @@ import (
 	"github.com/benbjohnson/clock"
 
 	"github.com/ebbscale/ebb/queries"
+	"github.com/ebbscale/ebb/queries/promapi"
 	"github.com/ebbscale/ebb/scaler"
 )
 
@@ -39,7 +40,7 @@ func newStoreHealth(storeURL string, clk clock.Clock, logger *slog.Logger) *stor
 // canceled query, and logs once when the store answers after an outage. A
 // refused query (bad_data) is the query's fault, not the store's: it is
 // the last error, but neither starts nor ends an outage.
-func (h *storeHealth) observe(st queries.QueryStats) {
+func (h *storeHealth) observe(st promapi.QueryStats) {
 	now := h.clock.Now()
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -125,7 +126,7 @@ func storeHint(kind string) string {
 // checkedStore counts the collector's store check (Ping) in
 // ebb_query_errors_total, like any query.
 type checkedStore struct {
-	*queries.Prometheus
+	*promapi.Prometheus
 	metrics *scaler.Metrics
 }
 

@@ -1,4 +1,4 @@
-package queries_test
+package promapi_test
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 
 	"github.com/ebbscale/ebb/bench/promdata"
 	"github.com/ebbscale/ebb/queries"
+	"github.com/ebbscale/ebb/queries/promapi"
 )
 
 var sinkInstant []queries.Sample
@@ -32,7 +33,7 @@ func BenchmarkInstant(b *testing.B) {
 		for _, n := range instantSizes() {
 			b.Run(fmt.Sprintf("%s/%d", sig, n), func(b *testing.B) {
 				store := &promdata.Store{Requests: promdata.RequestsVector(n, at), GPU: promdata.GPUVector(n, at)}
-				p, err := queries.NewPrometheus(queries.PrometheusConfig{URL: "http://prometheus.invalid:9090", Client: &http.Client{Transport: store}})
+				p, err := promapi.NewPrometheus(promapi.PrometheusConfig{URL: "http://prometheus.invalid:9090", Client: &http.Client{Transport: store}})
 				if err != nil {
 					b.Fatal(err)
 				}

@@ -1,4 +1,4 @@
-package queries_test
+package promapi_test
 
 import (
 	"context"
@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/ebbscale/ebb/queries"
+	"github.com/ebbscale/ebb/queries/promapi"
 	"github.com/ebbscale/ebb/queries/storetest"
 )
 
@@ -63,7 +64,7 @@ func startStores() {
 
 // eachStore runs fn against each store, as a subtest named after it, with a
 // source for it.
-func eachStore(t *testing.T, fn func(t *testing.T, srv *storetest.Server, src *queries.Prometheus)) {
+func eachStore(t *testing.T, fn func(t *testing.T, srv *storetest.Server, src *promapi.Prometheus)) {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("needs real stores; skipped with -short")
@@ -76,7 +77,7 @@ func eachStore(t *testing.T, fn func(t *testing.T, srv *storetest.Server, src *q
 	}{{stores.prom, stores.promErr, "prometheus"}, {stores.vm, stores.vmErr, "victoriametrics"}} {
 		t.Run(s.name, func(t *testing.T) {
 			srv := storetest.Require(t, s.srv, s.err)
-			src, err := queries.NewPrometheus(queries.PrometheusConfig{URL: srv.URL})
+			src, err := promapi.NewPrometheus(promapi.PrometheusConfig{URL: srv.URL})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -230,7 +231,7 @@ func TestIntegrationRequests(t *testing.T) {
 		sample("ml", "web", 1),     // zero replicas, kept apart from shop/web
 		sample("hist", "burst", 0), // busy until +4m only (history_test.go)
 	}
-	eachStore(t, func(t *testing.T, _ *storetest.Server, src *queries.Prometheus) {
+	eachStore(t, func(t *testing.T, _ *storetest.Server, src *promapi.Prometheus) {
 		// Rates are constant, so every window gives the same values.
 		for _, w := range []time.Duration{time.Minute, 5 * time.Minute} {
 			got, err := src.Instant(context.Background(), queries.Shape{Signal: queries.SignalRequests, Window: w}, at)
@@ -251,7 +252,7 @@ func TestIntegrationGPU(t *testing.T) {
 		sample("gpu-operator", "nvidia-dcgm-exporter-7xk2p", 0),
 		sample("hist", "burst", 0), // busy until +4m only (history_test.go)
 	}
-	eachStore(t, func(t *testing.T, _ *storetest.Server, src *queries.Prometheus) {
+	eachStore(t, func(t *testing.T, _ *storetest.Server, src *promapi.Prometheus) {
 		got, err := src.Instant(context.Background(), queries.Shape{Signal: queries.SignalGPU, Window: time.Minute}, at)
 		if err != nil {
 			t.Fatal(err)
@@ -273,7 +274,7 @@ func TestIntegrationQuery(t *testing.T) {
 			[]queries.Sample{{Value: 63 + 63}}},
 		{"no series", `rate(istio_requests_total{destination_workload="nope"}[1m])`, nil},
 	}
-	eachStore(t, func(t *testing.T, _ *storetest.Server, src *queries.Prometheus) {
+	eachStore(t, func(t *testing.T, _ *storetest.Server, src *promapi.Prometheus) {
 		for _, tt := range tests {
 			got, err := src.Instant(context.Background(), queries.Shape{Signal: queries.SignalQuery, Expr: tt.expr}, at)
 			if err != nil {
@@ -290,10 +291,10 @@ func TestIntegrationRefusedQuery(t *testing.T) {
 		"prometheus":      "parse error: unclosed left parenthesis",
 		"victoriametrics": `error when executing query="sum(rate(`,
 	}
-	eachStore(t, func(t *testing.T, srv *storetest.Server, src *queries.Prometheus) {
+	eachStore(t, func(t *testing.T, srv *storetest.Server, src *promapi.Prometheus) {
 		_, err := src.Instant(context.Background(), queries.Shape{Signal: queries.SignalQuery, Expr: "sum(rate("}, at)
 		var qe *queries.QueryError
-		var se *queries.StoreError
+		var se *promapi.StoreError
 		if !errors.As(err, &qe) || qe.Kind != queries.KindBadData || !errors.As(err, &se) {
 			t.Fatalf("error = %v, want a bad_data QueryError holding a StoreError", err)
 		}
@@ -304,7 +305,7 @@ func TestIntegrationRefusedQuery(t *testing.T) {
 }
 
 // checkFlat fails unless points are step apart from first to last, all v.
-func checkFlat(t *testing.T, points []queries.Point, first, last time.Time, step time.Duration, v float64) {
+func checkFlat(t *testing.T, points []promapi.Point, first, last time.Time, step time.Duration, v float64) {
 	t.Helper()
 	want := int(last.Sub(first)/step) + 1
 	if len(points) != want {
@@ -319,7 +320,7 @@ func checkFlat(t *testing.T, points []queries.Point, first, last time.Time, step
 
 func TestIntegrationRange(t *testing.T) {
 	const expr = `sum(rate(istio_requests_total{reporter="destination",destination_workload="cart"}[1m]))`
-	eachStore(t, func(t *testing.T, _ *storetest.Server, src *queries.Prometheus) {
+	eachStore(t, func(t *testing.T, _ *storetest.Server, src *promapi.Prometheus) {
 		from, to := storetest.Epoch.Add(2*time.Minute), at
 		got, err := src.Range(context.Background(), expr, from, to, step)
 		if err != nil {
@@ -334,9 +335,9 @@ func TestIntegrationRange(t *testing.T) {
 
 func TestIntegrationRangeOverManyPoints(t *testing.T) {
 	const expr = `sum(rate(istio_requests_total{reporter="destination",destination_workload="cart"}[1m]))`
-	eachStore(t, func(t *testing.T, srv *storetest.Server, _ *queries.Prometheus) {
+	eachStore(t, func(t *testing.T, srv *storetest.Server, _ *promapi.Prometheus) {
 		var queried int
-		src, err := queries.NewPrometheus(queries.PrometheusConfig{URL: srv.URL, Observe: func(queries.QueryStats) { queried++ }})
+		src, err := promapi.NewPrometheus(promapi.PrometheusConfig{URL: srv.URL, Observe: func(promapi.QueryStats) { queried++ }})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -353,7 +354,7 @@ func TestIntegrationRangeOverManyPoints(t *testing.T) {
 		// Every point is one second after the previous one, and those whose
 		// 1m window lies within the data are exact.
 		pts := got[0].Points
-		var inside []queries.Point
+		var inside []promapi.Point
 		for i, p := range pts {
 			if i > 0 && p.T.Sub(pts[i-1].T) != time.Second {
 				t.Fatalf("point %d at %v follows %v", i, p.T, pts[i-1].T)
@@ -371,7 +372,7 @@ func TestIntegrationStoppedStore(t *testing.T) {
 		t.Skip("needs a real store; skipped with -short")
 	}
 	srv := storetest.StartVictoriaMetrics(t, storetest.VMOptions{History: history()[:1]})
-	src, err := queries.NewPrometheus(queries.PrometheusConfig{URL: srv.URL})
+	src, err := promapi.NewPrometheus(promapi.PrometheusConfig{URL: srv.URL})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,7 @@
-package queries
+// Package promapi is the store client: it asks a Prometheus-compatible HTTP
+// API (Prometheus, VictoriaMetrics, Thanos, Mimir) for the signals of package
+// queries and decodes its JSON answers.
+package promapi
 
 import (
 	"bytes"
@@ -17,18 +20,8 @@ import (
 	"time"
 
 	"github.com/prometheus/common/config"
-)
 
-// The kinds of QueryError.
-const (
-	KindTimeout     = "timeout"      // the query or the store timed out
-	KindUnreachable = "unreachable"  // no answer: connection, DNS or TLS failure
-	KindHTTPStatus  = "http_status"  // an HTTP error status other than a refused query
-	KindWrongPath   = "wrong_path"   // HTTP 404 (VictoriaMetrics: 400 unsupported path): the URL is not the root of a Prometheus API
-	KindAuth        = "unauthorized" // HTTP 401 or 403: credentials missing or refused
-	KindBadData     = "bad_data"     // the query was refused, by the store or before sending
-	KindBadResponse = "bad_response" // the answer is not a valid response for the query
-	KindCanceled    = "canceled"     // the caller's context was canceled
+	"github.com/ebbscale/ebb/queries"
 )
 
 // DefaultTimeout is the per-query timeout when PrometheusConfig.Timeout is 0.
@@ -55,7 +48,7 @@ func (e *StoreError) Error() string { return e.Type + ": " + e.Message }
 
 // QueryStats describes one HTTP query, for metrics.
 type QueryStats struct {
-	Shape    Shape
+	Shape    queries.Shape
 	Duration time.Duration
 	Series   int   // series (instant) or points (range) decoded
 	Skipped  int   // NaN or infinite values, and rows without a workload, dropped
@@ -69,7 +62,7 @@ type PrometheusConfig struct {
 	// http://prometheus:9090, http://vmselect:8481/select/0/prometheus.
 	URL string
 	// Catalog builds the queries; the zero Catalog means DefaultCatalog().
-	Catalog Catalog
+	Catalog queries.Catalog
 	// Timeout bounds each query, and is sent as its timeout parameter;
 	// zero means DefaultTimeout.
 	Timeout time.Duration
@@ -91,7 +84,7 @@ type PrometheusConfig struct {
 type Prometheus struct {
 	queryURL  string
 	rangeURL  string
-	catalog   Catalog
+	catalog   queries.Catalog
 	timeout   time.Duration
 	client    *http.Client
 	logger    *slog.Logger
@@ -100,10 +93,10 @@ type Prometheus struct {
 	maxPoints int
 	// what each shape's last answers leave for the next; see answerCache
 	cachesMu sync.Mutex
-	caches   map[Shape]*answerCache
+	caches   map[queries.Shape]*answerCache
 }
 
-var _ Source = (*Prometheus)(nil)
+var _ queries.Source = (*Prometheus)(nil)
 
 // NewPrometheus returns a source for the store at cfg.URL.
 func NewPrometheus(cfg PrometheusConfig) (*Prometheus, error) {
@@ -115,8 +108,8 @@ func NewPrometheus(cfg PrometheusConfig) (*Prometheus, error) {
 		}
 		return nil, fmt.Errorf("url %q: want http(s)://host[:port][/path], such as http://prometheus:9090", shown)
 	}
-	if cfg.Catalog == (Catalog{}) {
-		cfg.Catalog = DefaultCatalog()
+	if cfg.Catalog == (queries.Catalog{}) {
+		cfg.Catalog = queries.DefaultCatalog()
 	}
 	if err := cfg.Catalog.Validate(); err != nil {
 		return nil, fmt.Errorf("catalog: %w", err)
@@ -151,7 +144,7 @@ func NewPrometheus(cfg PrometheusConfig) (*Prometheus, error) {
 		observe:   cfg.Observe,
 		now:       time.Now,
 		maxPoints: maxPointsPerQuery,
-		caches:    make(map[Shape]*answerCache),
+		caches:    make(map[queries.Shape]*answerCache),
 	}, nil
 }
 
@@ -163,26 +156,26 @@ func NewPrometheus(cfg PrometheusConfig) (*Prometheus, error) {
 // the sum of the result's samples (a scalar is its own value), and none for
 // an empty result. NaN and infinite values are dropped. Every error is a
 // *QueryError.
-func (p *Prometheus) Instant(ctx context.Context, shape Shape, at time.Time) ([]Sample, error) {
+func (p *Prometheus) Instant(ctx context.Context, shape queries.Shape, at time.Time) ([]queries.Sample, error) {
 	expr, err := p.catalog.Expr(shape)
 	if err != nil {
-		return nil, &QueryError{Shape: shape, Kind: KindBadData, Err: err}
+		return nil, &queries.QueryError{Shape: shape, Kind: queries.KindBadData, Err: err}
 	}
 	switch shape.Signal {
-	case SignalRequests:
+	case queries.SignalRequests:
 		return p.requests(ctx, shape, expr, at)
-	case SignalGPU:
+	case queries.SignalGPU:
 		return p.gpu(ctx, shape, expr, at)
 	}
 	return p.query(ctx, shape, expr, at)
 }
 
-func (p *Prometheus) requests(ctx context.Context, shape Shape, expr string, at time.Time) ([]Sample, error) {
+func (p *Prometheus) requests(ctx context.Context, shape queries.Shape, expr string, at time.Time) ([]queries.Sample, error) {
 	// The last answer's size is the best guess of this one's.
 	cache := p.answerCache(shape)
-	var samples []Sample
+	var samples []queries.Sample
 	if cache.rows > 0 {
-		samples = make([]Sample, 0, cache.rows)
+		samples = make([]queries.Sample, 0, cache.rows)
 	}
 	d := &instantDecoder{labels: []string{p.catalog.Requests.NamespaceLabel, p.catalog.Requests.WorkloadLabel}, intern: cache.intern}
 	d.emit = func(vals []string, v float64) {
@@ -190,7 +183,7 @@ func (p *Prometheus) requests(ctx context.Context, shape Shape, expr string, at 
 			d.skipped++
 			return
 		}
-		samples = append(samples, Sample{Workload: WorkloadKey{Namespace: vals[0], Name: vals[1]}, Value: v})
+		samples = append(samples, queries.Sample{Workload: queries.WorkloadKey{Namespace: vals[0], Name: vals[1]}, Value: v})
 	}
 	err := p.instant(ctx, shape, expr, at, d)
 	cache.done(len(samples), err)
@@ -210,17 +203,17 @@ type podMean struct {
 	n   int
 }
 
-func (p *Prometheus) gpu(ctx context.Context, shape Shape, expr string, at time.Time) ([]Sample, error) {
+func (p *Prometheus) gpu(ctx context.Context, shape queries.Shape, expr string, at time.Time) ([]queries.Sample, error) {
 	cache := p.answerCache(shape)
-	pods := make(map[WorkloadKey]podMean, cache.rows)
-	d := &instantDecoder{labels: p.catalog.gpuLabels(), intern: cache.intern}
+	pods := make(map[queries.WorkloadKey]podMean, cache.rows)
+	d := &instantDecoder{labels: p.catalog.GPULabels(), intern: cache.intern}
 	d.emit = func(vals []string, v float64) {
-		ns, pod := podOf(vals)
+		ns, pod := queries.PodOf(vals)
 		if ns == "" || pod == "" {
 			d.skipped++
 			return
 		}
-		k := WorkloadKey{Namespace: ns, Name: pod}
+		k := queries.WorkloadKey{Namespace: ns, Name: pod}
 		m := pods[k]
 		pods[k] = podMean{sum: m.sum + v, n: m.n + 1}
 	}
@@ -229,24 +222,24 @@ func (p *Prometheus) gpu(ctx context.Context, shape Shape, expr string, at time.
 	if err != nil {
 		return nil, err
 	}
-	sums := make(map[WorkloadKey]float64, len(pods))
+	sums := make(map[queries.WorkloadKey]float64, len(pods))
 	for k, m := range pods {
-		w := WorkloadKey{Namespace: k.Namespace, Name: WorkloadOfPod(k.Name)}
+		w := queries.WorkloadKey{Namespace: k.Namespace, Name: queries.WorkloadOfPod(k.Name)}
 		sums[w] += m.sum / float64(m.n)
 	}
-	samples := make([]Sample, 0, len(sums))
+	samples := make([]queries.Sample, 0, len(sums))
 	for k, v := range sums {
-		samples = append(samples, Sample{Workload: k, Value: v})
+		samples = append(samples, queries.Sample{Workload: k, Value: v})
 	}
 	return samples, nil
 }
 
-func (p *Prometheus) query(ctx context.Context, shape Shape, expr string, at time.Time) ([]Sample, error) {
-	var samples []Sample
+func (p *Prometheus) query(ctx context.Context, shape queries.Shape, expr string, at time.Time) ([]queries.Sample, error) {
+	var samples []queries.Sample
 	d := &instantDecoder{scalar: true}
 	d.emit = func(_ []string, v float64) {
 		if samples == nil {
-			samples = []Sample{{}}
+			samples = []queries.Sample{{}}
 		}
 		samples[0].Value += v
 	}
@@ -257,7 +250,7 @@ func (p *Prometheus) query(ctx context.Context, shape Shape, expr string, at tim
 }
 
 // instant sends one instant query and decodes its result with d.
-func (p *Prometheus) instant(ctx context.Context, shape Shape, expr string, at time.Time, d *instantDecoder) error {
+func (p *Prometheus) instant(ctx context.Context, shape queries.Shape, expr string, at time.Time, d *instantDecoder) error {
 	form := url.Values{
 		"query":   {expr},
 		"time":    {formatTime(at)},
@@ -294,14 +287,14 @@ type Point struct {
 // series that have points, sorted by labels, with their points in time
 // order. NaN and infinite values are dropped. Every error is a *QueryError.
 func (p *Prometheus) Range(ctx context.Context, expr string, start, end time.Time, step time.Duration) ([]Series, error) {
-	shape := Shape{Signal: SignalQuery, Expr: expr}
+	shape := queries.Shape{Signal: queries.SignalQuery, Expr: expr}
 	switch {
 	case strings.TrimSpace(expr) == "":
-		return nil, &QueryError{Shape: shape, Kind: KindBadData, Err: errors.New("empty expression")}
+		return nil, &queries.QueryError{Shape: shape, Kind: queries.KindBadData, Err: errors.New("empty expression")}
 	case step <= 0 || step%time.Millisecond != 0:
-		return nil, &QueryError{Shape: shape, Kind: KindBadData, Err: fmt.Errorf("step = %v, must be a positive whole number of milliseconds", step)}
+		return nil, &queries.QueryError{Shape: shape, Kind: queries.KindBadData, Err: fmt.Errorf("step = %v, must be a positive whole number of milliseconds", step)}
 	case end.Before(start):
-		return nil, &QueryError{Shape: shape, Kind: KindBadData, Err: fmt.Errorf("end %v is before start %v", end, start)}
+		return nil, &queries.QueryError{Shape: shape, Kind: queries.KindBadData, Err: fmt.Errorf("end %v is before start %v", end, start)}
 	}
 	byKey := map[string]*Series{}
 	span := step * time.Duration(p.maxPoints-1)
@@ -369,30 +362,30 @@ func labelsKey(labels map[string]string) string {
 
 // do POSTs form to endpoint and decodes a successful answer with rd. It
 // returns the body bytes read and a *QueryError.
-func (p *Prometheus) do(ctx context.Context, shape Shape, endpoint string, form url.Values, rd resultDecoder) (int64, error) {
+func (p *Prometheus) do(ctx context.Context, shape queries.Shape, endpoint string, form url.Values, rd resultDecoder) (int64, error) {
 	qctx, cancel := context.WithTimeout(ctx, p.timeout)
 	defer cancel()
 	fail := func(kind string, status int, err error) error {
-		return &QueryError{Shape: shape, Kind: kind, Status: status, Err: err}
+		return &queries.QueryError{Shape: shape, Kind: kind, Status: status, Err: err}
 	}
 	// failed classifies a transport error by which context ended, if any.
 	failed := func(err error) error {
 		switch {
 		case errors.Is(ctx.Err(), context.Canceled):
-			return fail(KindCanceled, 0, err)
+			return fail(queries.KindCanceled, 0, err)
 		case qctx.Err() != nil:
-			return fail(KindTimeout, 0, err)
+			return fail(queries.KindTimeout, 0, err)
 		}
 		var ne net.Error
 		if errors.As(err, &ne) && ne.Timeout() {
-			return fail(KindTimeout, 0, err)
+			return fail(queries.KindTimeout, 0, err)
 		}
-		return fail(KindUnreachable, 0, err)
+		return fail(queries.KindUnreachable, 0, err)
 	}
 
 	req, err := http.NewRequestWithContext(qctx, http.MethodPost, endpoint, strings.NewReader(form.Encode()))
 	if err != nil {
-		return 0, fail(KindBadData, 0, err)
+		return 0, fail(queries.KindBadData, 0, err)
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("Accept", "application/json")
@@ -417,7 +410,7 @@ func (p *Prometheus) do(ctx context.Context, shape Shape, endpoint string, form 
 		}
 		env, ok := parseErrorBody(b)
 		if !ok {
-			return int64(len(b)), fail(KindHTTPStatus, resp.StatusCode, fmt.Errorf("unexpected response: %q", snippet(b)))
+			return int64(len(b)), fail(queries.KindHTTPStatus, resp.StatusCode, fmt.Errorf("unexpected response: %q", snippet(b)))
 		}
 		return int64(len(b)), storeFailure(shape, resp.StatusCode, env)
 	}
@@ -429,11 +422,11 @@ func (p *Prometheus) do(ctx context.Context, shape Shape, endpoint string, form 
 		return n, failed(err)
 	}
 	if n > maxBodyBytes {
-		return n, fail(KindBadResponse, resp.StatusCode, fmt.Errorf("response larger than %d bytes", maxBodyBytes))
+		return n, fail(queries.KindBadResponse, resp.StatusCode, fmt.Errorf("response larger than %d bytes", maxBodyBytes))
 	}
 	env, err := decodeResponse(buf.Bytes(), rd)
 	if err != nil {
-		return n, fail(KindBadResponse, resp.StatusCode, err)
+		return n, fail(queries.KindBadResponse, resp.StatusCode, err)
 	}
 	if env.Status == "error" {
 		return n, storeFailure(shape, resp.StatusCode, env)
@@ -451,9 +444,9 @@ func statusKind(status int, body []byte) string {
 	switch {
 	case status == http.StatusNotFound,
 		status == http.StatusBadRequest && bytes.Contains(body, []byte("unsupported path requested")):
-		return KindWrongPath
+		return queries.KindWrongPath
 	case status == http.StatusUnauthorized, status == http.StatusForbidden:
-		return KindAuth
+		return queries.KindAuth
 	}
 	return ""
 }
@@ -470,18 +463,18 @@ func redact(u string) string {
 // a refused query (Prometheus: HTTP 400 bad_data or 422 execution;
 // VictoriaMetrics: 400 or 422) is bad_data, a store-side timeout is timeout,
 // anything else http_status.
-func storeFailure(shape Shape, status int, env envelope) error {
-	kind := KindHTTPStatus
+func storeFailure(shape queries.Shape, status int, env envelope) error {
+	kind := queries.KindHTTPStatus
 	switch {
 	case env.ErrorType == "bad_data" || env.ErrorType == "execution" ||
 		status == http.StatusBadRequest || status == http.StatusUnprocessableEntity:
-		kind = KindBadData
+		kind = queries.KindBadData
 	case env.ErrorType == "timeout":
-		kind = KindTimeout
+		kind = queries.KindTimeout
 	case status/100 == 2:
-		kind = KindBadData // an error in a 2xx answer: the store refused the query
+		kind = queries.KindBadData // an error in a 2xx answer: the store refused the query
 	}
-	return &QueryError{Shape: shape, Kind: kind, Status: status, Err: &StoreError{Type: env.ErrorType, Message: env.Error}}
+	return &queries.QueryError{Shape: shape, Kind: kind, Status: status, Err: &StoreError{Type: env.ErrorType, Message: env.Error}}
 }
 
 // formatTime renders t as Unix seconds with milliseconds: "1767225600.000".

@@ -1,4 +1,4 @@
-package queries
+package promapi
 
 import (
 	"bytes"
@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 	"unicode/utf8"
+
+	"github.com/ebbscale/ebb/queries"
 )
 
 // vec renders a vector response of rows, each a metric object and a value.
@@ -26,19 +28,19 @@ func row(metric, value string) string {
 }
 
 func TestDecodeResponses(t *testing.T) {
-	gpu1m := Shape{Signal: SignalGPU, Window: time.Minute}
-	query := Shape{Signal: SignalQuery, Expr: `sum(up{namespace="a"})`}
-	wl := func(ns, name string, v float64) Sample {
-		return Sample{Workload: WorkloadKey{Namespace: ns, Name: name}, Value: v}
+	gpu1m := queries.Shape{Signal: queries.SignalGPU, Window: time.Minute}
+	query := queries.Shape{Signal: queries.SignalQuery, Expr: `sum(up{namespace="a"})`}
+	wl := func(ns, name string, v float64) queries.Sample {
+		return queries.Sample{Workload: queries.WorkloadKey{Namespace: ns, Name: name}, Value: v}
 	}
 	const html502 = "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n"
 
 	tests := []struct {
 		name   string
-		shape  Shape
+		shape  queries.Shape
 		status int
 		body   string
-		want   []Sample
+		want   []queries.Sample
 		// when kind is set, the error wanted: its kind, HTTP status, and
 		// a part of its message
 		kind, msg  string
@@ -49,7 +51,7 @@ func TestDecodeResponses(t *testing.T) {
 				row(`{"destination_workload_namespace":"shop","destination_workload":"web"}`, "2.5"),
 				row(`{"destination_workload":"infer","destination_workload_namespace":"ml","extra":"x"}`, "4"),
 			),
-			want: []Sample{wl("shop", "web", 2.5), wl("ml", "infer", 4)}},
+			want: []queries.Sample{wl("shop", "web", 2.5), wl("ml", "infer", 4)}},
 		{name: "requests rows without a workload are dropped", shape: requests1m, status: 200,
 			body: vec(
 				row(`{"destination_workload_namespace":"shop"}`, "1"),
@@ -57,7 +59,7 @@ func TestDecodeResponses(t *testing.T) {
 				row(`{}`, "1"),
 				row(`{"destination_workload_namespace":"shop","destination_workload":"cart"}`, "0"),
 			),
-			want: []Sample{wl("shop", "cart", 0)}},
+			want: []queries.Sample{wl("shop", "cart", 0)}},
 		{name: "empty vector", shape: requests1m, status: 200, body: emptyVector},
 		{name: "NaN and infinities are dropped", shape: requests1m, status: 200,
 			body: vec(
@@ -66,7 +68,7 @@ func TestDecodeResponses(t *testing.T) {
 				row(`{"destination_workload_namespace":"a","destination_workload":"-inf"}`, "-Inf"),
 				row(`{"destination_workload_namespace":"a","destination_workload":"ok"}`, "1e3"),
 			),
-			want: []Sample{wl("a", "ok", 1000)}},
+			want: []queries.Sample{wl("a", "ok", 1000)}},
 		{name: "native histograms are dropped", shape: requests1m, status: 200,
 			body: vec(`{"metric":{"destination_workload_namespace":"a","destination_workload":"h"},"histogram":[1767225600,{"count":"1","sum":"2"}]}`)},
 		{name: "gpu sums pods of a workload", shape: gpu1m, status: 200,
@@ -89,89 +91,89 @@ func TestDecodeResponses(t *testing.T) {
 				row(`{}`, "0"),
 				row(`{"namespace":"ml","pod":"trainer-2"}`, "NaN"),
 			),
-			want: []Sample{wl("lab", "sim", 20), wl("ml", "infer", 126), wl("ml", "trainer", 55), wl("research", "notebook-alice", 12.5)}},
+			want: []queries.Sample{wl("lab", "sim", 20), wl("ml", "infer", 126), wl("ml", "trainer", 55), wl("research", "notebook-alice", 12.5)}},
 		{name: "query vector is summed", shape: query, status: 200,
 			body: vec(row(`{"a":"1"}`, "1.5"), row(`{"a":"2"}`, "NaN"), row(`{"a":"3"}`, "2")),
-			want: []Sample{{Value: 3.5}}},
+			want: []queries.Sample{{Value: 3.5}}},
 		{name: "query scalar", shape: query, status: 200,
 			body: `{"status":"success","data":{"resultType":"scalar","result":[1767225600,"-4"]}}`,
-			want: []Sample{{Value: -4}}},
+			want: []queries.Sample{{Value: -4}}},
 		{name: "query NaN scalar is no value", shape: query, status: 200,
 			body: `{"status":"success","data":{"resultType":"scalar","result":[1767225600,"NaN"]}}`},
 		{name: "query only NaN is no value", shape: query, status: 200, body: vec(row(`{}`, "NaN"))},
 		{name: "query empty vector", shape: query, status: 200, body: emptyVector},
 		{name: "result before resultType", shape: query, status: 200,
 			body: `{"data":{"result":[{"value":[1767225600,"5"],"metric":{}}],"resultType":"vector"},"status":"success"}`,
-			want: []Sample{{Value: 5}}},
+			want: []queries.Sample{{Value: 5}}},
 		{name: "warnings and unknown fields", shape: query, status: 200,
 			body: `{"status":"success","isPartial":false,"warnings":["partial response"],"data":{"resultType":"vector","result":[` + row(`{}`, "1") + `],"stats":{"seriesFetched":"1"}}}`,
-			want: []Sample{{Value: 1}}},
+			want: []queries.Sample{{Value: 1}}},
 
 		{name: "matrix", shape: requests1m, status: 200,
 			body: `{"status":"success","data":{"resultType":"matrix","result":[{"metric":{},"values":[[1767225600,"1"]]}]}}`,
-			kind: KindBadResponse, wantStatus: 200, msg: `unexpected resultType "matrix"`},
+			kind: queries.KindBadResponse, wantStatus: 200, msg: `unexpected resultType "matrix"`},
 		{name: "matrix for a query", shape: query, status: 200,
 			body: `{"status":"success","data":{"resultType":"matrix","result":[]}}`,
-			kind: KindBadResponse, wantStatus: 200, msg: `unexpected resultType "matrix"`},
+			kind: queries.KindBadResponse, wantStatus: 200, msg: `unexpected resultType "matrix"`},
 		{name: "string", shape: query, status: 200,
 			body: `{"status":"success","data":{"resultType":"string","result":[1767225600,"x"]}}`,
-			kind: KindBadResponse, wantStatus: 200, msg: `unexpected resultType "string"`},
+			kind: queries.KindBadResponse, wantStatus: 200, msg: `unexpected resultType "string"`},
 		{name: "scalar for a signal", shape: requests1m, status: 200,
 			body: `{"status":"success","data":{"resultType":"scalar","result":[1767225600,"1"]}}`,
-			kind: KindBadResponse, wantStatus: 200, msg: `unexpected resultType "scalar"`},
+			kind: queries.KindBadResponse, wantStatus: 200, msg: `unexpected resultType "scalar"`},
 		{name: "truncated", shape: requests1m, status: 200,
 			body: vec(row(`{"destination_workload_namespace":"a","destination_workload":"b"}`, "1"))[:90],
-			kind: KindBadResponse, wantStatus: 200, msg: "invalid JSON at offset 90: unexpected end"},
+			kind: queries.KindBadResponse, wantStatus: 200, msg: "invalid JSON at offset 90: unexpected end"},
 		{name: "empty body", shape: requests1m, status: 200, body: "",
-			kind: KindBadResponse, wantStatus: 200, msg: "invalid JSON at offset 0: unexpected end"},
+			kind: queries.KindBadResponse, wantStatus: 200, msg: "invalid JSON at offset 0: unexpected end"},
 		{name: "HTML with 200", shape: requests1m, status: 200, body: "<html>hello</html>",
-			kind: KindBadResponse, wantStatus: 200, msg: `invalid JSON at offset 0: got '<', want '{'`},
+			kind: queries.KindBadResponse, wantStatus: 200, msg: `invalid JSON at offset 0: got '<', want '{'`},
 		{name: "no data", shape: requests1m, status: 200, body: `{"status":"success"}`,
-			kind: KindBadResponse, wantStatus: 200, msg: "no data.result"},
+			kind: queries.KindBadResponse, wantStatus: 200, msg: "no data.result"},
 		{name: "no status", shape: requests1m, status: 200, body: `{"data":{"resultType":"vector","result":[]}}`,
-			kind: KindBadResponse, wantStatus: 200, msg: `status "", want success or error`},
+			kind: queries.KindBadResponse, wantStatus: 200, msg: `status "", want success or error`},
 		{name: "value not a number", shape: requests1m, status: 200,
 			body: vec(row(`{}`, "lots")),
-			kind: KindBadResponse, wantStatus: 200, msg: `value "lots" is not a number`},
+			kind: queries.KindBadResponse, wantStatus: 200, msg: `value "lots" is not a number`},
 		{name: "sample without value", shape: requests1m, status: 200,
 			body: vec(`{"metric":{}}`),
-			kind: KindBadResponse, wantStatus: 200, msg: "vector sample without value"},
+			kind: queries.KindBadResponse, wantStatus: 200, msg: "vector sample without value"},
 		{name: "label value not a string", shape: requests1m, status: 200,
 			body: vec(`{"metric":{"a":1},"value":[1767225600,"1"]}`),
-			kind: KindBadResponse, wantStatus: 200, msg: `invalid JSON at offset 75: got '1', want '"'`},
+			kind: queries.KindBadResponse, wantStatus: 200, msg: `invalid JSON at offset 75: got '1', want '"'`},
 		{name: "timestamp not a number", shape: requests1m, status: 200,
 			body: vec(`{"metric":{},"value":["now","1"]}`),
-			kind: KindBadResponse, wantStatus: 200, msg: `invalid JSON at offset 82: got '"', want a number`},
+			kind: queries.KindBadResponse, wantStatus: 200, msg: `invalid JSON at offset 82: got '"', want a number`},
 
 		{name: "Prometheus bad_data", shape: query, status: 400,
 			body: `{"status":"error","errorType":"bad_data","error":"invalid parameter \"query\": 1:10: parse error: unclosed left parenthesis"}`,
-			kind: KindBadData, wantStatus: 400, msg: `bad_data: invalid parameter "query": 1:10: parse error: unclosed left parenthesis`},
+			kind: queries.KindBadData, wantStatus: 400, msg: `bad_data: invalid parameter "query": 1:10: parse error: unclosed left parenthesis`},
 		{name: "VictoriaMetrics refused query", shape: query, status: 422,
 			body: `{"status":"error","errorType":"422","error":"error when executing query=\"sum(rate(\": unexpected token"}`,
-			kind: KindBadData, wantStatus: 422, msg: `422: error when executing query="sum(rate(": unexpected token`},
+			kind: queries.KindBadData, wantStatus: 422, msg: `422: error when executing query="sum(rate(": unexpected token`},
 		{name: "Prometheus execution error", shape: requests1m, status: 422,
 			body: `{"status":"error","errorType":"execution","error":"found duplicate series for the match group"}`,
-			kind: KindBadData, wantStatus: 422, msg: "execution: found duplicate series"},
+			kind: queries.KindBadData, wantStatus: 422, msg: "execution: found duplicate series"},
 		{name: "error in a 200", shape: requests1m, status: 200,
 			body: `{"status":"error","errorType":"internal","error":"odd store"}`,
-			kind: KindBadData, wantStatus: 200, msg: "internal: odd store"},
+			kind: queries.KindBadData, wantStatus: 200, msg: "internal: odd store"},
 		{name: "store timeout", shape: requests1m, status: 503,
 			body: `{"status":"error","errorType":"timeout","error":"query timed out in expression evaluation"}`,
-			kind: KindTimeout, wantStatus: 503, msg: "timeout: query timed out in expression evaluation"},
+			kind: queries.KindTimeout, wantStatus: 503, msg: "timeout: query timed out in expression evaluation"},
 		{name: "store internal error", shape: requests1m, status: 500,
 			body: `{"status":"error","errorType":"internal","error":"expanding series: too many open files"}`,
-			kind: KindHTTPStatus, wantStatus: 500, msg: "internal: expanding series: too many open files"},
+			kind: queries.KindHTTPStatus, wantStatus: 500, msg: "internal: expanding series: too many open files"},
 		{name: "HTML 502 page", shape: requests1m, status: 502, body: html502,
-			kind: KindHTTPStatus, wantStatus: 502, msg: `unexpected response: "<html> <head><title>502 Bad Gateway</title></head>`},
+			kind: queries.KindHTTPStatus, wantStatus: 502, msg: `unexpected response: "<html> <head><title>502 Bad Gateway</title></head>`},
 		{name: "401 in plain text", shape: requests1m, status: 401, body: "Unauthorized\n",
-			kind: KindAuth, wantStatus: 401, msg: `/api/v1/query answered 401 Unauthorized: "Unauthorized"`},
+			kind: queries.KindAuth, wantStatus: 401, msg: `/api/v1/query answered 401 Unauthorized: "Unauthorized"`},
 		{name: "403 with error JSON", shape: requests1m, status: 403, body: `{"status":"error","errorType":"forbidden","error":"no tenant"}`,
-			kind: KindAuth, wantStatus: 403, msg: `/api/v1/query answered 403 Forbidden: "{\"status\":\"error\",\"errorType\":\"forbidden\",\"error\":\"no tenant\"}"`},
+			kind: queries.KindAuth, wantStatus: 403, msg: `/api/v1/query answered 403 Forbidden: "{\"status\":\"error\",\"errorType\":\"forbidden\",\"error\":\"no tenant\"}"`},
 		{name: "VictoriaMetrics' unsupported path", shape: requests1m, status: 400,
 			body: `remoteAddr: "127.0.0.1:44100"; requestURI: /foo/api/v1/query; unsupported path requested: "/foo/api/v1/query"` + "\n",
-			kind: KindWrongPath, wantStatus: 400, msg: `/api/v1/query answered 400 Bad Request: "remoteAddr: \"127.0.0.1:44100\"; requestURI: /foo/api/v1/query; unsupported path requested: \"/foo/api/v1/query\""`},
+			kind: queries.KindWrongPath, wantStatus: 400, msg: `/api/v1/query answered 400 Bad Request: "remoteAddr: \"127.0.0.1:44100\"; requestURI: /foo/api/v1/query; unsupported path requested: \"/foo/api/v1/query\""`},
 		{name: "404 with an empty body", shape: requests1m, status: 404, body: "",
-			kind: KindWrongPath, wantStatus: 404, msg: `/api/v1/query answered 404 Not Found: ""`},
+			kind: queries.KindWrongPath, wantStatus: 404, msg: `/api/v1/query answered 404 Not Found: ""`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -201,7 +203,7 @@ func TestDecodeResponses(t *testing.T) {
 
 func TestStoreErrorIsReachable(t *testing.T) {
 	p := newSource(t, answer(400, `{"status":"error","errorType":"bad_data","error":"parse error"}`))
-	_, err := p.Instant(context.Background(), Shape{Signal: SignalQuery, Expr: "sum("}, epoch)
+	_, err := p.Instant(context.Background(), queries.Shape{Signal: queries.SignalQuery, Expr: "sum("}, epoch)
 	var se *StoreError
 	if !errors.As(err, &se) || *se != (StoreError{Type: "bad_data", Message: "parse error"}) {
 		t.Errorf("errors.As(%v, *StoreError) = %+v, want bad_data: parse error", err, se)
@@ -209,7 +211,7 @@ func TestStoreErrorIsReachable(t *testing.T) {
 }
 
 // sink keeps benchmark results alive.
-var sink []Sample
+var sink []queries.Sample
 
 func BenchmarkDecodeRequests(b *testing.B) {
 	for _, n := range []int{100, 1000, 10000} {
@@ -227,10 +229,10 @@ func BenchmarkDecodeRequests(b *testing.B) {
 			b.ReportAllocs()
 			b.SetBytes(int64(len(data)))
 			for i := 0; i < b.N; i++ {
-				var out []Sample
+				var out []queries.Sample
 				d := &instantDecoder{labels: []string{"destination_workload_namespace", "destination_workload"}}
 				d.emit = func(vals []string, v float64) {
-					out = append(out, Sample{Workload: WorkloadKey{Namespace: vals[0], Name: vals[1]}, Value: v})
+					out = append(out, queries.Sample{Workload: queries.WorkloadKey{Namespace: vals[0], Name: vals[1]}, Value: v})
 				}
 				if _, err := decodeResponse([]byte(data), d); err != nil {
 					b.Fatal(err)
@@ -353,9 +355,9 @@ func FuzzDecodeResponse(f *testing.F) {
 		}
 		_, _ = decodeResponse(body, &rangeDecoder{}) // must not panic
 		// Interning the label values changes nothing, answer after answer.
-		p := &Prometheus{caches: make(map[Shape]*answerCache)}
+		p := &Prometheus{caches: make(map[queries.Shape]*answerCache)}
 		for range 2 {
-			c := p.answerCache(Shape{Signal: SignalRequests})
+			c := p.answerCache(queries.Shape{Signal: queries.SignalRequests})
 			again, err := scanVectorInterned(body, c.intern)
 			c.done(len(again), err)
 			if err != nil || !reflect.DeepEqual(again, got) {
@@ -407,8 +409,8 @@ func hasRepeatedKey(body []byte) bool {
 }
 
 // sortSamples orders samples by workload, for comparisons.
-func sortSamples(s []Sample) {
-	slices.SortFunc(s, func(a, b Sample) int {
+func sortSamples(s []queries.Sample) {
+	slices.SortFunc(s, func(a, b queries.Sample) int {
 		return cmp.Or(strings.Compare(a.Workload.Namespace, b.Workload.Namespace), strings.Compare(a.Workload.Name, b.Workload.Name))
 	})
 }

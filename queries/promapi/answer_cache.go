@@ -1,6 +1,10 @@
-package queries
+package promapi
 
-import "sync"
+import (
+	"sync"
+
+	"github.com/ebbscale/ebb/queries"
+)
 
 // answerCache is what one shape's answers leave for the next: their size and
 // their label values. A tick's answer names mostly the workloads the last
@@ -24,7 +28,7 @@ const maxAnswerCaches = 64
 // answerCache returns shape's cache locked for one decode. The caller owns
 // the lock from here: it must call done exactly once, which unlocks it,
 // and touch the cache only in between.
-func (p *Prometheus) answerCache(shape Shape) *answerCache {
+func (p *Prometheus) answerCache(shape queries.Shape) *answerCache {
 	p.cachesMu.Lock()
 	c := p.caches[shape]
 	if c == nil {

@@ -1,4 +1,4 @@
-package queries_test
+package promapi_test
 
 import (
 	"context"
@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/ebbscale/ebb/queries"
+	"github.com/ebbscale/ebb/queries/promapi"
 	"github.com/ebbscale/ebb/queries/storetest"
 )
 
@@ -55,7 +56,7 @@ func TestIntegrationLastActive(t *testing.T) {
 		{"query", queries.Shape{Signal: queries.SignalQuery, Expr: `sum(DCGM_FI_DEV_GPU_UTIL{namespace="hist"})`},
 			map[string]time.Time{"prometheus": busyUntil, "victoriametrics": busyUntil}},
 	}
-	eachStore(t, func(t *testing.T, srv *storetest.Server, src *queries.Prometheus) {
+	eachStore(t, func(t *testing.T, srv *storetest.Server, src *promapi.Prometheus) {
 		for _, tt := range tests {
 			got, err := src.LastActive(ctx, tt.shape, 0, 10*time.Minute, step, at)
 			if err != nil {
@@ -94,7 +95,7 @@ func TestIntegrationLastActive(t *testing.T) {
 }
 
 func TestLastActiveBadInput(t *testing.T) {
-	src, err := queries.NewPrometheus(queries.PrometheusConfig{URL: "http://127.0.0.1:1"})
+	src, err := promapi.NewPrometheus(promapi.PrometheusConfig{URL: "http://127.0.0.1:1"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,12 +107,12 @@ func TestLastActiveBadInput(t *testing.T) {
 }
 
 func TestIntegrationPing(t *testing.T) {
-	eachStore(t, func(t *testing.T, _ *storetest.Server, src *queries.Prometheus) {
+	eachStore(t, func(t *testing.T, _ *storetest.Server, src *promapi.Prometheus) {
 		if err := src.Ping(context.Background(), at); err != nil {
 			t.Errorf("Ping: %v", err)
 		}
 	})
-	down, err := queries.NewPrometheus(queries.PrometheusConfig{URL: "http://127.0.0.1:1"})
+	down, err := promapi.NewPrometheus(promapi.PrometheusConfig{URL: "http://127.0.0.1:1"})
 	if err != nil {
 		t.Fatal(err)
 	}

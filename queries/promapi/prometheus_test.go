@@ -1,4 +1,4 @@
-package queries
+package promapi
 
 import (
 	"bufio"
@@ -21,6 +21,8 @@ import (
 	"time"
 
 	"github.com/prometheus/common/config"
+
+	"github.com/ebbscale/ebb/queries"
 )
 
 // epoch is the fixed instant the tests query at.
@@ -74,9 +76,9 @@ const emptyVector = `{"status":"success","data":{"resultType":"vector","result":
 
 // checkQueryError fails unless err is a *QueryError of kind and status whose
 // message contains msg.
-func checkQueryError(t *testing.T, err error, kind string, status int, msg string) *QueryError {
+func checkQueryError(t *testing.T, err error, kind string, status int, msg string) *queries.QueryError {
 	t.Helper()
-	var qe *QueryError
+	var qe *queries.QueryError
 	if !errors.As(err, &qe) {
 		t.Fatalf("error = %v (%T), want a *QueryError", err, err)
 	}
@@ -89,7 +91,7 @@ func checkQueryError(t *testing.T, err error, kind string, status int, msg strin
 	return qe
 }
 
-var requests1m = Shape{Signal: SignalRequests, Window: time.Minute}
+var requests1m = queries.Shape{Signal: queries.SignalRequests, Window: time.Minute}
 
 func TestInstantSendsForm(t *testing.T) {
 	var got struct {
@@ -115,7 +117,7 @@ func TestInstantSendsForm(t *testing.T) {
 		t.Errorf("request = %s %s (%s), want POST /select/0/prometheus/api/v1/query (form)", got.method, got.path, got.contentType)
 	}
 	want := map[string][]string{
-		"query":       {mustExpr(t, DefaultCatalog(), requests1m)},
+		"query":       {mustExpr(t, queries.DefaultCatalog(), requests1m)},
 		"time":        {"1767225600.250"},
 		"timeout":     {"2.5"},
 		"extra_label": {"team=a"}, // kept from the configured URL
@@ -137,7 +139,7 @@ func TestNewPrometheusErrors(t *testing.T) {
 	f(PrometheusConfig{URL: "127.0.0.1:19099"}, `url "127.0.0.1:19099": want http(s)://host[:port][/path], such as http://prometheus:9090`)
 	f(PrometheusConfig{URL: "ftp://u:secret@prometheus"}, `url "ftp://u:xxxxx@prometheus": want http(s)://host[:port][/path], such as http://prometheus:9090`)
 	f(PrometheusConfig{URL: "http://p", Timeout: -time.Second}, "timeout = -1s, must not be negative")
-	f(PrometheusConfig{URL: "http://p", Catalog: Catalog{Requests: DefaultCatalog().Requests}},
+	f(PrometheusConfig{URL: "http://p", Catalog: queries.Catalog{Requests: queries.DefaultCatalog().Requests}},
 		"catalog: gpu.util_metric: empty\ngpu.prof_metric: empty\ngpu.namespace_label: empty\ngpu.pod_label: empty\ngpu.exported_namespace_label: empty\ngpu.exported_pod_label: empty")
 	f(PrometheusConfig{URL: "http://p", HTTP: config.HTTPClientConfig{BearerToken: "a", BasicAuth: &config.BasicAuth{Username: "u"}}},
 		"http: at most one of basic_auth, oauth2, bearer_token & bearer_token_file must be configured")
@@ -145,14 +147,14 @@ func TestNewPrometheusErrors(t *testing.T) {
 
 func TestInstantInvalidShape(t *testing.T) {
 	p := newSource(t, func(w http.ResponseWriter, r *http.Request) { t.Error("no request expected") })
-	_, err := p.Instant(context.Background(), Shape{Signal: SignalGPU}, epoch)
-	checkQueryError(t, err, KindBadData, 0, "gpu: window = 0s")
+	_, err := p.Instant(context.Background(), queries.Shape{Signal: queries.SignalGPU}, epoch)
+	checkQueryError(t, err, queries.KindBadData, 0, "gpu: window = 0s")
 }
 
 func TestInstantTimeout(t *testing.T) {
 	p := newSource(t, hang(t, nil), func(c *PrometheusConfig) { c.Timeout = 50 * time.Millisecond })
 	_, err := p.Instant(context.Background(), requests1m, epoch)
-	checkQueryError(t, err, KindTimeout, 0, "timeout")
+	checkQueryError(t, err, queries.KindTimeout, 0, "timeout")
 }
 
 func TestInstantParentDeadline(t *testing.T) {
@@ -160,7 +162,7 @@ func TestInstantParentDeadline(t *testing.T) {
 	ctx, cancel := context.WithDeadline(context.Background(), epoch) // long past
 	defer cancel()
 	_, err := p.Instant(ctx, requests1m, epoch)
-	checkQueryError(t, err, KindTimeout, 0, "deadline exceeded")
+	checkQueryError(t, err, queries.KindTimeout, 0, "deadline exceeded")
 }
 
 func TestInstantCanceled(t *testing.T) {
@@ -169,13 +171,13 @@ func TestInstantCanceled(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		cancel()
 		_, err := p.Instant(ctx, requests1m, epoch)
-		checkQueryError(t, err, KindCanceled, 0, "canceled")
+		checkQueryError(t, err, queries.KindCanceled, 0, "canceled")
 	})
 	t.Run("while waiting", func(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		p := newSource(t, hang(t, cancel)) // the caller gives up while the store is busy
 		_, err := p.Instant(ctx, requests1m, epoch)
-		checkQueryError(t, err, KindCanceled, 0, "canceled")
+		checkQueryError(t, err, queries.KindCanceled, 0, "canceled")
 	})
 	t.Run("while reading the body", func(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
@@ -187,7 +189,7 @@ func TestInstantCanceled(t *testing.T) {
 		})
 		p := newSource(t, func(rw http.ResponseWriter, r *http.Request) { w = rw; h(rw, r) })
 		_, err := p.Instant(ctx, requests1m, epoch)
-		checkQueryError(t, err, KindCanceled, 0, "canceled")
+		checkQueryError(t, err, queries.KindCanceled, 0, "canceled")
 	})
 }
 
@@ -203,7 +205,7 @@ func TestInstantUnreachable(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = p.Instant(context.Background(), requests1m, epoch)
-	checkQueryError(t, err, KindUnreachable, 0, "connection refused")
+	checkQueryError(t, err, queries.KindUnreachable, 0, "connection refused")
 }
 
 func TestInstantAuthAndHeaders(t *testing.T) {
@@ -266,14 +268,14 @@ func TestInstantTLSWithCAFile(t *testing.T) {
 	if err := os.WriteFile(caFile, pemBytes, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	shape := Shape{Signal: SignalQuery, Expr: "7"}
+	shape := queries.Shape{Signal: queries.SignalQuery, Expr: "7"}
 
 	p, err := NewPrometheus(PrometheusConfig{URL: srv.URL, HTTP: config.HTTPClientConfig{TLSConfig: config.TLSConfig{CAFile: caFile}}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	got, err := p.Instant(context.Background(), shape, epoch)
-	if want := []Sample{{Value: 7}}; err != nil || !reflect.DeepEqual(got, want) {
+	if want := []queries.Sample{{Value: 7}}; err != nil || !reflect.DeepEqual(got, want) {
 		t.Errorf("with CA file: Instant = %v, %v, want %v", got, err, want)
 	}
 
@@ -282,7 +284,7 @@ func TestInstantTLSWithCAFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = p.Instant(context.Background(), shape, epoch)
-	checkQueryError(t, err, KindUnreachable, 0, "certificate")
+	checkQueryError(t, err, queries.KindUnreachable, 0, "certificate")
 }
 
 func TestInstantObserve(t *testing.T) {
@@ -331,11 +333,11 @@ func TestZeroCatalogIsDefault(t *testing.T) {
 		query = r.FormValue("query")
 		answer(200, emptyVector)(w, r)
 	})
-	shape := Shape{Signal: SignalGPU, Window: time.Minute}
+	shape := queries.Shape{Signal: queries.SignalGPU, Window: time.Minute}
 	if _, err := p.Instant(context.Background(), shape, epoch); err != nil {
 		t.Fatal(err)
 	}
-	if want := mustExpr(t, DefaultCatalog(), shape); query != want {
+	if want := mustExpr(t, queries.DefaultCatalog(), shape); query != want {
 		t.Errorf("query = %s, want %s", query, want)
 	}
 }
@@ -434,17 +436,17 @@ func TestRangeErrors(t *testing.T) {
 		t.Helper()
 		_, err := p.Range(context.Background(), expr, start, end, step)
 		qe := checkQueryError(t, err, kind, status, msg)
-		if want := (Shape{Signal: SignalQuery, Expr: expr}); qe.Shape != want {
+		if want := (queries.Shape{Signal: queries.SignalQuery, Expr: expr}); qe.Shape != want {
 			t.Errorf("error shape = %v, want %v", qe.Shape, want)
 		}
 	}
-	f("", epoch, epoch, time.Second, KindBadData, 0, "empty expression")
-	f("up", epoch, epoch, 0, KindBadData, 0, "step = 0s, must be a positive whole number of milliseconds")
-	f("up", epoch.Add(time.Second), epoch, time.Second, KindBadData, 0, "is before start")
-	f("up", epoch, epoch.Add(time.Hour), time.Second, KindBadData, 422, "execution: too many samples")
+	f("", epoch, epoch, time.Second, queries.KindBadData, 0, "empty expression")
+	f("up", epoch, epoch, 0, queries.KindBadData, 0, "step = 0s, must be a positive whole number of milliseconds")
+	f("up", epoch.Add(time.Second), epoch, time.Second, queries.KindBadData, 0, "is before start")
+	f("up", epoch, epoch.Add(time.Hour), time.Second, queries.KindBadData, 422, "execution: too many samples")
 	// A vector where a matrix belongs.
 	p = newSource(t, answer(200, emptyVector))
-	f("up", epoch, epoch, time.Second, KindBadResponse, 200, `unexpected resultType "vector"`)
+	f("up", epoch, epoch, time.Second, queries.KindBadResponse, 200, `unexpected resultType "vector"`)
 }
 
 func TestFormatTime(t *testing.T) {
@@ -471,7 +473,7 @@ func ExampleNewPrometheus() {
 		return
 	}
 	at := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC) // from the caller's clock
-	samples, err := src.Instant(context.Background(), Shape{Signal: SignalRequests, Window: time.Minute}, at)
+	samples, err := src.Instant(context.Background(), queries.Shape{Signal: queries.SignalRequests, Window: time.Minute}, at)
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -524,7 +526,7 @@ func TestInstantRetriesOnAClosedKeptAliveConnection(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	shape := Shape{Signal: SignalRequests, Window: time.Minute}
+	shape := queries.Shape{Signal: queries.SignalRequests, Window: time.Minute}
 	for i := range 2 {
 		if _, err := p.Instant(context.Background(), shape, epoch); err != nil {
 			t.Fatalf("query %d: %v", i+1, err)
@@ -533,4 +535,13 @@ func TestInstantRetriesOnAClosedKeptAliveConnection(t *testing.T) {
 	if c, r := conns.Load(), requests.Load(); c != 2 || r != 3 {
 		t.Errorf("%d connections and %d requests, want 2 and 3 (the second query sent again on a new connection)", c, r)
 	}
+}
+
+func mustExpr(t *testing.T, c queries.Catalog, shape queries.Shape) string {
+	t.Helper()
+	e, err := c.Expr(shape)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
 }

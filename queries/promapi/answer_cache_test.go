@@ -1,4 +1,4 @@
-package queries
+package promapi
 
 import (
 	"context"
@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 	"unsafe"
+
+	"github.com/ebbscale/ebb/queries"
 )
 
 // requestsAnswer is a requests answer naming workloads w<from>..w<to-1> of
@@ -33,7 +35,7 @@ func TestInstantReusesLabelStringsAcrossAnswers(t *testing.T) {
 		w.Header().Set("Content-Type", "application/json")
 		fmt.Fprint(w, body.Load().(string))
 	})
-	shape := Shape{Signal: SignalRequests, Window: time.Minute}
+	shape := queries.Shape{Signal: queries.SignalRequests, Window: time.Minute}
 	first, err := p.Instant(context.Background(), shape, epoch)
 	if err != nil {
 		t.Fatal(err)
@@ -60,8 +62,8 @@ func TestInstantReusesLabelStringsAcrossAnswers(t *testing.T) {
 // TestAnswerCacheForgetsWhatAnswersNoLongerHold keeps the cache bounded by
 // the answers' size, whatever the churn of workloads.
 func TestAnswerCacheForgetsWhatAnswersNoLongerHold(t *testing.T) {
-	p := &Prometheus{caches: make(map[Shape]*answerCache)}
-	shape := Shape{Signal: SignalRequests, Window: time.Minute}
+	p := &Prometheus{caches: make(map[queries.Shape]*answerCache)}
+	shape := queries.Shape{Signal: queries.SignalRequests, Window: time.Minute}
 	for answer := range 20 {
 		c := p.answerCache(shape)
 		for i := range 100 {

@@ -1,4 +1,4 @@
-package queries
+package promapi
 
 import (
 	"context"
@@ -7,9 +7,11 @@ import (
 	"math"
 	"strconv"
 	"time"
+
+	"github.com/ebbscale/ebb/queries"
 )
 
-var _ LastActiveSource = (*Prometheus)(nil)
+var _ queries.LastActiveSource = (*Prometheus)(nil)
 
 // LastActive evaluates shape over (at-lookback, at] at every step with one
 // range query, and returns for each workload the last step at which its
@@ -20,13 +22,13 @@ var _ LastActiveSource = (*Prometheus)(nil)
 // which changes no workload's sum, and the pods are summed per workload and
 // step here. For query the whole result is summed per step, as Instant
 // reduces it.
-func (p *Prometheus) LastActive(ctx context.Context, shape Shape, activation float64, lookback, step time.Duration, at time.Time) ([]LastActive, error) {
+func (p *Prometheus) LastActive(ctx context.Context, shape queries.Shape, activation float64, lookback, step time.Duration, at time.Time) ([]queries.LastActive, error) {
 	expr, err := p.catalog.Expr(shape)
 	if err != nil {
-		return nil, &QueryError{Shape: shape, Kind: KindBadData, Err: err}
+		return nil, &queries.QueryError{Shape: shape, Kind: queries.KindBadData, Err: err}
 	}
 	if lookback <= 0 || step <= 0 || math.IsNaN(activation) || math.IsInf(activation, 0) {
-		return nil, &QueryError{Shape: shape, Kind: KindBadData,
+		return nil, &queries.QueryError{Shape: shape, Kind: queries.KindBadData,
 			Err: fmt.Errorf("lookback = %s, step = %s, activation = %g: want positive durations and a finite activation", lookback, step, activation)}
 	}
 	start := at.Add(-lookback).Add(step)
@@ -35,14 +37,14 @@ func (p *Prometheus) LastActive(ctx context.Context, shape Shape, activation flo
 	}
 	threshold := strconv.FormatFloat(activation, 'g', -1, 64)
 	switch shape.Signal {
-	case SignalRequests:
+	case queries.SignalRequests:
 		expr = "(" + expr + ") > " + threshold
-	case SignalGPU:
+	case queries.SignalGPU:
 		expr = "(" + expr + ") > 0"
 	}
 	series, err := p.Range(ctx, expr, start, at, step)
 	if err != nil {
-		var qe *QueryError
+		var qe *queries.QueryError
 		if errors.As(err, &qe) {
 			qe.Shape = shape
 		}
@@ -50,8 +52,8 @@ func (p *Prometheus) LastActive(ctx context.Context, shape Shape, activation flo
 	}
 
 	// per workload and step: the value, summed over rows
-	sums := make(map[WorkloadKey]map[int64]float64)
-	add := func(w WorkloadKey, pts []Point) {
+	sums := make(map[queries.WorkloadKey]map[int64]float64)
+	add := func(w queries.WorkloadKey, pts []Point) {
 		m := sums[w]
 		if m == nil {
 			m = make(map[int64]float64, len(pts))
@@ -65,30 +67,30 @@ func (p *Prometheus) LastActive(ctx context.Context, shape Shape, activation flo
 	}
 	for _, s := range series {
 		switch shape.Signal {
-		case SignalRequests:
+		case queries.SignalRequests:
 			r := p.catalog.Requests
 			ns, wl := s.Labels[r.NamespaceLabel], s.Labels[r.WorkloadLabel]
 			if ns != "" && wl != "" {
-				add(WorkloadKey{Namespace: ns, Name: wl}, s.Points)
+				add(queries.WorkloadKey{Namespace: ns, Name: wl}, s.Points)
 			}
-		case SignalGPU:
-			labels := p.catalog.gpuLabels()
+		case queries.SignalGPU:
+			labels := p.catalog.GPULabels()
 			vals := make([]string, len(labels))
 			for i, l := range labels {
 				vals[i] = s.Labels[l]
 			}
-			ns, pod := podOf(vals)
+			ns, pod := queries.PodOf(vals)
 			if ns != "" && pod != "" {
 				// One row per pod: its mean across its GPUs. (A pod
 				// reported under both its own and exported labels counts
 				// twice here, which can only make it look more active.)
-				add(WorkloadKey{Namespace: ns, Name: WorkloadOfPod(pod)}, s.Points)
+				add(queries.WorkloadKey{Namespace: ns, Name: queries.WorkloadOfPod(pod)}, s.Points)
 			}
 		default:
-			add(WorkloadKey{}, s.Points)
+			add(queries.WorkloadKey{}, s.Points)
 		}
 	}
-	out := make([]LastActive, 0, len(sums))
+	out := make([]queries.LastActive, 0, len(sums))
 	for w, steps := range sums {
 		var last int64 = math.MinInt64
 		for t, v := range steps {
@@ -97,17 +99,17 @@ func (p *Prometheus) LastActive(ctx context.Context, shape Shape, activation flo
 			}
 		}
 		if last != math.MinInt64 {
-			out = append(out, LastActive{Workload: w, At: time.UnixMilli(last).UTC()})
+			out = append(out, queries.LastActive{Workload: w, At: time.UnixMilli(last).UTC()})
 		}
 	}
 	return out, nil
 }
 
-var _ Pinger = (*Prometheus)(nil)
+var _ queries.Pinger = (*Prometheus)(nil)
 
 // Ping evaluates `vector(1)` at at: it reads no series, so it checks only
 // that the store answers queries.
 func (p *Prometheus) Ping(ctx context.Context, at time.Time) error {
-	_, err := p.Instant(ctx, Shape{Signal: SignalQuery, Expr: "vector(1)"}, at)
+	_, err := p.Instant(ctx, queries.Shape{Signal: queries.SignalQuery, Expr: "vector(1)"}, at)
 	return err
 }
