@@ -228,6 +228,11 @@ func TestActivatorE2EHolds500(t *testing.T) {
 	if !a.e.isActive(t, liveRef) {
 		t.Error("IsActive false while requests are held")
 	}
+	// GetMetrics of the requests trigger: at least one replica's worth.
+	target, _ := strconv.ParseFloat(liveRef.ScalerMetadata["target"], 64)
+	if v := a.e.value(t, liveRef); v < target {
+		t.Errorf("GetMetrics while requests are held: %v, want at least the target, %v (one replica)", v, target)
+	}
 	if g := a.x.grewAt(); !g.IsZero() {
 		t.Fatalf("the exporter's counter grew at %v: the store could have seen traffic", g)
 	}
