@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -29,6 +30,15 @@ type Endpoints interface {
 	// Service's only port, or the port named "http", else its first port),
 	// and a channel that is closed when they may have changed.
 	Ready(namespace, service string, port int32) (addrs []string, changed <-chan struct{})
+}
+
+// NamespaceFinder is implemented by Endpoints that can place a bare
+// Service name: a client that calls http://web from its own namespace sends
+// "Host: web", which names no namespace. The kube edge answers with the
+// namespace of the one Service of that name it has switched to the
+// activator; ok is false when it holds none or several.
+type NamespaceFinder interface {
+	Namespace(service string) (namespace string, ok bool)
 }
 
 // Demand learns of held requests as they come and go, so that the scaler
@@ -59,8 +69,9 @@ type Config struct {
 	Demand Demand
 
 	// DefaultNamespace is the namespace of a bare "svc" Host. Empty: a bare
-	// name is refused (404), since the activator cannot know the caller's
-	// namespace.
+	// name is placed by Endpoints when it is a NamespaceFinder (the one
+	// switched Service of that name), else refused (404), since the
+	// activator cannot know the caller's namespace.
 	DefaultNamespace string
 	// ClusterDomain is the cluster's DNS domain (default cluster.local).
 	ClusterDomain string
@@ -262,6 +273,14 @@ func (a *Activator) Holding(w queries.WorkloadKey) (n int, since time.Time) {
 // while the Service has no ready endpoint.
 func (a *Activator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	t, err := ParseHost(r.Host, a.cfg.DefaultNamespace, a.cfg.ClusterDomain)
+	if errors.Is(err, ErrNoNamespace) {
+		if nf, ok := a.cfg.Endpoints.(NamespaceFinder); ok {
+			name, _, _ := strings.Cut(r.Host, ":")
+			if ns, ok := nf.Namespace(strings.ToLower(name)); ok {
+				t, err = ParseHost(r.Host, ns, a.cfg.ClusterDomain)
+			}
+		}
+	}
 	if err != nil {
 		a.metrics.unknownHost.Inc()
 		reply(w, http.StatusNotFound, "", "ebb activator: unknown %v\n", err)

@@ -435,3 +435,43 @@ func TestNewDefaults(t *testing.T) {
 		t.Errorf("second New on one registry: %v, want prometheus.AlreadyRegisteredError", err)
 	}
 }
+
+// finder is the fake Endpoints that also places bare Service names, as the
+// kube edge does for the Services it has switched to the activator.
+type finder struct {
+	*activatortest.Endpoints
+	namespaces map[string]string // service -> namespace; absent: none or several
+}
+
+func (f finder) Namespace(service string) (string, bool) {
+	ns, ok := f.namespaces[service]
+	return ns, ok
+}
+
+var _ NamespaceFinder = finder{}
+
+// TestBareServiceName: "Host: web", as a client calling http://web from its
+// own namespace sends it, reaches the one held Service called web; a name
+// the Endpoints cannot place is still a 404 that says why.
+func TestBareServiceName(t *testing.T) {
+	e := newEnv(t, nil)
+	f := finder{e.eps, map[string]string{"web": "shop"}}
+	act, err := New(Config{Endpoints: f, Demand: e.demand})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := newBackend(t, "pod-1", nil)
+	e.eps.SetReady("shop", "web", b.addr)
+	for _, host := range []string{"web", "WEB:80"} {
+		rec := httptest.NewRecorder()
+		act.ServeHTTP(rec, httptest.NewRequest("GET", "http://"+host+"/", nil))
+		if got, want := rec.Code, 200; got != want || rec.Body.String() != "pod-1 got GET / " {
+			t.Errorf("Host %q: got %d %q, want 200 from pod-1", host, got, rec.Body.String())
+		}
+	}
+	rec := httptest.NewRecorder()
+	act.ServeHTTP(rec, httptest.NewRequest("GET", "http://api/", nil))
+	if want := `ebb activator: unknown host "api": no namespace, and no default namespace` + "\n"; rec.Code != 404 || rec.Body.String() != want {
+		t.Errorf("Host api (not placed): got %d %q, want 404 %q", rec.Code, rec.Body.String(), want)
+	}
+}

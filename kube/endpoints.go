@@ -121,6 +121,26 @@ func (s *Switcher) Resolve(namespace, service string, port int32) (workload quer
 	return wl, ok
 }
 
+// Namespace returns the namespace of the one Service called service that
+// is in proxy mode now, for a Host that names no namespace ("Host: web",
+// from a client in web's own namespace); ok is false when no Service of
+// that name is held, or Services of that name are held in several
+// namespaces. It fits activator.NamespaceFinder.
+func (s *Switcher) Namespace(service string) (namespace string, ok bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	for key := range s.held {
+		if key.Name != service {
+			continue
+		}
+		if ok {
+			return "", false // held in two namespaces: ambiguous
+		}
+		namespace, ok = key.Namespace, true
+	}
+	return namespace, ok
+}
+
 // resolved is a remembered answer of Resolve.
 type resolved struct {
 	svc      *corev1.Service

@@ -950,3 +950,32 @@ func TestSwitcherListForbidden(t *testing.T) {
 	f("services", "", "services", nil, "")
 	f("endpointslices", "discovery.k8s.io", "endpointslices.discovery.k8s.io", []string{"team-a"}, "team-a")
 }
+
+// TestSwitcherNamespace: a bare Service name ("Host: web") is placed in the
+// namespace of the one Service of that name in proxy mode; none held, or
+// held in two namespaces, places nothing.
+func TestSwitcherNamespace(t *testing.T) {
+	client := fake.NewClientset(
+		holding("team-a", "web", webLabels),
+		service("team-a", "web", webSel, http80),
+		holding("team-b", "web", webLabels),
+		service("team-b", "web", webSel, http80),
+	)
+	r := startSwitcher(t, client, SwitcherConfig{})
+	if ns, ok := r.sw.Namespace("web"); ok {
+		t.Errorf("nothing held: Namespace(web) = %q, want none", ns)
+	}
+	r.publish("team-a", "web", false)
+	r.waitSlice(t, "team-a", "web", wantSlice("team-a", "web", []string{"10.0.0.7"}, "http"))
+	if ns, ok := r.sw.Namespace("web"); !ok || ns != "team-a" {
+		t.Errorf("team-a/web held: Namespace(web) = %q, %v; want team-a", ns, ok)
+	}
+	if ns, ok := r.sw.Namespace("api"); ok {
+		t.Errorf("Namespace(api) = %q, want none", ns)
+	}
+	r.publish("team-b", "web", false)
+	r.waitSlice(t, "team-b", "web", wantSlice("team-b", "web", []string{"10.0.0.7"}, "http"))
+	if ns, ok := r.sw.Namespace("web"); ok {
+		t.Errorf("web held in two namespaces: Namespace(web) = %q, want none (ambiguous)", ns)
+	}
+}

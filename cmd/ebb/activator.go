@@ -242,6 +242,12 @@ func (e *activatorEdge) addr() string {
 	return e.lis.Addr().String()
 }
 
+// The switcher is the activator's view of the cluster, bare names included.
+var (
+	_ activator.Endpoints       = (*kube.Switcher)(nil)
+	_ activator.NamespaceFinder = (*kube.Switcher)(nil)
+)
+
 // fanout tells several sinks.
 type fanout []scaler.StateSink
 
