@@ -288,28 +288,32 @@ func TestAnnotationsWithDeployRBAC(t *testing.T) {
 	r.deployment(t, "w", nil)
 	r.statefulSet(t, "w-set", nil)
 	r.deployment(t, "w-optout", map[string]string{shutdown.AnnotationAutoshutdown: "false"})
+	r.statefulSet(t, "w-set-optout", map[string]string{shutdown.AnnotationAutoshutdown: "false"})
 
 	x := startExporter(t)
 	x.setTraffic(10)
 	e := startLiveWith(t, x, "--kubeconfig="+r.kubeconfig)
 	waitLog(t, e, "watching workloads' autoshutdown annotations")
-	for _, name := range []string{"w", "w-set", "w-optout"} {
+	all := []string{"w", "w-set", "w-optout", "w-set-optout"}
+	for _, name := range all {
 		e.isActive(t, ref(name)) // KEDA asks: the trigger registers
 	}
 
-	// w has traffic; w-set has none; w-optout has none either, but its
-	// annotation, read through the ServiceAccount's list and watch, keeps
-	// it up.
+	// w has traffic; w-set has none; the opted-out Deployment and
+	// StatefulSet have none either, but their annotation, read through the
+	// ServiceAccount's list and watch, keeps them up.
 	a := r.waitState(t, e, "w", "active: traffic above activation 0")
 	if _, err := time.Parse(time.RFC3339, a[shutdown.AnnotationLastActive]); err != nil {
 		t.Errorf("w: %s = %q: %v", shutdown.AnnotationLastActive, a[shutdown.AnnotationLastActive], err)
 	}
 	r.waitState(t, e, "w-set", "idle: no activity within idle-after 3s")
-	r.waitState(t, e, "w-optout", "active: ")
-	if !e.isActive(t, ref("w-optout")) {
-		t.Error("w-optout idle although its annotation opts it out")
+	for _, name := range []string{"w-optout", "w-set-optout"} {
+		r.waitState(t, e, name, "active: autoshutdown disabled")
+		if !e.isActive(t, ref(name)) {
+			t.Errorf("%s idle although its annotation opts it out", name)
+		}
 	}
-	for _, name := range []string{"w", "w-set", "w-optout"} {
+	for _, name := range all {
 		_, mf := r.annotations(t, name)
 		if !slices.ContainsFunc(mf, func(m metav1.ManagedFieldsEntry) bool {
 			return m.Manager == "ebb" && m.Operation == metav1.ManagedFieldsOperationUpdate
