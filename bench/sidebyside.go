@@ -144,7 +144,7 @@ func RunSideBySide(ctx context.Context, cfg SideBySideConfig) (SideBySideResult,
 		for i, in := range interests {
 			o, ok := snap.Lookup(in)
 			if !ok || !o.OK {
-				return nil, fmt.Errorf("batched: %s: no value (%+v)", in.Workload, o)
+				return nil, fmt.Errorf("batched: %s: no value (%+v)", in.Workload(), o)
 			}
 			got[i] = o.Value
 		}

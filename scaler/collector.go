@@ -190,7 +190,7 @@ func (c *Collector) Register(shape queries.Shape, workload queries.WorkloadKey, 
 	c.mu.Lock()
 	in, ok := c.interests[key]
 	if !ok {
-		in = &Interest{Shape: shape, Workload: workload, Activation: activation, IdleAfter: idleAfter, slot: c.allocSlot()}
+		in = &Interest{shape: shape, workload: workload, activation: activation, idleAfter: idleAfter, slot: c.allocSlot()}
 		in.tracker.MaxStaleness = c.cfg.MaxStaleness
 		if n := c.held[workload]; n > 0 {
 			in.held.Store(int32(n))
@@ -214,7 +214,7 @@ func (c *Collector) Register(shape queries.Shape, workload queries.WorkloadKey, 
 
 // unindex removes in from byWorkload; c.mu is held.
 func (c *Collector) unindex(in *Interest) {
-	ins := c.byWorkload[in.Workload]
+	ins := c.byWorkload[in.workload]
 	for i, x := range ins {
 		if x == in {
 			ins[i] = ins[len(ins)-1]
@@ -224,9 +224,9 @@ func (c *Collector) unindex(in *Interest) {
 		}
 	}
 	if len(ins) == 0 {
-		delete(c.byWorkload, in.Workload)
+		delete(c.byWorkload, in.workload)
 	} else {
-		c.byWorkload[in.Workload] = ins
+		c.byWorkload[in.workload] = ins
 	}
 }
 
@@ -335,7 +335,7 @@ func (c *Collector) plan(now time.Time) (map[queries.Shape]map[queries.WorkloadK
 				c.unrecovered--
 			}
 			c.dirty = true
-			c.cfg.Logger.Info("forgot workload", "workload", in.Workload.String(), "shape", in.Shape.String())
+			c.cfg.Logger.Info("forgot workload", "workload", in.workload.String(), "shape", in.shape.String())
 		}
 	}
 	if !c.dirty && c.groups != nil {
@@ -343,12 +343,12 @@ func (c *Collector) plan(now time.Time) (map[queries.Shape]map[queries.WorkloadK
 	}
 	groups := make(map[queries.Shape]map[queries.WorkloadKey][]*Interest)
 	for _, in := range c.interests {
-		byWorkload := groups[in.Shape]
+		byWorkload := groups[in.shape]
 		if byWorkload == nil {
 			byWorkload = make(map[queries.WorkloadKey][]*Interest)
-			groups[in.Shape] = byWorkload
+			groups[in.shape] = byWorkload
 		}
-		byWorkload[in.Workload] = append(byWorkload[in.Workload], in)
+		byWorkload[in.workload] = append(byWorkload[in.workload], in)
 	}
 	// The same interests per shape in slot order: a tick then reads the
 	// last snapshot and writes the next one front to back.

@@ -25,14 +25,14 @@ func TestPendingWakesAtOnce(t *testing.T) {
 	stepTo(c, clk, t0.Add(time.Minute)) // no traffic ever: idle
 	for _, in := range []*Interest{req, gpu, bystander} {
 		if a := c.Snapshot().Activity(in); a != Idle {
-			t.Fatalf("%s %s before any demand: %s, want idle", in.Workload, in.Shape, a)
+			t.Fatalf("%s %s before any demand: %s, want idle", in.workload, in.shape, a)
 		}
 	}
 	reqCh, gpuCh, otherCh := req.Changes(), gpu.Changes(), bystander.Changes()
 	c.Pending(w, 1)
 	for _, in := range []*Interest{req, gpu} {
 		if a := c.Snapshot().Activity(in); a != Active || in.Held() != 1 {
-			t.Errorf("%s with a held request, before any tick: %s, held %d; want active, 1", in.Shape, a, in.Held())
+			t.Errorf("%s with a held request, before any tick: %s, held %d; want active, 1", in.shape, a, in.Held())
 		}
 	}
 	if !woken(reqCh) || !woken(gpuCh) {

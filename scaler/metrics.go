@@ -115,8 +115,8 @@ func (d dataAge) Collect(ch chan<- prometheus.Metric) {
 		if o.owner == nil {
 			continue
 		}
-		if at, ok := newest[o.owner.Shape]; !ok || o.At.After(at) {
-			newest[o.owner.Shape] = o.At
+		if at, ok := newest[o.owner.shape]; !ok || o.At.After(at) {
+			newest[o.owner.shape] = o.At
 		}
 	}
 	now := d.c.cfg.Clock.Now()

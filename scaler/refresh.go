@@ -185,22 +185,22 @@ func (c *Collector) observe(o *Observation, in *Interest, prev *Snapshot, err er
 			if !vanishing {
 				o.VanishedAt = now
 				c.cfg.Logger.Warn("series vanished while the workload was active: missing data, not no traffic",
-					"workload", in.Workload.String(), "shape", in.Shape.String(), "last", o.Value)
-				c.cfg.Metrics.observeVanished(in.Shape.Signal)
+					"workload", in.workload.String(), "shape", in.shape.String(), "last", o.Value)
+				c.cfg.Metrics.observeVanished(in.shape.Signal)
 			}
 			err = ErrVanished
 		} else {
 			o.Value, o.At, o.OK, o.Err = v, now, true, nil
 			o.Present, o.VanishedAt = found, time.Time{}
-			if v > in.Activation {
+			if v > in.activation {
 				o.LastActive = now
 			}
-			in.tracker.Observe(v, in.Activation, true, now)
+			in.tracker.Observe(v, in.activation, true, now)
 			return known
 		}
 	}
 	o.OK, o.Err = false, err
-	in.tracker.Observe(0, in.Activation, false, now)
+	in.tracker.Observe(0, in.activation, false, now)
 	return known
 }
 
@@ -209,9 +209,9 @@ func (c *Collector) observe(o *Observation, in *Interest, prev *Snapshot, err er
 func (c *Collector) policy(in *Interest) shutdown.Policy {
 	var o shutdown.Overrides
 	if c.cfg.Overrides != nil {
-		o, _ = c.cfg.Overrides.Overrides(in.Workload)
+		o, _ = c.cfg.Overrides.Overrides(in.workload)
 	}
-	return shutdown.Resolve(c.cfg.Policy, in.IdleAfter, o)
+	return shutdown.Resolve(c.cfg.Policy, in.idleAfter, o)
 }
 
 // recoverKey groups interests whose idle clocks one history query recovers.
@@ -242,7 +242,7 @@ func (c *Collector) recover(ctx context.Context, groups map[queries.Shape]map[qu
 		for _, ins := range byWorkload {
 			for _, in := range ins {
 				if !in.recovered {
-					k := recoverKey{shape, in.Activation}
+					k := recoverKey{shape, in.activation}
 					pending[k] = append(pending[k], in)
 				}
 			}
@@ -293,7 +293,7 @@ func (c *Collector) recover(ctx context.Context, groups map[queries.Shape]map[qu
 			last[f.Workload] = at
 		}
 		for _, in := range ins {
-			wk := in.Workload
+			wk := in.workload
 			if k.shape.Signal == queries.SignalQuery {
 				wk = queries.WorkloadKey{}
 			}

@@ -63,11 +63,11 @@ func BenchmarkRefreshPrometheus(b *testing.B) {
 			snap := c.Snapshot()
 			for i, in := range ins {
 				want := promdata.RequestRate(i / 2)
-				if in.Shape == gpuShape {
+				if in.shape == gpuShape {
 					want = promdata.GPUUtil(i / 2)
 				}
 				if o, ok := snap.Lookup(in); !ok || !o.OK || o.Value != want {
-					b.Fatalf("%s %s: observed %+v (found %v), want %g", in.Workload, in.Shape, o, ok, want)
+					b.Fatalf("%s %s: observed %+v (found %v), want %g", in.workload, in.shape, o, ok, want)
 				}
 			}
 			b.ReportAllocs()

@@ -25,11 +25,12 @@ type Interest struct {
 	held     atomic.Int32                  // requests held for the workload: see Collector.Pending
 	demandAt atomic.Int64                  // unix nanoseconds of the last held request; 0 if none
 
-	Shape      queries.Shape
-	Workload   queries.WorkloadKey
-	Activation float64
-	// IdleAfter is the trigger's own idle period; zero for the default.
-	IdleAfter time.Duration
+	// What the interest is: its registry key, fixed at Register (see the
+	// accessors below).
+	shape      queries.Shape
+	workload   queries.WorkloadKey
+	activation float64
+	idleAfter  time.Duration // zero for the default
 
 	// tracker is the idle clock and recovered whether it was recovered from
 	// history; both are used only by the collector's refresh.
@@ -43,6 +44,18 @@ type Interest struct {
 	sample  float64
 	sampled uint64
 }
+
+// Shape returns the signal shape the interest watches.
+func (in *Interest) Shape() queries.Shape { return in.shape }
+
+// Workload returns the workload the interest watches.
+func (in *Interest) Workload() queries.WorkloadKey { return in.workload }
+
+// Activation returns the value above which the workload is active.
+func (in *Interest) Activation() float64 { return in.activation }
+
+// IdleAfter returns the trigger's own idle period; zero for the default.
+func (in *Interest) IdleAfter() time.Duration { return in.idleAfter }
 
 // Touch records that the interest was asked about at now.
 func (in *Interest) Touch(now time.Time) { in.touched.Store(now.UnixNano()) }

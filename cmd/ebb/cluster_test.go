@@ -63,10 +63,10 @@ func TestClusterWiring(t *testing.T) {
 	col.Refresh(context.Background())
 	for _, in := range []*scaler.Interest{bob, keep} {
 		if a := col.Snapshot().Activity(in); a != scaler.Unknown {
-			t.Errorf("%s before sync: %s, want unknown", in.Workload, a)
+			t.Errorf("%s before sync: %s, want unknown", in.Workload(), a)
 		}
 		if o, _ := col.Snapshot().Lookup(in); o.Reason != shutdown.ReasonUnknown || o.Why != notSynced {
-			t.Errorf("%s before sync: %v (%q), want unknown (%q)", in.Workload, o.Reason, o.Why, notSynced)
+			t.Errorf("%s before sync: %v (%q), want unknown (%q)", in.Workload(), o.Reason, o.Why, notSynced)
 		}
 	}
 
