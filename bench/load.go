@@ -133,40 +133,117 @@ func RunLoad(ctx context.Context, cfg LoadConfig) (LoadResult, error) {
 	if cfg.Workloads < 1 || cfg.Streams > cfg.Workloads || cfg.Conns < 1 || cfg.Workers < 1 || cfg.Duration <= 0 {
 		return res, fmt.Errorf("bad load config %+v", cfg)
 	}
-	clients := make([]pb.ExternalScalerClient, cfg.Conns)
-	for i := range clients {
-		conn, err := grpc.NewClient(cfg.Addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-		if err != nil {
-			return res, err
-		}
-		defer conn.Close()
-		clients[i] = pb.NewExternalScalerClient(conn)
+	p, closeConns, err := newLoadPlan(cfg)
+	if err != nil {
+		return res, err
 	}
-	refs := make([]*pb.ScaledObjectRef, cfg.Workloads)
-	reqs := make([]*pb.GetMetricsRequest, cfg.Workloads)
-	for i := range refs {
-		refs[i] = loadRef(i)
-		reqs[i] = &pb.GetMetricsRequest{ScaledObjectRef: refs[i], MetricName: "s0-ebb-requests-" + refs[i].Name}
-	}
+	defer closeConns()
 
 	// Warm-up: KEDA asks for the spec when it creates the HPA, opens the
 	// streams, and the first tick after registration brings the values.
 	began := time.Now()
-	if err := forEach(ctx, cfg.Workers, cfg.Workloads, func(i int) error {
-		_, err := clients[i%cfg.Conns].GetMetricSpec(ctx, refs[i])
-		return err
-	}); err != nil {
-		return res, fmt.Errorf("register: %w", err)
-	}
 	sctx, cancelStreams := context.WithCancel(ctx)
 	defer cancelStreams()
-	var streamMsgs atomic.Int64
-	var opened sync.WaitGroup
-	streamErr := make(chan error, 1)
-	for i := range cfg.Streams {
-		stream, err := clients[i%cfg.Conns].StreamIsActive(sctx, refs[i])
+	streams, err := p.warmUp(ctx, sctx)
+	if err != nil {
+		return res, err
+	}
+	res.WarmupRegistered = time.Since(began)
+
+	// Measurement.
+	var before, after ProcStats
+	if cfg.Pid != 0 {
+		if before, err = ReadProc(cfg.Pid); err != nil {
+			return res, err
+		}
+	}
+	msgs0 := streams.msgs.Load()
+	cpu0 := SelfCPU()
+	start := time.Now()
+	results := p.measure(ctx, start)
+	res.Elapsed = time.Since(start)
+	res.LoadCPU = SelfCPU() - cpu0
+	res.StreamMsgs = streams.msgs.Load() - msgs0
+	if cfg.Pid != 0 {
+		if after, err = ReadProc(cfg.Pid); err != nil {
+			return res, err
+		}
+		res.ServerCPU = after.CPU - before.CPU
+		res.ServerRSS, res.ServerPeakRSS = after.RSS, after.HWM
+	}
+	if cfg.Measured != nil {
+		cfg.Measured()
+	}
+	errs := res.add(results)
+	select {
+	case err := <-streams.err:
+		errs = append(errs, err)
+	default:
+	}
+	res.rates()
+	return res, errors.Join(errs...)
+}
+
+// loadPlan is what a run asks: the connections and, per workload, its
+// ScaledObject and its GetMetrics request.
+type loadPlan struct {
+	cfg     LoadConfig
+	clients []pb.ExternalScalerClient
+	refs    []*pb.ScaledObjectRef
+	reqs    []*pb.GetMetricsRequest
+}
+
+// newLoadPlan dials cfg.Conns connections; closeConns closes them.
+func newLoadPlan(cfg LoadConfig) (p *loadPlan, closeConns func(), err error) {
+	p = &loadPlan{cfg: cfg, clients: make([]pb.ExternalScalerClient, cfg.Conns)}
+	var conns []*grpc.ClientConn
+	closeConns = func() {
+		for _, conn := range slices.Backward(conns) {
+			conn.Close()
+		}
+	}
+	for i := range p.clients {
+		conn, err := grpc.NewClient(cfg.Addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 		if err != nil {
-			return res, fmt.Errorf("open stream %d: %w", i, err)
+			closeConns()
+			return nil, nil, err
+		}
+		conns = append(conns, conn)
+		p.clients[i] = pb.NewExternalScalerClient(conn)
+	}
+	p.refs = make([]*pb.ScaledObjectRef, cfg.Workloads)
+	p.reqs = make([]*pb.GetMetricsRequest, cfg.Workloads)
+	for i := range p.refs {
+		p.refs[i] = loadRef(i)
+		p.reqs[i] = &pb.GetMetricsRequest{ScaledObjectRef: p.refs[i], MetricName: "s0-ebb-requests-" + p.refs[i].Name}
+	}
+	return p, closeConns, nil
+}
+
+// loadStreams counts the messages of the open StreamIsActive streams and
+// holds the first error of one, if any.
+type loadStreams struct {
+	msgs atomic.Int64
+	err  chan error
+}
+
+// warmUp registers every workload (GetMetricSpec), opens the streams on
+// sctx, which ends them, and waits until every workload has its first
+// value.
+func (p *loadPlan) warmUp(ctx, sctx context.Context) (*loadStreams, error) {
+	cfg := p.cfg
+	if err := forEach(ctx, cfg.Workers, cfg.Workloads, func(i int) error {
+		_, err := p.clients[i%cfg.Conns].GetMetricSpec(ctx, p.refs[i])
+		return err
+	}); err != nil {
+		return nil, fmt.Errorf("register: %w", err)
+	}
+	streams := &loadStreams{err: make(chan error, 1)}
+	var opened sync.WaitGroup
+	for i := range cfg.Streams {
+		stream, err := p.clients[i%cfg.Conns].StreamIsActive(sctx, p.refs[i])
+		if err != nil {
+			return nil, fmt.Errorf("open stream %d: %w", i, err)
 		}
 		opened.Add(1)
 		go func() {
@@ -180,49 +257,45 @@ func RunLoad(ctx context.Context, cfg LoadConfig) (LoadResult, error) {
 				if err != nil {
 					if sctx.Err() == nil {
 						select {
-						case streamErr <- fmt.Errorf("stream %d: %w", i, err):
+						case streams.err <- fmt.Errorf("stream %d: %w", i, err):
 						default:
 						}
 					}
 					return
 				}
-				streamMsgs.Add(1)
+				streams.msgs.Add(1)
 			}
 		}()
 	}
 	opened.Wait()
 	if err := forEach(ctx, cfg.Workers, cfg.Workloads, func(i int) error {
 		for deadline := time.Now().Add(30 * time.Second); ; {
-			_, err := clients[i%cfg.Conns].GetMetrics(ctx, reqs[i])
+			_, err := p.clients[i%cfg.Conns].GetMetrics(ctx, p.reqs[i])
 			if status.Code(err) != codes.Unavailable || time.Now().After(deadline) {
 				return err
 			}
 			time.Sleep(100 * time.Millisecond)
 		}
 	}); err != nil {
-		return res, fmt.Errorf("first values: %w", err)
+		return nil, fmt.Errorf("first values: %w", err)
 	}
-	res.WarmupRegistered = time.Since(began)
+	return streams, nil
+}
 
-	// Measurement.
-	type workerResult struct {
-		lat  [3][]time.Duration
-		lag  []time.Duration
-		err  error
-		rpcs int
-	}
+// workerResult is what one worker of the measurement saw.
+type workerResult struct {
+	lat  [3][]time.Duration
+	lag  []time.Duration
+	err  error
+	rpcs int
+}
+
+// measure runs cfg.Workers workers from start for cfg.Duration, each
+// polling the next workload in turn, at cfg.Rate in total when it is set.
+func (p *loadPlan) measure(ctx context.Context, start time.Time) []workerResult {
+	cfg := p.cfg
 	results := make([]workerResult, cfg.Workers)
 	var next atomic.Int64
-	var before, after ProcStats
-	var err error
-	if cfg.Pid != 0 {
-		if before, err = ReadProc(cfg.Pid); err != nil {
-			return res, err
-		}
-	}
-	msgs0 := streamMsgs.Load()
-	cpu0 := SelfCPU()
-	start := time.Now()
 	end := start.Add(cfg.Duration)
 	var wg sync.WaitGroup
 	for w := range cfg.Workers {
@@ -250,80 +323,78 @@ func RunLoad(ctx context.Context, cfg LoadConfig) (LoadResult, error) {
 					return
 				}
 				i := int(next.Add(1)-1) % cfg.Workloads
-				c := clients[i%cfg.Conns]
-				for m := range pollMethods {
-					t0 := time.Now()
-					var err error
-					switch m {
-					case 0:
-						var spec *pb.GetMetricSpecResponse
-						if spec, err = c.GetMetricSpec(ctx, refs[i]); err == nil && spec.MetricSpecs[0].TargetSizeFloat != 10 {
-							err = fmt.Errorf("GetMetricSpec(%s) target %g, want 10", refs[i].Name, spec.MetricSpecs[0].TargetSizeFloat)
-						}
-					case 1:
-						var m *pb.GetMetricsResponse
-						if m, err = c.GetMetrics(ctx, reqs[i]); err == nil {
-							if v := m.MetricValues[0].MetricValueFloat; v != 0 && v != SyntheticValue(i) {
-								err = fmt.Errorf("GetMetrics(%s) = %g, want %g or 0", refs[i].Name, v, SyntheticValue(i))
-							}
-						}
-					case 2:
-						_, err = c.IsActive(ctx, refs[i])
-					}
-					if err != nil {
-						r.err = fmt.Errorf("%s: %w", pollMethods[m], err)
-						return
-					}
-					r.lat[m] = append(r.lat[m], time.Since(t0))
-					r.rpcs++
+				if r.err = p.poll(ctx, r, i); r.err != nil {
+					return
 				}
 			}
 		}()
 	}
 	wg.Wait()
-	res.Elapsed = time.Since(start)
-	res.LoadCPU = SelfCPU() - cpu0
-	res.StreamMsgs = streamMsgs.Load() - msgs0
-	if cfg.Pid != 0 {
-		if after, err = ReadProc(cfg.Pid); err != nil {
-			return res, err
+	return results
+}
+
+// poll is one poll of workload i, KEDA's three calls, timed into r.
+func (p *loadPlan) poll(ctx context.Context, r *workerResult, i int) error {
+	c := p.clients[i%p.cfg.Conns]
+	for m := range pollMethods {
+		t0 := time.Now()
+		var err error
+		switch m {
+		case 0:
+			var spec *pb.GetMetricSpecResponse
+			if spec, err = c.GetMetricSpec(ctx, p.refs[i]); err == nil && spec.MetricSpecs[0].TargetSizeFloat != 10 {
+				err = fmt.Errorf("GetMetricSpec(%s) target %g, want 10", p.refs[i].Name, spec.MetricSpecs[0].TargetSizeFloat)
+			}
+		case 1:
+			var m *pb.GetMetricsResponse
+			if m, err = c.GetMetrics(ctx, p.reqs[i]); err == nil {
+				if v := m.MetricValues[0].MetricValueFloat; v != 0 && v != SyntheticValue(i) {
+					err = fmt.Errorf("GetMetrics(%s) = %g, want %g or 0", p.refs[i].Name, v, SyntheticValue(i))
+				}
+			}
+		case 2:
+			_, err = c.IsActive(ctx, p.refs[i])
 		}
-		res.ServerCPU = after.CPU - before.CPU
-		res.ServerRSS, res.ServerPeakRSS = after.RSS, after.HWM
+		if err != nil {
+			return fmt.Errorf("%s: %w", pollMethods[m], err)
+		}
+		r.lat[m] = append(r.lat[m], time.Since(t0))
+		r.rpcs++
 	}
-	if cfg.Measured != nil {
-		cfg.Measured()
-	}
+	return nil
+}
+
+// add summarises the workers' latencies, lags and calls into r, and
+// returns their errors.
+func (r *LoadResult) add(results []workerResult) (errs []error) {
 	var all, lags []time.Duration
-	var errs []error
 	for m, name := range pollMethods {
 		var d []time.Duration
-		for _, r := range results {
-			d = append(d, r.lat[m]...)
+		for _, w := range results {
+			d = append(d, w.lat[m]...)
 		}
 		all = append(all, d...)
-		res.ByMethod[name] = summarise(d)
+		r.ByMethod[name] = summarise(d)
 	}
-	for _, r := range results {
-		res.RPCs += r.rpcs
-		lags = append(lags, r.lag...)
-		if r.err != nil {
-			errs = append(errs, r.err)
+	for _, w := range results {
+		r.RPCs += w.rpcs
+		lags = append(lags, w.lag...)
+		if w.err != nil {
+			errs = append(errs, w.err)
 		}
 	}
-	select {
-	case err := <-streamErr:
-		errs = append(errs, err)
-	default:
+	r.All = summarise(all)
+	r.LagP99 = summarise(lags).P99
+	return errs
+}
+
+// rates derives the throughput and the server's CPU from the counts.
+func (r *LoadResult) rates() {
+	r.Throughput = float64(r.RPCs) / r.Elapsed.Seconds()
+	r.ServerCores = r.ServerCPU.Seconds() / r.Elapsed.Seconds()
+	if r.RPCs > 0 {
+		r.ServerCPUPerRPC = r.ServerCPU / time.Duration(r.RPCs)
 	}
-	res.All = summarise(all)
-	res.LagP99 = summarise(lags).P99
-	res.Throughput = float64(res.RPCs) / res.Elapsed.Seconds()
-	res.ServerCores = res.ServerCPU.Seconds() / res.Elapsed.Seconds()
-	if res.RPCs > 0 {
-		res.ServerCPUPerRPC = res.ServerCPU / time.Duration(res.RPCs)
-	}
-	return res, errors.Join(errs...)
 }
 
 // forEach calls fn for 0..n-1 on workers goroutines and returns the first
