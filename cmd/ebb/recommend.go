@@ -146,11 +146,8 @@ func recommend(ctx context.Context, args []string, stdout, stderr io.Writer, dep
 	start := end.Add(-history)
 	start, end = live.window(start, end)
 
-	cfg := autopilot.DefaultConfig()
-	cfg.CPUPercentile, cfg.Margin, cfg.MinHistory = c.cpuPercentile, c.margin, c.minHistory
-	cfg.CPU.HalfLife, cfg.Memory.HalfLife = c.halfLife, c.halfLife
-	cfg.CPULimitFactor, cfg.MemoryLimitFactor = c.cpuLimitFactor, c.memoryLimitFactor
-	if err := cfg.Validate(); err != nil {
+	cfg, err := c.autopilotConfig()
+	if err != nil {
 		return usage("recommend", err)
 	}
 	prices, err := c.readPrices()
@@ -169,29 +166,14 @@ func recommend(ctx context.Context, args []string, stdout, stderr io.Writer, dep
 		}
 	}
 
-	bar := newProgress(stderr, deps.progress)
-	source := c.source
 	var seen *seriesSeen // the store's reads, for an empty report
-	if c.source == "sim" {
-		r := simReader(start, c.seed, c.namespaces)
-		r.Progress = bar.update
-		err = r.Read(ctx, h)
-	} else if c.source != sourceMetricsServer {
-		source = c.store.url
-		hc, herr := c.store.httpConfig()
-		if herr != nil {
-			return herr
+	if c.readsStore() {
+		if seen, err = c.openStore(); err != nil {
+			return err
 		}
-		store, perr := promapi.NewPrometheus(promapi.PrometheusConfig{URL: c.store.url, Timeout: c.queryTimeout, HTTP: hc})
-		if perr != nil {
-			return perr
-		}
-		cat := autopilot.DefaultHistoryCatalog()
-		cat.TGI.AssumedMaxBatchTotalTokens = c.tgiMaxTokens
-		seen = newSeriesSeen(store, cat)
-		r := &autopilot.PrometheusReader{Store: live.clip(seen), Catalog: cat, Namespaces: c.namespaces, Progress: bar.update}
-		err = withStoreHint(r.Read(ctx, h))
 	}
+	bar := newProgress(stderr, deps.progress)
+	source, err := c.readHistory(ctx, h, start, seen, live, bar)
 	bar.done()
 	if err == nil {
 		source, err = live.read(ctx, h, bar, source)
@@ -205,6 +187,72 @@ func recommend(ctx context.Context, args []string, stdout, stderr io.Writer, dep
 	}
 	live.explain(rep)
 
+	if err := c.writeReport(stdout, rep, live); err != nil {
+		return err
+	}
+	if reportedWorkloads(rep) == 0 {
+		return emptyReport(ctx, &c, seen, start, end)
+	}
+	switch {
+	case c.apply:
+		return applyPatches(ctx, stdout, client, rep, end)
+	case c.annotate:
+		return printPatches(stdout, rep, end)
+	}
+	return nil
+}
+
+// autopilotConfig is the recommender's configuration from the flags,
+// checked.
+func (c *recommendConfig) autopilotConfig() (autopilot.Config, error) {
+	cfg := autopilot.DefaultConfig()
+	cfg.CPUPercentile, cfg.Margin, cfg.MinHistory = c.cpuPercentile, c.margin, c.minHistory
+	cfg.CPU.HalfLife, cfg.Memory.HalfLife = c.halfLife, c.halfLife
+	cfg.CPULimitFactor, cfg.MemoryLimitFactor = c.cpuLimitFactor, c.memoryLimitFactor
+	return cfg, cfg.Validate()
+}
+
+// readsStore reports whether the history comes from the store: neither
+// the simulator nor metrics-server alone.
+func (c *recommendConfig) readsStore() bool {
+	return c.source != "sim" && c.source != sourceMetricsServer
+}
+
+// openStore connects to the store, recording what its reads find (for an
+// empty report).
+func (c *recommendConfig) openStore() (*seriesSeen, error) {
+	hc, err := c.store.httpConfig()
+	if err != nil {
+		return nil, err
+	}
+	store, err := promapi.NewPrometheus(promapi.PrometheusConfig{URL: c.store.url, Timeout: c.queryTimeout, HTTP: hc})
+	if err != nil {
+		return nil, err
+	}
+	cat := autopilot.DefaultHistoryCatalog()
+	cat.TGI.AssumedMaxBatchTotalTokens = c.tgiMaxTokens
+	return newSeriesSeen(store, cat), nil
+}
+
+// readHistory reads the simulator's history, or the store's through seen,
+// into h, and returns the source to name in the report. metrics-server
+// alone reads nothing here: the live run does.
+func (c *recommendConfig) readHistory(ctx context.Context, h *autopilot.History, start time.Time, seen *seriesSeen, live *liveRun, bar *progress) (source string, err error) {
+	switch {
+	case c.source == "sim":
+		r := simReader(start, c.seed, c.namespaces)
+		r.Progress = bar.update
+		return c.source, r.Read(ctx, h)
+	case c.readsStore():
+		r := &autopilot.PrometheusReader{Store: live.clip(seen), Catalog: seen.cat, Namespaces: c.namespaces, Progress: bar.update}
+		return c.store.url, withStoreHint(r.Read(ctx, h))
+	}
+	return c.source, nil
+}
+
+// writeReport renders rep, with the live run's footnote, to --output or
+// stdout.
+func (c *recommendConfig) writeReport(stdout io.Writer, rep *autopilot.Report, live *liveRun) error {
 	out := stdout
 	if c.output != "" {
 		f, err := os.Create(c.output)
@@ -222,15 +270,6 @@ func recommend(ctx context.Context, args []string, stdout, stderr io.Writer, dep
 		if err := out.(*os.File).Close(); err != nil {
 			return fmt.Errorf("--output: %w", err)
 		}
-	}
-	if reportedWorkloads(rep) == 0 {
-		return emptyReport(ctx, &c, seen, start, end)
-	}
-	switch {
-	case c.apply:
-		return applyPatches(ctx, stdout, client, rep, end)
-	case c.annotate:
-		return printPatches(stdout, rep, end)
 	}
 	return nil
 }
