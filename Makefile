@@ -44,7 +44,7 @@ test: test-deps
 bench: test-deps
 	@mkdir -p bench/out/quick
 	$(GO) test -short -run '^$$' -bench . -benchtime 1x ./... >/dev/null
-	($(GO) test -short -run '^$$' -bench . -benchmem -count 1 ./scaler ./externalscaler ./queries; echo $$? >bench/out/.status) | tee bench/out/quick/micro.txt
+	($(GO) test -short -run '^$$' -bench . -benchmem -count 1 ./scaler ./externalscaler ./queries/promapi; echo $$? >bench/out/.status) | tee bench/out/quick/micro.txt
 	@exit $$(cat bench/out/.status)
 	EBB_BENCH=1 EBB_BENCH_OUT=$(CURDIR)/bench/out/quick $(GO) test -count 1 -timeout 30m -run 'TestLoad$$|TestSideBySide$$' -v ./bench
 
@@ -53,7 +53,7 @@ bench: test-deps
 # results also in bench/out/large/.
 bench-large: test-deps
 	@mkdir -p bench/out/large
-	($(GO) test -run '^$$' -bench . -benchmem -count 5 -timeout 120m ./scaler ./externalscaler ./queries; echo $$? >bench/out/.status) | tee bench/out/large/micro.txt
+	($(GO) test -run '^$$' -bench . -benchmem -count 5 -timeout 120m ./scaler ./externalscaler ./queries/promapi; echo $$? >bench/out/.status) | tee bench/out/large/micro.txt
 	@exit $$(cat bench/out/.status)
 	EBB_BENCH_LARGE=1 EBB_BENCH_OUT=$(CURDIR)/bench/out/large $(GO) test -count 1 -timeout 120m -run 'TestLoad$$|TestSideBySide$$' -v ./bench
 
