@@ -10,7 +10,7 @@ import (
 // their label values. A tick's answer names mostly the workloads the last
 // one named, so decoding it then allocates only for what is new.
 type answerCache struct {
-	mu    sync.Mutex // held for one decode: locked by Prometheus.answerCache, unlocked by done
+	mu    sync.Mutex // held for one decode, by Prometheus.withAnswerCache
 	rows  int        // rows in the last answer, to size the next one
 	strs  map[string]*interned
 	gen   uint32 // counts answers
@@ -25,11 +25,24 @@ type interned struct {
 // maxAnswerCaches bounds the shapes remembered; past it they start afresh.
 const maxAnswerCaches = 64
 
-// answerCache returns shape's cache locked for one decode. The caller owns
-// the lock from here: it must call done exactly once, which unlocks it,
-// and touch the cache only in between.
+// withAnswerCache decodes one answer of shape with its cache: it holds the
+// cache's lock while decode runs, then records the answer's rows (see done).
+// decode returns the rows of its answer and whether it failed.
+func (p *Prometheus) withAnswerCache(shape queries.Shape, decode func(c *answerCache) (rows int, err error)) error {
+	c := p.answerCache(shape)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.gen++
+	c.inUse = 0
+	rows, err := decode(c)
+	c.done(rows, err)
+	return err
+}
+
+// answerCache returns shape's cache, creating it if it is new.
 func (p *Prometheus) answerCache(shape queries.Shape) *answerCache {
 	p.cachesMu.Lock()
+	defer p.cachesMu.Unlock()
 	c := p.caches[shape]
 	if c == nil {
 		if len(p.caches) >= maxAnswerCaches {
@@ -38,10 +51,6 @@ func (p *Prometheus) answerCache(shape queries.Shape) *answerCache {
 		c = &answerCache{strs: make(map[string]*interned)}
 		p.caches[shape] = c
 	}
-	p.cachesMu.Unlock()
-	c.mu.Lock()
-	c.gen++
-	c.inUse = 0
 	return c
 }
 
@@ -61,9 +70,9 @@ func (c *answerCache) intern(b []byte) string {
 	return s
 }
 
-// done ends the decode that answerCache began: it records the rows of an
-// answer that decoded without err, forgets the values answers no longer
-// hold once they outnumber those in use, and releases the caller's lock.
+// done ends a decode, under the lock: it records the rows of an answer that
+// decoded without err and forgets the values answers no longer hold once
+// they outnumber those in use.
 func (c *answerCache) done(rows int, err error) {
 	if err == nil {
 		c.rows = rows
@@ -75,5 +84,4 @@ func (c *answerCache) done(rows int, err error) {
 			}
 		}
 	}
-	c.mu.Unlock()
 }

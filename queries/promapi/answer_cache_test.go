@@ -65,26 +65,30 @@ func TestAnswerCacheForgetsWhatAnswersNoLongerHold(t *testing.T) {
 	p := &Prometheus{caches: make(map[queries.Shape]*answerCache)}
 	shape := queries.Shape{Signal: queries.SignalRequests, Window: time.Minute}
 	for answer := range 20 {
-		c := p.answerCache(shape)
-		for i := range 100 {
-			c.intern(fmt.Appendf(nil, "w%d", answer*100+i)) // every answer new names
-		}
-		c.done(100, nil)
+		var c *answerCache
+		p.withAnswerCache(shape, func(ac *answerCache) (int, error) {
+			c = ac
+			for i := range 100 {
+				c.intern(fmt.Appendf(nil, "w%d", answer*100+i)) // every answer new names
+			}
+			return 100, nil
+		})
 		if n := len(c.strs); n > 2*100+64 {
 			t.Fatalf("after answer %d the cache holds %d values for answers of 100", answer, n)
 		}
 	}
 	c := p.answerCache(shape)
-	c.intern([]byte("w1999")) // in the last answer
-	c.done(1, nil)
+	p.withAnswerCache(shape, func(c *answerCache) (int, error) {
+		c.intern([]byte("w1999")) // in the last answer
+		return 1, nil
+	})
 	if n := len(c.strs); n != 1 {
 		t.Errorf("after an answer of 1 value the cache holds %d values, want 1", n)
 	}
 	if c.rows != 1 {
 		t.Errorf("rows = %d, want 1", c.rows)
 	}
-	c = p.answerCache(shape)
-	c.done(0, fmt.Errorf("decode failed"))
+	p.withAnswerCache(shape, func(*answerCache) (int, error) { return 0, fmt.Errorf("decode failed") })
 	if c.rows != 1 {
 		t.Errorf("a failed answer changed rows to %d, want the last good answer's 1", c.rows)
 	}

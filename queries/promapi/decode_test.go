@@ -357,9 +357,12 @@ func FuzzDecodeResponse(f *testing.F) {
 		// Interning the label values changes nothing, answer after answer.
 		p := &Prometheus{caches: make(map[queries.Shape]*answerCache)}
 		for range 2 {
-			c := p.answerCache(queries.Shape{Signal: queries.SignalRequests})
-			again, err := scanVectorInterned(body, c.intern)
-			c.done(len(again), err)
+			var again []refSample
+			err := p.withAnswerCache(queries.Shape{Signal: queries.SignalRequests}, func(c *answerCache) (int, error) {
+				var err error
+				again, err = scanVectorInterned(body, c.intern)
+				return len(again), err
+			})
 			if err != nil || !reflect.DeepEqual(again, got) {
 				t.Fatalf("interned: %+v, %v\nplain: %+v", again, err, got)
 			}

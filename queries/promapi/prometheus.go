@@ -171,22 +171,23 @@ func (p *Prometheus) Instant(ctx context.Context, shape queries.Shape, at time.T
 }
 
 func (p *Prometheus) requests(ctx context.Context, shape queries.Shape, expr string, at time.Time) ([]queries.Sample, error) {
-	// The last answer's size is the best guess of this one's.
-	cache := p.answerCache(shape)
 	var samples []queries.Sample
-	if cache.rows > 0 {
-		samples = make([]queries.Sample, 0, cache.rows)
-	}
-	d := &instantDecoder{labels: []string{p.catalog.Requests.NamespaceLabel, p.catalog.Requests.WorkloadLabel}, intern: cache.intern}
-	d.emit = func(vals []string, v float64) {
-		if vals[0] == "" || vals[1] == "" {
-			d.skipped++
-			return
+	err := p.withAnswerCache(shape, func(cache *answerCache) (int, error) {
+		// The last answer's size is the best guess of this one's.
+		if cache.rows > 0 {
+			samples = make([]queries.Sample, 0, cache.rows)
 		}
-		samples = append(samples, queries.Sample{Workload: queries.WorkloadKey{Namespace: vals[0], Name: vals[1]}, Value: v})
-	}
-	err := p.instant(ctx, shape, expr, at, d)
-	cache.done(len(samples), err)
+		d := &instantDecoder{labels: []string{p.catalog.Requests.NamespaceLabel, p.catalog.Requests.WorkloadLabel}, intern: cache.intern}
+		d.emit = func(vals []string, v float64) {
+			if vals[0] == "" || vals[1] == "" {
+				d.skipped++
+				return
+			}
+			samples = append(samples, queries.Sample{Workload: queries.WorkloadKey{Namespace: vals[0], Name: vals[1]}, Value: v})
+		}
+		err := p.instant(ctx, shape, expr, at, d)
+		return len(samples), err
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -204,21 +205,23 @@ type podMean struct {
 }
 
 func (p *Prometheus) gpu(ctx context.Context, shape queries.Shape, expr string, at time.Time) ([]queries.Sample, error) {
-	cache := p.answerCache(shape)
-	pods := make(map[queries.WorkloadKey]podMean, cache.rows)
-	d := &instantDecoder{labels: p.catalog.GPULabels(), intern: cache.intern}
-	d.emit = func(vals []string, v float64) {
-		ns, pod := queries.PodOf(vals)
-		if ns == "" || pod == "" {
-			d.skipped++
-			return
+	var pods map[queries.WorkloadKey]podMean
+	err := p.withAnswerCache(shape, func(cache *answerCache) (int, error) {
+		pods = make(map[queries.WorkloadKey]podMean, cache.rows)
+		d := &instantDecoder{labels: p.catalog.GPULabels(), intern: cache.intern}
+		d.emit = func(vals []string, v float64) {
+			ns, pod := queries.PodOf(vals)
+			if ns == "" || pod == "" {
+				d.skipped++
+				return
+			}
+			k := queries.WorkloadKey{Namespace: ns, Name: pod}
+			m := pods[k]
+			pods[k] = podMean{sum: m.sum + v, n: m.n + 1}
 		}
-		k := queries.WorkloadKey{Namespace: ns, Name: pod}
-		m := pods[k]
-		pods[k] = podMean{sum: m.sum + v, n: m.n + 1}
-	}
-	err := p.instant(ctx, shape, expr, at, d)
-	cache.done(len(pods), err)
+		err := p.instant(ctx, shape, expr, at, d)
+		return len(pods), err
+	})
 	if err != nil {
 		return nil, err
 	}
