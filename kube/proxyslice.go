@@ -298,15 +298,3 @@ func (s *Switcher) wrote(key types.NamespacedName, verb string, err error) error
 	}
 	return err
 }
-
-// take waits for the rate limiter's next token.
-func (s *Switcher) take(ctx context.Context) error {
-	for !s.limiter.TryAccept() {
-		select {
-		case <-s.cfg.Clock.After(s.refill):
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
-	return nil
-}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/netip"
 	"slices"
@@ -15,13 +14,11 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
-	"k8s.io/client-go/util/flowcontrol"
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/utils/clock"
 
@@ -96,14 +93,11 @@ type Switcher struct {
 	stores    map[string]caches // by namespace; NamespaceAll alone when all
 	synced    []cache.InformerSynced
 
-	queue   workqueue.TypedRateLimitingInterface[item]
-	limiter flowcontrol.PassiveRateLimiter
-	refill  time.Duration
+	queue workqueue.TypedRateLimitingInterface[item]
+	writePacer
 
-	running  atomic.Bool
-	ready    chan struct{} // closed once synced
-	stopSync context.CancelCauseFunc
-	lastErr  atomic.Pointer[error]
+	running atomic.Bool
+	informerSync
 
 	mu        sync.RWMutex
 	holds     map[string]map[string]Hold                   // namespace -> workload name -> Hold
@@ -146,15 +140,15 @@ const (
 // Run to start switching.
 func NewSwitcher(cfg SwitcherConfig) (*Switcher, error) {
 	s := &Switcher{
-		ready:     make(chan struct{}),
-		stores:    make(map[string]caches),
-		holds:     make(map[string]map[string]Hold),
-		decisions: make(map[queries.WorkloadKey]bool),
-		held:      make(map[types.NamespacedName]queries.WorkloadKey),
-		heldBy:    make(map[queries.WorkloadKey]int),
-		warned:    make(map[types.NamespacedName]string),
-		written:   make(map[types.NamespacedName]writtenSlice),
-		waiters:   make(map[types.NamespacedName]chan struct{}),
+		informerSync: informerSync{ready: make(chan struct{})},
+		stores:       make(map[string]caches),
+		holds:        make(map[string]map[string]Hold),
+		decisions:    make(map[queries.WorkloadKey]bool),
+		held:         make(map[types.NamespacedName]queries.WorkloadKey),
+		heldBy:       make(map[queries.WorkloadKey]int),
+		warned:       make(map[types.NamespacedName]string),
+		written:      make(map[types.NamespacedName]writtenSlice),
+		waiters:      make(map[types.NamespacedName]chan struct{}),
 	}
 	switch {
 	case cfg.Client == nil:
@@ -206,8 +200,7 @@ func NewSwitcher(cfg SwitcherConfig) (*Switcher, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	s.cfg = cfg
-	s.limiter = flowcontrol.NewTokenBucketPassiveRateLimiterWithClock(cfg.QPS, cfg.Burst, cfg.Clock)
-	s.refill = max(time.Duration(float64(time.Second)/float64(cfg.QPS)), time.Millisecond)
+	s.writePacer = newWritePacer(cfg.QPS, cfg.Burst, cfg.Clock)
 	s.queue = workqueue.NewTypedRateLimitingQueue(
 		workqueue.NewTypedItemExponentialFailureRateLimiter[item](100*time.Millisecond, 2*time.Minute))
 
@@ -256,7 +249,7 @@ func (s *Switcher) addInformers(ns string) error {
 		if err != nil {
 			return fmt.Errorf("switcher: %s handler: %w", x.resource, err)
 		}
-		if err := x.inf.SetWatchErrorHandlerWithContext(s.watchErrorHandler(x.resource, ns, x.inf)); err != nil {
+		if err := x.inf.SetWatchErrorHandlerWithContext(s.watchErrors(s.cfg.Logger, "Services or EndpointSlices may be stale", x.resource, ns, x.inf)); err != nil {
 			return fmt.Errorf("switcher: %s error handler: %w", x.resource, err)
 		}
 		s.synced = append(s.synced, reg.HasSynced)
@@ -534,42 +527,4 @@ func sliceKeyOf(obj any) (types.NamespacedName, bool) {
 		return types.NamespacedName{}, false
 	}
 	return types.NamespacedName{Namespace: sl.Namespace, Name: sl.Labels[labelServiceName]}, true
-}
-
-// watchErrorHandler ends Run's first sync on a refusal and retries the
-// rest, as the Watcher's does.
-func (s *Switcher) watchErrorHandler(resource, ns string, inf cache.SharedIndexInformer) cache.WatchErrorHandlerWithContext {
-	return func(_ context.Context, _ *cache.Reflector, err error) {
-		verb := "watch"
-		if !inf.HasSynced() {
-			verb = "list"
-		}
-		var refused error
-		switch {
-		case apierrors.IsForbidden(err):
-			refused = &AccessError{Verb: verb, Resource: resource, Namespace: ns, Err: apiStatus(err)}
-		case apierrors.IsUnauthorized(err):
-			refused = fmt.Errorf("%s %s: credentials rejected: %w", verb, resource, apiStatus(err))
-		}
-		synced := false
-		select {
-		case <-s.ready:
-			synced = true
-		default:
-		}
-		switch {
-		case refused != nil && !synced:
-			s.stopSync(refused)
-		case refused != nil:
-			s.cfg.Logger.Warn("Services or EndpointSlices may be stale", "err", refused)
-		case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF),
-			apierrors.IsResourceExpired(err), apierrors.IsGone(err):
-			s.cfg.Logger.Debug("watch closed; reconnecting", "resource", resource, "namespace", ns, "err", err)
-		default:
-			s.lastErr.Store(&err)
-			if synced {
-				s.cfg.Logger.Warn("watch failed; retrying", "resource", resource, "namespace", ns, "err", err)
-			}
-		}
-	}
 }

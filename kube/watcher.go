@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"slices"
 	"strings"
@@ -13,7 +12,6 @@ import (
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/informers"
@@ -89,10 +87,8 @@ type Watcher struct {
 	workloads sync.Map
 	mu        sync.Mutex // serialises the informers' handlers
 
-	running  atomic.Bool
-	ready    chan struct{} // closed once the caches are synced
-	stopSync context.CancelCauseFunc
-	lastErr  atomic.Pointer[error] // the last list or watch error, for a sync timeout
+	running atomic.Bool
+	informerSync
 
 	holdChanged HoldChangeFunc // set before Run, called under mu
 }
@@ -169,7 +165,7 @@ func NewWatcher(cfg WatcherConfig) (*Watcher, error) {
 		namespaces = []string{metav1.NamespaceAll}
 	}
 
-	w := &Watcher{cfg: cfg, ready: make(chan struct{})}
+	w := &Watcher{cfg: cfg, informerSync: informerSync{ready: make(chan struct{})}}
 	for _, ns := range namespaces {
 		f := informers.NewSharedInformerFactoryWithOptions(cfg.Client, 0,
 			informers.WithNamespace(ns), informers.WithTransform(keepEbbMeta))
@@ -181,7 +177,7 @@ func NewWatcher(cfg WatcherConfig) (*Watcher, error) {
 			if err != nil {
 				return nil, fmt.Errorf("watcher: %s handler: %w", kind.resource(), err)
 			}
-			if err := inf.SetWatchErrorHandlerWithContext(w.watchErrorHandler(kind, ns, inf)); err != nil {
+			if err := inf.SetWatchErrorHandlerWithContext(w.watchErrors(w.cfg.Logger, "workload annotations may be stale", kind.resource(), ns, inf)); err != nil {
 				return nil, fmt.Errorf("watcher: %s error handler: %w", kind.resource(), err)
 			}
 			// The registration is synced once this handler has seen the
@@ -441,45 +437,6 @@ func (w *Watcher) remove(kind Kind, obj any) {
 		w.workloads.Store(key, wl)
 	}
 	w.reportHold(key, old, wl)
-}
-
-// watchErrorHandler replaces client-go's default, which logs through klog.
-// A refusal before the first sync ends Run with an error that says what is
-// missing; other errors are retried by the informer.
-func (w *Watcher) watchErrorHandler(kind Kind, ns string, inf cache.SharedIndexInformer) cache.WatchErrorHandlerWithContext {
-	return func(_ context.Context, _ *cache.Reflector, err error) {
-		verb := "watch"
-		if !inf.HasSynced() {
-			verb = "list"
-		}
-		var refused error
-		switch {
-		case apierrors.IsForbidden(err):
-			refused = &AccessError{Verb: verb, Resource: kind.resource(), Namespace: ns, Err: apiStatus(err)}
-		case apierrors.IsUnauthorized(err):
-			refused = fmt.Errorf("%s %s: credentials rejected: %w", verb, kind.resource(), apiStatus(err))
-		}
-		synced := false
-		select {
-		case <-w.ready:
-			synced = true
-		default:
-		}
-		switch {
-		case refused != nil && !synced:
-			w.stopSync(refused)
-		case refused != nil:
-			w.cfg.Logger.Warn("workload annotations may be stale", "err", refused)
-		case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF),
-			apierrors.IsResourceExpired(err), apierrors.IsGone(err):
-			w.cfg.Logger.Debug("watch closed; reconnecting", "resource", kind.resource(), "namespace", ns, "err", err)
-		default:
-			w.lastErr.Store(&err)
-			if synced {
-				w.cfg.Logger.Warn("watch failed; retrying", "resource", kind.resource(), "namespace", ns, "err", err)
-			}
-		}
-	}
 }
 
 // sameInputs reports whether a and b agree on the annotations ebb reads.

@@ -15,7 +15,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/util/flowcontrol"
 	"k8s.io/utils/clock"
 
 	"github.com/ebbscale/ebb/queries"
@@ -72,9 +71,8 @@ type StateWriterConfig struct {
 // faster than its rate limit. It keeps only the latest state of each
 // workload, so Publish never waits for the API server.
 type StateWriter struct {
-	cfg     StateWriterConfig
-	limiter flowcontrol.PassiveRateLimiter
-	refill  time.Duration // time for one token to come back
+	cfg StateWriterConfig
+	writePacer
 	running atomic.Bool
 
 	mu      sync.Mutex
@@ -121,13 +119,12 @@ func NewStateWriter(cfg StateWriterConfig) (*StateWriter, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	return &StateWriter{
-		cfg:     cfg,
-		limiter: flowcontrol.NewTokenBucketPassiveRateLimiterWithClock(cfg.QPS, cfg.Burst, cfg.Clock),
-		refill:  max(time.Duration(float64(time.Second)/float64(cfg.QPS)), time.Millisecond),
-		pending: make(map[queries.WorkloadKey]scaler.WorkloadState),
-		signal:  make(chan struct{}, 1),
-		written: make(map[queries.WorkloadKey]written),
-		warned:  make(map[queries.WorkloadKey]string),
+		cfg:        cfg,
+		writePacer: newWritePacer(cfg.QPS, cfg.Burst, cfg.Clock),
+		pending:    make(map[queries.WorkloadKey]scaler.WorkloadState),
+		signal:     make(chan struct{}, 1),
+		written:    make(map[queries.WorkloadKey]written),
+		warned:     make(map[queries.WorkloadKey]string),
 	}, nil
 }
 
@@ -267,18 +264,6 @@ func holds(have, want map[string]string) bool {
 		}
 	}
 	return true
-}
-
-// take waits for the rate limiter's next token.
-func (s *StateWriter) take(ctx context.Context) error {
-	for !s.limiter.TryAccept() {
-		select {
-		case <-s.cfg.Clock.After(s.refill):
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
-	return nil
 }
 
 type patchBody struct {
