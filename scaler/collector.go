@@ -135,6 +135,7 @@ type Collector struct {
 	// number of requests the activator holds per workload (see Pending).
 	byWorkload map[queries.WorkloadKey][]*Interest
 	held       map[queries.WorkloadKey]int
+	heldSince  map[queries.WorkloadKey]int64 // unix nanoseconds: when held last went above 0
 	freeSlots  []int
 	nextSlot   int
 	// unrecovered counts interests whose idle clock is not recovered yet,
@@ -172,6 +173,7 @@ func NewCollector(cfg Config) (*Collector, error) {
 		interests:  make(map[interestKey]*Interest),
 		byWorkload: make(map[queries.WorkloadKey][]*Interest),
 		held:       make(map[queries.WorkloadKey]int),
+		heldSince:  make(map[queries.WorkloadKey]int64),
 		published:  make(map[queries.WorkloadKey]publishedState),
 		changed:    make(chan struct{}),
 		kick:       make(chan struct{}, 1),
@@ -194,6 +196,7 @@ func (c *Collector) Register(shape queries.Shape, workload queries.WorkloadKey, 
 		in.tracker.MaxStaleness = c.cfg.MaxStaleness
 		if n := c.held[workload]; n > 0 {
 			in.held.Store(int32(n))
+			in.heldSince.Store(c.heldSince[workload])
 			in.demandAt.Store(now.UnixNano())
 		}
 		c.interests[key] = in
@@ -242,14 +245,19 @@ func (c *Collector) Pending(w queries.WorkloadKey, n int) {
 	now := c.cfg.Clock.Now().UnixNano()
 	c.mu.Lock()
 	was := c.held[w]
-	if n > 0 {
+	switch {
+	case n > 0 && was == 0:
+		c.held[w], c.heldSince[w] = n, now
+	case n > 0:
 		c.held[w] = n
-	} else {
+	default:
 		delete(c.held, w)
+		delete(c.heldSince, w)
 	}
 	ins := c.byWorkload[w]
 	for _, in := range ins {
 		in.held.Store(int32(n))
+		in.heldSince.Store(c.heldSince[w])
 		if n > 0 || was > 0 {
 			in.demandAt.Store(now)
 		}

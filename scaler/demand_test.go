@@ -137,3 +137,32 @@ func woken(ch <-chan struct{}) bool {
 		return false
 	}
 }
+
+// sink records the states the collector publishes.
+type sink struct{ states []WorkloadState }
+
+func (s *sink) Publish(st WorkloadState) { s.states = append(s.states, st) }
+
+// TestPendingState: a tick while requests are held decides "held", and the
+// state written on the workload says how many since when.
+func TestPendingState(t *testing.T) {
+	src := &queriestest.FakeSource{}
+	states := &sink{}
+	c, clk := policyCollector(t, src, func(cfg *Config) { cfg.States = states })
+	w := wk("a", "w")
+	in := c.Register(reqShape, w, 0, 0)
+	stepTo(c, clk, t0.Add(time.Minute))
+	since := clk.Now()
+	c.Pending(w, 2)
+	clk.Add(3 * time.Second)
+	c.Pending(w, 5)
+	stepTo(c, clk, clk.Now().Add(2*time.Second))
+	if d := decision(t, c, in); !d.Active || d.Reason != shutdown.ReasonHeld {
+		t.Fatalf("a tick while 5 requests are held: %v, want active: held", d)
+	}
+	last := states.states[len(states.states)-1]
+	want := "active: holding 5 requests since " + since.UTC().Format(time.RFC3339)
+	if got := shutdown.StateAnnotations(last.Decision, last.LastActive)[shutdown.AnnotationState]; got != want {
+		t.Errorf("state %q, want %q", got, want)
+	}
+}

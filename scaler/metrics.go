@@ -56,7 +56,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}),
 		decisions: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "ebb_activity",
-			Help: "Workload signals by the idle policy's answer (active, idle, unknown: answered neither) and reason (traffic, recent, min-uptime, keep-awake, opt-out, unknown, bad-config, idle) in the last snapshot.",
+			Help: "Workload signals by the idle policy's answer (active, idle, unknown: answered neither) and reason (held, traffic, recent, min-uptime, keep-awake, opt-out, unknown, bad-config, idle) in the last snapshot.",
 		}, []string{"state", "reason"}),
 		recoveries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ebb_idle_clock_recoveries_total",
@@ -167,7 +167,7 @@ func (m *Metrics) observeTick(d time.Duration, shapes int, s *Snapshot) {
 	m.workloads.Set(float64(n))
 	// Every valid pair is set on every tick (no Reset), so that a scrape
 	// during a tick never sees a partial set.
-	for r := shutdown.ReasonBadConfig; r <= shutdown.ReasonIdle; r++ {
+	for r := shutdown.ReasonHeld; r <= shutdown.ReasonIdle; r++ {
 		active := r != shutdown.ReasonIdle
 		state := "idle"
 		switch {

@@ -68,9 +68,11 @@ func (c *Collector) Refresh(ctx context.Context) {
 		for _, in := range c.ordered[shape] {
 			o := &obs[in.slot]
 			known := c.observe(o, in, prev, r.err, in.sampled == c.gen, now)
-			if in.held.Load() > 0 {
+			held := int(in.held.Load())
+			if held > 0 {
 				in.demandAt.Store(now.UnixNano())
 			}
+			in.tracker.Holding(held, time.Unix(0, in.heldSince.Load()))
 			if at := in.demandAt.Load(); at != 0 {
 				in.tracker.Saw(time.Unix(0, at))
 			}

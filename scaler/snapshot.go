@@ -17,13 +17,14 @@ import (
 // nobody touched for the collector's forget period is dropped and reports Dead.
 type Interest struct {
 	// What KEDA's calls read and write comes first, in one cache line.
-	slot     int
-	touched  atomic.Int64 // unix nanoseconds of the last Touch
-	dead     atomic.Bool
-	watchers atomic.Int32                  // open watches: see Watch
-	changes  atomic.Pointer[chan struct{}] // see Changes
-	held     atomic.Int32                  // requests held for the workload: see Collector.Pending
-	demandAt atomic.Int64                  // unix nanoseconds of the last held request; 0 if none
+	slot      int
+	touched   atomic.Int64 // unix nanoseconds of the last Touch
+	dead      atomic.Bool
+	watchers  atomic.Int32                  // open watches: see Watch
+	changes   atomic.Pointer[chan struct{}] // see Changes
+	held      atomic.Int32                  // requests held for the workload: see Collector.Pending
+	demandAt  atomic.Int64                  // unix nanoseconds of the last held request; 0 if none
+	heldSince atomic.Int64                  // unix nanoseconds: when the held requests began; 0 if none
 
 	// What the interest is: its registry key, fixed at Register (see the
 	// accessors below).

@@ -140,6 +140,8 @@ func stateText(d Decision) string {
 	x := d.Detail
 	var s string
 	switch d.Reason {
+	case ReasonHeld:
+		s = heldText(x)
 	case ReasonBadConfig:
 		s = "bad configuration"
 		if x.Err != nil {

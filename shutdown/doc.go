@@ -7,24 +7,27 @@
 // instant at which the answer changes if only time passes (zero when time
 // alone will not change it). The first reason that applies wins:
 //
-//  1. ReasonBadConfig: an ebb.dev/ annotation is broken. Active: a typo
-//     never shuts a workload down.
-//  2. ReasonUnknown: no trustworthy data (source failing for longer than
+//  1. ReasonHeld: ebb's activator holds requests for the workload: demand
+//     ebb sees itself, known whatever the store says. Active.
+//  2. ReasonBadConfig: an ebb.dev/ annotation is broken. No answer
+//     (Decision.Known is false): a typo neither shuts a workload down nor
+//     wakes it.
+//  3. ReasonUnknown: no trustworthy data (source failing for longer than
 //     the allowed staleness, no data yet, idle clock not recovered after a
-//     restart, a value that is not a number). Active: an outage never shuts
-//     a workload down.
-//  3. ReasonOptOut: ebb.dev/autoshutdown: "false". Active.
-//  4. ReasonTraffic: value > activation. Active.
-//  5. ReasonKeepAwake: inside a keep-awake window. Active until the window
+//     restart, annotations not read yet, a value that is not a number). No
+//     answer: an outage neither shuts a workload down nor wakes it.
+//  4. ReasonOptOut: ebb.dev/autoshutdown: "false". Active.
+//  5. ReasonTraffic: value > activation. Active.
+//  6. ReasonKeepAwake: inside a keep-awake window. Active until the window
 //     ends.
-//  6. ReasonMinUptime: woke less than MinUptime ago (default 5m), so that
+//  7. ReasonMinUptime: woke less than MinUptime ago (default 5m), so that
 //     it cannot flap. Active until WokeAt+MinUptime.
-//  7. ReasonRecent: last active less than IdleAfter ago (default 15m).
+//  8. ReasonRecent: last active less than IdleAfter ago (default 15m).
 //     Active until LastActive+IdleAfter.
-//  8. ReasonIdle: none of the above. Idle until the next keep-awake window
+//  9. ReasonIdle: none of the above. Idle until the next keep-awake window
 //     opens.
 //
-// Reasons 5 to 7 expire with time. When several apply, the reason is the
+// Reasons 6 to 8 expire with time. When several apply, the reason is the
 // first, and Until is when the last of them ends (following on into any
 // window open at that instant).
 //

@@ -51,6 +51,10 @@ type State struct {
 	LastActive time.Time
 	// WokeAt is when the workload last went from idle to active; zero if unknown.
 	WokeAt time.Time
+	// Held is the number of requests ebb's activator holds for the
+	// workload now, and HeldSince when it began holding them.
+	Held      int
+	HeldSince time.Time
 }
 
 // Reason is why a Decision came out as it did. The constants are in order of
@@ -59,7 +63,8 @@ type Reason uint8
 
 // Reasons, in order of precedence.
 const (
-	ReasonBadConfig Reason = iota + 1 // the workload's configuration is broken: neither active nor idle (see Decision.Known)
+	ReasonHeld      Reason = iota + 1 // the activator holds requests for it: active, whatever else is known
+	ReasonBadConfig                   // the workload's configuration is broken: neither active nor idle (see Decision.Known)
 	ReasonUnknown                     // no trustworthy data: neither active nor idle (see Decision.Known)
 	ReasonOptOut                      // autoshutdown disabled: active
 	ReasonTraffic                     // value above activation: active
@@ -70,6 +75,7 @@ const (
 )
 
 var reasonNames = [...]string{
+	ReasonHeld:      "held",
 	ReasonBadConfig: "bad-config",
 	ReasonUnknown:   "unknown",
 	ReasonOptOut:    "opt-out",
@@ -114,6 +120,8 @@ type Detail struct {
 	IdleAfter  time.Duration
 	MinUptime  time.Duration
 	Window     string // the keep-awake window that applies
+	Held       int    // requests held by the activator
+	HeldSince  time.Time
 	Why        string // why the state is not known
 	Err        error  // the configuration problem
 }
@@ -125,9 +133,12 @@ func (p Policy) Decide(s State, now time.Time) Decision {
 		At: now, Value: s.Value, Activation: s.Activation,
 		LastActive: s.LastActive, WokeAt: s.WokeAt,
 		IdleAfter: p.IdleAfter, MinUptime: p.MinUptime,
-		Why: s.Why, Err: p.Invalid,
+		Why: s.Why, Err: p.Invalid, Held: s.Held, HeldSince: s.HeldSince,
 	}}
 	switch {
+	case s.Held > 0:
+		d.Reason = ReasonHeld
+		return d
 	case p.Invalid != nil:
 		d.Reason = ReasonBadConfig
 		return d
@@ -209,6 +220,8 @@ func (p Policy) pastWindows(u time.Time) time.Time {
 func (d Decision) Text() string {
 	x := d.Detail
 	switch d.Reason {
+	case ReasonHeld:
+		return heldText(x)
 	case ReasonBadConfig:
 		if x.Err == nil {
 			return "bad configuration"
@@ -253,6 +266,15 @@ func (d Decision) String() string {
 		return "active: " + d.Text()
 	}
 	return "idle: " + d.Text()
+}
+
+// heldText is "holding 3 requests since 2026-03-30T09:59:00Z".
+func heldText(x Detail) string {
+	unit := " requests"
+	if x.Held == 1 {
+		unit = " request"
+	}
+	return "holding " + strconv.Itoa(x.Held) + unit + " since " + x.HeldSince.UTC().Truncate(time.Second).Format(time.RFC3339)
 }
 
 func finite(f float64) bool { return !math.IsNaN(f) && !math.IsInf(f, 0) }

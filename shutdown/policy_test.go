@@ -251,3 +251,35 @@ func TestUnknownConfigIsNoAnswer(t *testing.T) {
 		t.Errorf("Resolve kept Unknown %q, want %q", got, "not read")
 	}
 }
+
+// Requests held by the activator are demand ebb sees itself: active, known,
+// whatever the store or the configuration says, and the text counts them.
+func TestHeldRequestsDecide(t *testing.T) {
+	since := time.Date(2026, 3, 30, 9, 59, 0, 500, time.UTC)
+	now := since.Add(40 * time.Second)
+	broken := shutdown.DefaultPolicy()
+	broken.Invalid = errors.New("ebb.dev/idle-after: bad")
+	for name, c := range map[string]struct {
+		p shutdown.Policy
+		s shutdown.State
+	}{
+		"idle":       {shutdown.DefaultPolicy(), shutdown.State{Known: true, Held: 3, HeldSince: since}},
+		"unknown":    {shutdown.DefaultPolicy(), shutdown.State{Why: shutdown.WhyFailing, Held: 3, HeldSince: since}},
+		"bad config": {broken, shutdown.State{Known: true, Held: 3, HeldSince: since}},
+	} {
+		d := c.p.Decide(c.s, now)
+		if !d.Active || !d.Known() || d.Reason != shutdown.ReasonHeld || d.Reason.String() != "held" {
+			t.Errorf("%s: %s (known %v), want active: held", name, d, d.Known())
+		}
+		if want := "active: holding 3 requests since 2026-03-30T09:59:00Z"; d.String() != want {
+			t.Errorf("%s: %q, want %q", name, d.String(), want)
+		}
+		if got := shutdown.StateAnnotations(d, time.Time{})[shutdown.AnnotationState]; got != "active: holding 3 requests since 2026-03-30T09:59:00Z" {
+			t.Errorf("%s: state annotation %q", name, got)
+		}
+	}
+	one := shutdown.DefaultPolicy().Decide(shutdown.State{Known: true, Held: 1, HeldSince: since}, now)
+	if want := "active: holding 1 request since 2026-03-30T09:59:00Z"; one.String() != want {
+		t.Errorf("one held: %q, want %q", one.String(), want)
+	}
+}

@@ -29,6 +29,18 @@ type Tracker struct {
 	wokeAt            time.Time
 	recovered         bool
 	decided, active   bool // the last answer of Decide, if any
+	held              int  // requests the activator holds now: see Holding
+	heldSince         time.Time
+}
+
+// Holding records that ebb's activator holds n requests for the workload
+// since since (n = 0: none). Held requests are demand ebb sees itself: the
+// decision is active, whatever else is known.
+func (t *Tracker) Holding(n int, since time.Time) {
+	t.held, t.heldSince = n, since
+	if n <= 0 {
+		t.held, t.heldSince = 0, time.Time{}
+	}
 }
 
 // Observe records an observation made at at: the workload's value and its
@@ -71,6 +83,7 @@ func (t *Tracker) State(now time.Time) State {
 	s := State{
 		Known: true, Value: t.value, Activation: t.activation,
 		LastActive: t.lastActive, WokeAt: t.wokeAt,
+		Held: t.held, HeldSince: t.heldSince,
 	}
 	switch {
 	case !t.recovered:
