@@ -13,17 +13,18 @@ build:
 demo: build
 	./$(BIN) demo $(DEMO_ARGS)
 
-# test-deps installs the real stores the integration tests run against, and
+# test-deps installs the real stores the integration tests run against and
+# the headless browser the HTML report is checked in, and
 # builds the Kubernetes control plane (etcd, kube-apiserver,
 # kube-controller-manager, the KEDA operator) from test/tools/ into
 # $EBB_TOOLS_DIR (default ~/.cache/ebb-tools): about 25 minutes on a cold
 # machine, nothing once they are cached.
 test-deps:
-	@if ! command -v prometheus >/dev/null || ! command -v promtool >/dev/null || ! command -v victoria-metrics >/dev/null; then \
-		echo "installing prometheus and victoria-metrics from Debian's packages"; \
+	@if ! command -v prometheus >/dev/null || ! command -v promtool >/dev/null || ! command -v victoria-metrics >/dev/null || ! command -v chromium >/dev/null; then \
+		echo "installing prometheus, victoria-metrics and chromium (for the HTML report tests) from Debian's packages"; \
 		SUDO=; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
 		$$SUDO apt-get update -qq && \
-		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends prometheus victoria-metrics >/dev/null; \
+		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends prometheus victoria-metrics chromium >/dev/null; \
 	fi
 	@prometheus --version 2>&1 | head -1; echo "victoria-metrics $$(dpkg-query -W -f='$${Version}' victoria-metrics 2>/dev/null || echo '(not from Debian)')" 
 	@bash test/tools/build.sh
