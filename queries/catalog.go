@@ -14,8 +14,9 @@ import (
 // configurable so that ebb fits stores whose relabelling differs from the
 // defaults.
 type Catalog struct {
-	Requests RequestsConfig
-	GPU      GPUConfig
+	Requests     RequestsConfig
+	GPU          GPUConfig
+	ModelServers ModelServerConfig
 }
 
 // RequestsConfig names the Istio request counter and its labels.
@@ -91,6 +92,10 @@ func DefaultCatalog() Catalog {
 			ExportedNamespaceLabel: "exported_namespace",
 			ExportedPodLabel:       "exported_pod",
 		},
+		ModelServers: ModelServerConfig{
+			NamespaceLabel: "namespace",
+			PodLabel:       "pod",
+		},
 	}
 }
 
@@ -151,25 +156,44 @@ func (c Catalog) Validate() error {
 		[2]string{"gpu.exported_namespace_label", g.ExportedNamespaceLabel},
 		[2]string{"gpu.exported_pod_label", g.ExportedPodLabel},
 	)
+
+	m := c.ModelServers
+	field("model_servers.namespace_label", m.NamespaceLabel, validLabelName, "label name")
+	field("model_servers.pod_label", m.PodLabel, validLabelName, "label name")
+	distinct(
+		[2]string{"model_servers.namespace_label", m.NamespaceLabel},
+		[2]string{"model_servers.pod_label", m.PodLabel},
+		[2]string{"the workload label of model-server queries", ModelServerWorkloadLabel},
+	)
 	return errors.Join(errs...)
 }
 
-// Expr returns the PromQL sent for shape: for requests and gpu the catalog's
-// query over shape.Window, for query shape.Expr unchanged.
+// Expr returns the PromQL sent for shape: for requests, gpu and the
+// model-server signals the catalog's query over shape.Window, for query
+// shape.Expr unchanged.
 //
 // The requests query returns one series per workload, labelled with
 // RequestsConfig.NamespaceLabel and WorkloadLabel; the gpu query returns one
 // series per pod with its mean utilization across its GPUs, labelled with the
 // four GPUConfig labels (pods are mapped to workloads by the caller, see
-// WorkloadOfPod).
+// WorkloadOfPod). The model-server queries return one series per workload,
+// labelled with ModelServerLabels (pods are mapped to workloads in the
+// query, as WorkloadOfPod maps them; see modelServerExpr).
 func (c Catalog) Expr(shape Shape) (string, error) {
-	switch shape.Signal {
-	case SignalQuery:
+	switch {
+	case shape.Signal == SignalQuery:
 		if strings.TrimSpace(shape.Expr) == "" {
 			return "", errors.New("query: empty expression")
 		}
 		return shape.Expr, nil
-	case SignalRequests, SignalGPU:
+	case shape.Signal == SignalRequests, shape.Signal == SignalGPU:
+	case shape.Signal.ModelServer():
+		if _, err := ParseServer(string(shape.Server)); err != nil {
+			return "", fmt.Errorf("%s: %w", shape.Signal, err)
+		}
+		if shape.Signal == SignalTTFT && !(shape.Quantile > 0 && shape.Quantile < 1) {
+			return "", fmt.Errorf("ttft: quantile = %v, must be in (0, 1)", shape.Quantile)
+		}
 	default:
 		return "", fmt.Errorf("unknown signal %q", shape.Signal)
 	}
@@ -177,8 +201,15 @@ func (c Catalog) Expr(shape Shape) (string, error) {
 		return "", fmt.Errorf("%s: window = %v, must be a positive whole number of milliseconds", shape.Signal, shape.Window)
 	}
 	w := "[" + FormatWindow(shape.Window) + "]"
-	if shape.Signal == SignalGPU {
+	switch {
+	case shape.Signal == SignalGPU:
 		return c.gpuExpr(w), nil
+	case shape.Signal.ModelServer():
+		e := c.modelServerExpr(shape, w)
+		if e == "" {
+			return "", fmt.Errorf("%s: server %s exposes no metric for it", shape.Signal, shape.Server)
+		}
+		return e, nil
 	}
 	return c.requestsExpr(w), nil
 }

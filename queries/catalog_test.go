@@ -79,6 +79,7 @@ func TestCatalogExprCustomLabels(t *testing.T) {
 			ExportedNamespaceLabel: "orig_ns",
 			ExportedPodLabel:       "orig_pod",
 		},
+		ModelServers: ModelServerConfig{NamespaceLabel: "k8s_ns", PodLabel: "k8s_pod"},
 	}
 	if err := c.Validate(); err != nil {
 		t.Fatalf("Validate: %v", err)
@@ -94,6 +95,12 @@ func TestCatalogExprCustomLabels(t *testing.T) {
 			`"namespace", "$1", "exported_namespace", "(.+)"), "dst_ns", "$1", "namespace", "(.*)"), ` +
 			`"dst_app", "$1", "workload", "(.*)"), "ebb_source", "activator", "", ""))`,
 		SignalGPU: `avg by (k8s_ns, k8s_pod, orig_ns, orig_pod) ((avg_over_time(gpu_engine_active[30s]) * 100) or avg_over_time(gpu_util[30s]))`,
+	}
+	queue := mustExpr(t, c, Shape{Signal: SignalQueue, Server: ServerTGI, Window: 30 * time.Second})
+	if w := `sum by (k8s_ns, ebb_workload) (label_replace(label_replace(label_replace(sum by (k8s_ns, k8s_pod) (avg_over_time(tgi_queue_size[30s])), ` +
+		`"ebb_workload", "$1", "k8s_pod", "(.*)"), "ebb_workload", "$1", "k8s_pod", "(.*[^-])-(?:0|[1-9][0-9]*)"), ` +
+		`"ebb_workload", "$1", "k8s_pod", "(.*[^-])-[bcdfghjklmnpqrstvwxz2456789]{6,10}-[bcdfghjklmnpqrstvwxz2456789]{5}"))`; queue != w {
+		t.Errorf("queue:\n got %s\nwant %s", queue, w)
 	}
 	for signal, w := range want {
 		got := mustExpr(t, c, Shape{Signal: signal, Window: 30 * time.Second})
@@ -155,6 +162,8 @@ func TestCatalogValidate(t *testing.T) {
 		`requests.source_reporter: "destination" is also requests.destination_reporter`)
 	f("exported labels same as plain", func(c *Catalog) { c.GPU.ExportedPodLabel = "pod" },
 		`gpu.exported_pod_label: "pod" is also gpu.pod_label`)
+	f("model-server pod label is the workload label", func(c *Catalog) { c.ModelServers.PodLabel = "ebb_workload" },
+		`the workload label of model-server queries: "ebb_workload" is also model_servers.pod_label`)
 	f("zero catalog", func(c *Catalog) { *c = Catalog{} },
 		"requests.metric: empty",
 		"requests.namespace_label: empty",
@@ -171,6 +180,8 @@ func TestCatalogValidate(t *testing.T) {
 		"gpu.pod_label: empty",
 		"gpu.exported_namespace_label: empty",
 		"gpu.exported_pod_label: empty",
+		"model_servers.namespace_label: empty",
+		"model_servers.pod_label: empty",
 	)
 	f("several fields", func(c *Catalog) {
 		c.Requests.UnknownWorkload = ""
@@ -251,4 +262,106 @@ func ExampleWorkloadOfPod() {
 	// checkout-7c9d8f6b5-x2k4z -> checkout
 	// trainer-1 -> trainer
 	// notebook-alice -> notebook-alice
+}
+
+func TestCatalogExprModelServers(t *testing.T) {
+	t.Parallel()
+	c := DefaultCatalog()
+	const mapped = `, "ebb_workload", "$1", "pod", "(.*)"), "ebb_workload", "$1", "pod", "(.*[^-])-(?:0|[1-9][0-9]*)"), ` +
+		`"ebb_workload", "$1", "pod", "(.*[^-])-[bcdfghjklmnpqrstvwxz2456789]{6,10}-[bcdfghjklmnpqrstvwxz2456789]{5}")`
+	f := func(shape Shape, want string) {
+		t.Helper()
+		got := mustExpr(t, c, shape)
+		if got != want {
+			t.Errorf("Expr(%v)\n got %s\nwant %s", shape, got, want)
+		}
+	}
+	f(Shape{Signal: SignalQueue, Server: ServerVLLM, Window: time.Minute},
+		`sum by (namespace, ebb_workload) (label_replace(label_replace(label_replace(`+
+			`sum by (namespace, pod) (avg_over_time(vllm:num_requests_waiting[1m]))`+mapped+`)`)
+	f(Shape{Signal: SignalRunning, Server: ServerTGI, Window: 30 * time.Second},
+		`sum by (namespace, ebb_workload) (label_replace(label_replace(label_replace(`+
+			`sum by (namespace, pod) (avg_over_time(tgi_batch_current_size[30s]))`+mapped+`)`)
+	// vLLM's new KV-cache name is preferred over the old one, pod by pod.
+	f(Shape{Signal: SignalKVCache, Server: ServerVLLM, Window: time.Minute},
+		`sum by (namespace, ebb_workload) (label_replace(label_replace(label_replace(`+
+			`avg by (namespace, pod) (avg_over_time(vllm:kv_cache_usage_perc[1m])) * 100 or `+
+			`avg by (namespace, pod) (avg_over_time(vllm:gpu_cache_usage_perc[1m])) * 100`+mapped+`)`)
+	// auto: every server's names in one query.
+	f(Shape{Signal: SignalQueue, Server: ServerAuto, Window: time.Minute},
+		`sum by (namespace, ebb_workload) (label_replace(label_replace(label_replace(`+
+			`sum by (namespace, pod) (avg_over_time(vllm:num_requests_waiting[1m])) or `+
+			`sum by (namespace, pod) (avg_over_time(tgi_queue_size[1m])) or `+
+			`sum by (namespace, pod) (avg_over_time(sglang:num_queue_reqs[1m])) or `+
+			`sum by (namespace, pod) (avg_over_time(nv_inference_pending_request_count[1m])) or `+
+			`sum by (namespace, pod) (avg_over_time(nv_trt_llm_request_metrics{request_type="waiting"}[1m]))`+mapped+`)`)
+	sec := `sum by (namespace, ebb_workload, le) (label_replace(label_replace(label_replace(` +
+		`rate(vllm:time_to_first_token_seconds_bucket[5m]) or rate(sglang:time_to_first_token_seconds_bucket[5m])` + mapped + `)`
+	ms := `sum by (namespace, ebb_workload, le) (label_replace(label_replace(label_replace(` +
+		`rate(nv_inference_first_response_histogram_ms_bucket[5m])` + mapped + `)`
+	f(Shape{Signal: SignalTTFT, Server: ServerAuto, Window: 5 * time.Minute, Quantile: 0.95},
+		`histogram_quantile(0.95, `+sec+`) >= 0 or histogram_quantile(0.95, `+ms+`) * 0.001 >= 0 or `+
+			`max by (namespace, ebb_workload) (`+sec+`) * 0 or max by (namespace, ebb_workload) (`+ms+`) * 0`)
+
+	// Every signal and server parses as MetricsQL.
+	for _, sig := range []Signal{SignalQueue, SignalRunning, SignalKVCache, SignalTTFT} {
+		for _, srv := range Servers {
+			e, err := c.Expr(Shape{Signal: sig, Server: srv, Window: time.Minute, Quantile: 0.5})
+			if err != nil {
+				continue // checked in TestCatalogExprErrors
+			}
+			if _, err := metricsql.Parse(e); err != nil {
+				t.Errorf("%s/%s does not parse: %v\n%s", sig, srv, err, e)
+			}
+		}
+	}
+}
+
+func TestCatalogExprModelServerErrors(t *testing.T) {
+	t.Parallel()
+	c := DefaultCatalog()
+	f := func(shape Shape, want string) {
+		t.Helper()
+		_, err := c.Expr(shape)
+		if err == nil || err.Error() != want {
+			t.Errorf("Expr(%+v) error = %v, want %q", shape, err, want)
+		}
+	}
+	f(Shape{Signal: SignalQueue, Server: "ollama", Window: time.Minute}, `queue: unknown server "ollama", want auto, vllm, tgi, sglang or triton`)
+	f(Shape{Signal: SignalQueue, Window: time.Minute}, `queue: unknown server "", want auto, vllm, tgi, sglang or triton`)
+	f(Shape{Signal: SignalKVCache, Server: ServerTGI, Window: time.Minute}, "kvcache: server tgi exposes no metric for it")
+	f(Shape{Signal: SignalTTFT, Server: ServerTGI, Window: time.Minute, Quantile: 0.9}, "ttft: server tgi exposes no metric for it")
+	f(Shape{Signal: SignalTTFT, Server: ServerAuto, Window: time.Minute, Quantile: 1}, "ttft: quantile = 1, must be in (0, 1)")
+	f(Shape{Signal: SignalTTFT, Server: ServerAuto, Window: time.Minute}, "ttft: quantile = 0, must be in (0, 1)")
+	f(Shape{Signal: SignalRunning, Server: ServerAuto}, "running: window = 0s, must be a positive whole number of milliseconds")
+}
+
+func TestParseSignalAndServer(t *testing.T) {
+	t.Parallel()
+	for _, s := range Signals {
+		if got, err := ParseSignal(string(s)); err != nil || got != s {
+			t.Errorf("ParseSignal(%q) = %q, %v", s, got, err)
+		}
+	}
+	if _, err := ParseSignal("cpu"); err == nil || err.Error() != `unknown signal "cpu", want requests, gpu, query, queue, running, kvcache or ttft` {
+		t.Errorf("ParseSignal(cpu) error = %v", err)
+	}
+	for _, s := range Servers {
+		if got, err := ParseServer(string(s)); err != nil || got != s {
+			t.Errorf("ParseServer(%q) = %q, %v", s, got, err)
+		}
+	}
+}
+
+func TestShapeStringModelServers(t *testing.T) {
+	t.Parallel()
+	f := func(s Shape, want string) {
+		t.Helper()
+		if got := s.String(); got != want {
+			t.Errorf("String() = %q, want %q", got, want)
+		}
+	}
+	f(Shape{Signal: SignalQueue, Server: ServerAuto, Window: time.Minute}, "queue:auto[1m]")
+	f(Shape{Signal: SignalTTFT, Server: ServerVLLM, Window: 5 * time.Minute, Quantile: 0.99}, "ttft:vllm:0.99[5m]")
+	f(Shape{Signal: SignalGPU, Window: time.Minute}, "gpu[1m]")
 }

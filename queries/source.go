@@ -1,6 +1,6 @@
 // Package queries holds ebb's scaling signals and the Source they are asked
 // of: signal shapes, their samples, the typed QueryError, and the catalog
-// (PromQL per signal shape). The Prometheus HTTP client that answers them is
+// (PromQL per signal shape, model servers' metric names in modelserver.go). The Prometheus HTTP client that answers them is
 // in package promapi; enforcement of users' expressions is in package
 // enforce; the collector that batches the shapes of every workload is
 // scaler.Collector.
@@ -26,15 +26,93 @@ const (
 	SignalGPU Signal = "gpu"
 	// SignalQuery is a user's own expression, reduced to one value.
 	SignalQuery Signal = "query"
+	// SignalQueue is the total over a workload's replicas of the requests
+	// waiting in their model servers' queues.
+	SignalQueue Signal = "queue"
+	// SignalRunning is the total over a workload's replicas of the requests
+	// their model servers are processing.
+	SignalRunning Signal = "running"
+	// SignalKVCache is the sum over a workload's replicas of each replica's
+	// KV-cache usage, in percent (as SignalGPU sums utilization).
+	SignalKVCache Signal = "kvcache"
+	// SignalTTFT is the workload's time to first token at a quantile, in
+	// seconds, from its model servers' histograms.
+	SignalTTFT Signal = "ttft"
 )
+
+// Signals lists every signal, in the order the docs name them.
+var Signals = []Signal{SignalRequests, SignalGPU, SignalQuery, SignalQueue, SignalRunning, SignalKVCache, SignalTTFT}
 
 // ParseSignal returns the signal named s.
 func ParseSignal(s string) (Signal, error) {
-	switch Signal(s) {
-	case SignalRequests, SignalGPU, SignalQuery:
-		return Signal(s), nil
+	for _, sig := range Signals {
+		if Signal(s) == sig {
+			return sig, nil
+		}
 	}
-	return "", fmt.Errorf("unknown signal %q, want requests, gpu or query", s)
+	return "", fmt.Errorf("unknown signal %q, want %s", s, SignalNames())
+}
+
+// SignalNames lists the signals for messages: "requests, gpu, query,
+// queue, running, kvcache or ttft".
+func SignalNames() string { return orList(Signals) }
+
+// ModelServer reports whether the signal reads a model server's own
+// metrics (queue, running, kvcache, ttft), whose names Shape.Server picks.
+func (s Signal) ModelServer() bool {
+	return s == SignalQueue || s == SignalRunning || s == SignalKVCache || s == SignalTTFT
+}
+
+// CountsRequests reports whether the signal's value is a number of requests
+// a model server holds (waiting or running): while it is above zero the
+// workload is serving, whatever its activation.
+func (s Signal) CountsRequests() bool { return s == SignalQueue || s == SignalRunning }
+
+// Server names the kind of model server whose metrics a model-server signal
+// reads.
+type Server string
+
+// The model servers ebb knows.
+const (
+	// ServerAuto reads whichever of the servers' metrics a workload exposes,
+	// in one query that covers them all.
+	ServerAuto   Server = "auto"
+	ServerVLLM   Server = "vllm"
+	ServerTGI    Server = "tgi"
+	ServerSGLang Server = "sglang"
+	ServerTriton Server = "triton"
+)
+
+// Servers lists every server kind, auto first.
+var Servers = []Server{ServerAuto, ServerVLLM, ServerTGI, ServerSGLang, ServerTriton}
+
+// ParseServer returns the server kind named s.
+func ParseServer(s string) (Server, error) {
+	for _, k := range Servers {
+		if Server(s) == k {
+			return k, nil
+		}
+	}
+	return "", fmt.Errorf("unknown server %q, want %s", s, orList(Servers))
+}
+
+// DefaultQuantile is the ttft quantile when a trigger names none.
+const DefaultQuantile = 0.9
+
+// orList renders "a, b or c".
+func orList[T ~string](xs []T) string {
+	var b strings.Builder
+	for i, x := range xs {
+		switch {
+		case i == 0:
+		case i == len(xs)-1:
+			b.WriteString(" or ")
+		default:
+			b.WriteString(", ")
+		}
+		b.WriteString(string(x))
+	}
+	return b.String()
 }
 
 // WorkloadKey names a Deployment or StatefulSet.
@@ -50,9 +128,14 @@ func (k WorkloadKey) String() string { return k.Namespace + "/" + k.Name }
 // a map key.
 type Shape struct {
 	Signal Signal
-	// Window is the rate or averaging window of requests and gpu; zero for
-	// query, whose ranges are part of the expression.
+	// Window is the rate or averaging window of every signal but query,
+	// whose ranges are part of the expression: zero for query.
 	Window time.Duration
+	// Server is, for the model-server signals only, the kind of server
+	// whose metric names are read (ServerAuto: every kind's, in one query).
+	Server Server
+	// Quantile is, for SignalTTFT only, the quantile in (0, 1).
+	Quantile float64
 	// Expr is, for SignalQuery only, the namespace-enforced expression
 	// (see package enforce). Its namespace is part of the text, so two ScaledObjects
 	// share a shape only when they may share a value.
@@ -61,8 +144,13 @@ type Shape struct {
 
 // String returns a short, stable name for logs and metric labels' values.
 func (s Shape) String() string {
-	if s.Signal == SignalQuery {
+	switch {
+	case s.Signal == SignalQuery:
 		return string(s.Signal) + ":" + s.Expr
+	case s.Signal == SignalTTFT:
+		return string(s.Signal) + ":" + string(s.Server) + ":" + strconv.FormatFloat(s.Quantile, 'g', -1, 64) + "[" + FormatWindow(s.Window) + "]"
+	case s.Signal.ModelServer():
+		return string(s.Signal) + ":" + string(s.Server) + "[" + FormatWindow(s.Window) + "]"
 	}
 	return string(s.Signal) + "[" + FormatWindow(s.Window) + "]"
 }
