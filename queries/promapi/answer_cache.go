@@ -3,18 +3,24 @@ package promapi
 import (
 	"sync"
 
+	"github.com/valyala/fastjson"
+
 	"github.com/ebbscale/ebb/queries"
 )
 
-// answerCache is what one shape's answers leave for the next: their size and
-// their label values. A tick's answer names mostly the workloads the last
-// one named, so decoding it then allocates only for what is new.
+// answerCache is what one shape's answers leave for the next: their size,
+// their label values and the parser that read them. A tick's answer names
+// mostly the workloads the last one named, so decoding it then allocates
+// only for what is new.
 type answerCache struct {
 	mu    sync.Mutex // held for one decode, by Prometheus.withAnswerCache
 	rows  int        // rows in the last answer, to size the next one
 	strs  map[string]*interned
 	gen   uint32 // counts answers
 	inUse int    // distinct values of the current answer
+	// parser keeps its buffers from answer to answer: a pool would not,
+	// as the garbage collector empties pools between ticks seconds apart.
+	parser fastjson.Parser
 }
 
 type interned struct {

@@ -7,17 +7,17 @@ import (
 	"fmt"
 	"math"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
-	"unicode/utf16"
-	"unicode/utf8"
+
+	"github.com/valyala/fastjson"
 )
 
-// This file decodes Prometheus HTTP API responses. The body is read into a
-// pooled buffer and scanned in place by a small JSON scanner that keeps only
-// the labels a shape needs: a tick over thousands of workloads allocates
-// little more than the strings of the workloads' names.
+// This file decodes Prometheus HTTP API responses with fastjson, as
+// VictoriaMetrics does: the body is read into a pooled buffer, parsed by a
+// reused parser, and only the labels a shape needs become strings, interned
+// in the shape's answer cache. A tick over thousands of workloads then
+// allocates little more than the strings of the workloads it has not seen.
 
 // envelope is the part of a response around its data.
 type envelope struct {
@@ -29,83 +29,122 @@ type envelope struct {
 
 // resultDecoder reads data.result of the given resultType.
 type resultDecoder interface {
-	decodeResult(s *scanner, resultType string) error
+	decodeResult(result *fastjson.Value, resultType string) error
 }
 
-// decodeResponse reads a whole response body, handing data.result to rd.
-// A body whose status is "error" is returned as is, with a nil error; any
-// other error means the body is not a valid response.
-func decodeResponse(body []byte, rd resultDecoder) (envelope, error) {
+// parsers are the parsers of answers that have no answer cache to hold one
+// (query signals, range queries).
+var parsers fastjson.ParserPool
+
+// decodeResponse parses a whole response body with p (nil: a pooled
+// parser), handing data.result to rd. A body whose status is "error" is
+// returned as is, with a nil error; any other error means the body is not a
+// valid response, and names where.
+func decodeResponse(p *fastjson.Parser, body []byte, rd resultDecoder) (envelope, error) {
+	if p == nil {
+		p = parsers.Get()
+		defer parsers.Put(p)
+	}
 	var env envelope
-	s := &scanner{b: body}
-	sawResult := false
-	err := s.object(func(key []byte) (err error) {
-		switch string(key) {
-		case "status":
-			env.Status, err = s.str()
-		case "errorType":
-			env.ErrorType, err = s.str()
-		case "error":
-			env.Error, err = s.str()
-		case "warnings":
-			env.Warnings, err = s.strs()
-		case "data":
-			sawResult, err = decodeData(s, rd)
-		default:
-			err = s.skip(0)
+	v, err := p.ParseBytes(body)
+	if err != nil {
+		return env, syntaxError(body, err)
+	}
+	if v.Type() != fastjson.TypeObject {
+		return env, fmt.Errorf("response is %s, want an object", kind(v))
+	}
+	for _, f := range []struct {
+		name string
+		to   *string
+	}{{"status", &env.Status}, {"errorType", &env.ErrorType}, {"error", &env.Error}} {
+		if *f.to, err = str(v.Get(f.name), f.name); err != nil {
+			return env, err
 		}
-		return err
-	})
+	}
+	if env.Warnings, err = strs(v.Get("warnings"), "warnings"); err != nil {
+		return env, err
+	}
+	switch env.Status {
+	case "error":
+		return env, nil
+	case "success":
+	default:
+		return env, fmt.Errorf("status %q, want success or error", env.Status)
+	}
+	data := v.Get("data")
+	if data == nil || data.Type() == fastjson.TypeNull {
+		return env, errors.New("no data.result")
+	}
+	if data.Type() != fastjson.TypeObject {
+		return env, fmt.Errorf("data is %s, want an object", kind(data))
+	}
+	resultType, err := str(data.Get("resultType"), "data.resultType")
 	if err != nil {
 		return env, err
 	}
-	if s.ws(); s.i != len(s.b) {
-		return env, s.errorf("data after the response")
-	}
+	result := data.Get("result")
 	switch {
-	case env.Status == "error":
-		return env, nil
-	case env.Status != "success":
-		return env, fmt.Errorf("status %q, want success or error", env.Status)
-	case !sawResult:
+	case result == nil:
 		return env, errors.New("no data.result")
+	case resultType == "":
+		return env, errors.New("data.result without data.resultType")
 	}
-	return env, nil
+	return env, rd.decodeResult(result, resultType)
 }
 
-// decodeData reads the data object. A result that comes before its
-// resultType is skipped and decoded once the type is known.
-func decodeData(s *scanner, rd resultDecoder) (sawResult bool, err error) {
-	if null, err := s.null(); null || err != nil {
-		return false, err // "data": null, as in some error responses
+// syntaxError says why body is not JSON. fastjson quotes only the text it
+// stopped at; encoding/json, which reads the body again only on this path,
+// gives the offset: the bytes it had read when it found the error.
+func syntaxError(body []byte, err error) error {
+	var se *json.SyntaxError
+	if errors.As(json.Unmarshal(body, new(json.RawMessage)), &se) {
+		return fmt.Errorf("invalid JSON at offset %d: %s", se.Offset, se)
 	}
-	var resultType string
-	early := -1
-	err = s.object(func(key []byte) error {
-		switch {
-		case string(key) == "resultType":
-			t, err := s.str()
-			resultType = t
-			return err
-		case string(key) == "result" && resultType != "":
-			sawResult = true
-			return rd.decodeResult(s, resultType)
-		case string(key) == "result":
-			sawResult = true
-			s.ws()
-			early = s.i
+	return fmt.Errorf("invalid JSON: %w", err)
+}
+
+// kind names v's JSON type with its article, for errors.
+func kind(v *fastjson.Value) string {
+	switch t := v.Type(); t {
+	case fastjson.TypeObject, fastjson.TypeArray:
+		return "an " + t.String()
+	case fastjson.TypeTrue, fastjson.TypeFalse, fastjson.TypeNull:
+		return t.String()
+	default:
+		return "a " + t.String()
+	}
+}
+
+// str returns the string v holds, "" for a missing v; path names v in errors.
+func str(v *fastjson.Value, path string) (string, error) {
+	if v == nil {
+		return "", nil
+	}
+	b, err := v.StringBytes()
+	if err != nil {
+		return "", fmt.Errorf("%s is %s, want a string", path, kind(v))
+	}
+	return string(b), nil
+}
+
+// strs returns the strings of an array, or nil for a missing or null v.
+func strs(v *fastjson.Value, path string) ([]string, error) {
+	if v == nil || v.Type() == fastjson.TypeNull {
+		return nil, nil
+	}
+	a, err := v.Array()
+	if err != nil {
+		return nil, fmt.Errorf("%s is %s, want an array of strings", path, kind(v))
+	}
+	out := make([]string, len(a))
+	for i, e := range a {
+		b, err := e.StringBytes()
+		if err != nil {
+			return nil, fmt.Errorf("%s[%d] is %s, want a string", path, i, kind(e))
 		}
-		return s.skip(0)
-	})
-	switch {
-	case err != nil:
-		return false, err
-	case sawResult && resultType == "":
-		return false, errors.New("data.result without data.resultType")
-	case early >= 0:
-		return true, rd.decodeResult(&scanner{b: s.b, i: early}, resultType)
+		out[i] = string(b)
 	}
-	return sawResult, nil
+	return out, nil
 }
 
 // instantDecoder reads vector (and, when scalar is set, scalar) results and
@@ -117,18 +156,20 @@ type instantDecoder struct {
 	emit   func(vals []string, v float64)
 	// intern, when set, turns label values into strings (see answerCache).
 	intern func([]byte) string
+	// parser, when set, parses the answer (see answerCache); else a pooled one.
+	parser *fastjson.Parser
 
 	vals    []string
 	series  int // samples read
 	skipped int // NaN, infinite and histogram samples dropped, and rows emit refused
 }
 
-func (d *instantDecoder) decodeResult(s *scanner, resultType string) error {
+func (d *instantDecoder) decodeResult(result *fastjson.Value, resultType string) error {
 	switch {
 	case resultType == "vector":
-		return d.vector(s)
+		return d.vector(result)
 	case resultType == "scalar" && d.scalar:
-		_, v, err := s.point()
+		_, v, err := point(result, func() string { return "data.result" })
 		if err != nil {
 			return err
 		}
@@ -147,39 +188,50 @@ func (d *instantDecoder) add(vals []string, v float64) {
 	d.emit(vals, v)
 }
 
-func (d *instantDecoder) vector(s *scanner) error {
+func (d *instantDecoder) text(b []byte) string {
+	if d.intern != nil {
+		return d.intern(b)
+	}
+	return string(b)
+}
+
+func (d *instantDecoder) vector(result *fastjson.Value) error {
+	rows, err := result.Array()
+	if err != nil {
+		return fmt.Errorf("data.result is %s, want an array", kind(result))
+	}
 	if cap(d.vals) < len(d.labels) {
 		d.vals = make([]string, len(d.labels))
 	}
 	vals := d.vals[:len(d.labels)]
-	setLabel := func(name, raw []byte, escaped bool) {
-		for i, l := range d.labels {
-			if string(name) == l {
-				if d.intern != nil && !escaped {
-					vals[i] = d.intern(raw)
-				} else {
-					vals[i] = s.text(raw, escaped)
-				}
-			}
+	for i, row := range rows {
+		obj, err := row.Object()
+		if err != nil {
+			return fmt.Errorf("data.result[%d] is %s, want an object", i, kind(row))
 		}
-	}
-	return s.array(func() error {
 		clear(vals)
 		var v float64
 		hasValue, hasHistogram := false, false
-		err := s.object(func(key []byte) (err error) {
+		obj.Visit(func(key []byte, f *fastjson.Value) {
+			if err != nil {
+				return
+			}
 			switch string(key) {
 			case "metric":
 				clear(vals) // a repeated metric replaces the first, as in encoding/json
-				return s.labelSet(setLabel)
+				err = labelSet(f, i, func(name, value []byte) {
+					for j, l := range d.labels {
+						if string(name) == l {
+							vals[j] = d.text(value)
+						}
+					}
+				})
 			case "value":
 				hasValue = true
-				_, v, err = s.point()
-				return err
+				_, v, err = point(f, func() string { return fmt.Sprintf("data.result[%d].value", i) })
 			case "histogram":
 				hasHistogram = true
 			}
-			return s.skip(0)
 		})
 		if err != nil {
 			return err
@@ -191,10 +243,60 @@ func (d *instantDecoder) vector(s *scanner) error {
 		case hasHistogram:
 			d.skipped++
 		default:
-			return errors.New("vector sample without value")
+			return fmt.Errorf("data.result[%d]: vector sample without value", i)
 		}
-		return nil
+	}
+	return nil
+}
+
+// labelSet calls fn with each name and value of the metric object of
+// data.result[i]; both are valid only during the call. Every value must be
+// a string.
+func labelSet(metric *fastjson.Value, i int, fn func(name, value []byte)) error {
+	obj, err := metric.Object()
+	if err != nil {
+		return fmt.Errorf("data.result[%d].metric is %s, want an object", i, kind(metric))
+	}
+	obj.Visit(func(name []byte, v *fastjson.Value) {
+		if err != nil {
+			return
+		}
+		b, e := v.StringBytes()
+		if e != nil {
+			err = fmt.Errorf("data.result[%d].metric[%q] is %s, want a string", i, name, kind(v))
+			return
+		}
+		fn(name, b)
 	})
+	return err
+}
+
+// point reads [<unix seconds>, "<value>"]; where names it in errors.
+func point(v *fastjson.Value, where func() string) (time.Time, float64, error) {
+	a, err := v.Array()
+	if err != nil || len(a) != 2 {
+		what := kind(v)
+		if err == nil {
+			what = fmt.Sprintf("an array of %d", len(a))
+		}
+		return time.Time{}, 0, fmt.Errorf(`%s is %s, want [<unix time>, "<value>"]`, where(), what)
+	}
+	if a[0].Type() != fastjson.TypeNumber {
+		return time.Time{}, 0, fmt.Errorf("%s[0] is %s, want a number (the unix time)", where(), kind(a[0]))
+	}
+	sec, err := a[0].Float64()
+	if err != nil || math.IsNaN(sec) || math.IsInf(sec, 0) {
+		return time.Time{}, 0, fmt.Errorf("%s[0] = %s, not a finite number", where(), a[0])
+	}
+	raw, err := a[1].StringBytes()
+	if err != nil {
+		return time.Time{}, 0, fmt.Errorf("%s[1] is %s, want a string", where(), kind(a[1]))
+	}
+	f, err := strconv.ParseFloat(string(raw), 64)
+	if err != nil {
+		return time.Time{}, 0, fmt.Errorf("%s[1]: value %q is not a number", where(), raw)
+	}
+	return time.UnixMilli(int64(math.Round(sec * 1000))).UTC(), f, nil
 }
 
 // rangeDecoder reads matrix results, keeping every label and every finite
@@ -205,39 +307,58 @@ type rangeDecoder struct {
 	skipped int // NaN and infinite points dropped
 }
 
-func (d *rangeDecoder) decodeResult(s *scanner, resultType string) error {
+func (d *rangeDecoder) decodeResult(result *fastjson.Value, resultType string) error {
 	if resultType != "matrix" {
 		return fmt.Errorf("unexpected resultType %q", resultType)
 	}
-	return s.array(func() error {
+	rows, err := result.Array()
+	if err != nil {
+		return fmt.Errorf("data.result is %s, want an array", kind(result))
+	}
+	for i, row := range rows {
+		obj, err := row.Object()
+		if err != nil {
+			return fmt.Errorf("data.result[%d] is %s, want an object", i, kind(row))
+		}
 		ser := Series{Labels: map[string]string{}}
-		err := s.object(func(key []byte) error {
+		obj.Visit(func(key []byte, f *fastjson.Value) {
+			if err != nil {
+				return
+			}
 			switch string(key) {
 			case "metric":
-				return s.labelSet(func(name, raw []byte, escaped bool) {
-					ser.Labels[string(name)] = s.text(raw, escaped)
-				})
+				clear(ser.Labels)
+				err = labelSet(f, i, func(name, value []byte) { ser.Labels[string(name)] = string(value) })
 			case "values":
-				return s.array(func() error { return d.addPoint(s, &ser) })
+				err = d.addPoints(f, i, &ser)
 			}
-			return s.skip(0)
 		})
+		if err != nil {
+			return err
+		}
 		d.series = append(d.series, ser)
-		return err
-	})
+	}
+	return nil
 }
 
-func (d *rangeDecoder) addPoint(s *scanner, ser *Series) error {
-	t, v, err := s.point()
+// addPoints adds the values of data.result[i] to ser.
+func (d *rangeDecoder) addPoints(values *fastjson.Value, i int, ser *Series) error {
+	a, err := values.Array()
 	if err != nil {
-		return err
+		return fmt.Errorf("data.result[%d].values is %s, want an array", i, kind(values))
 	}
-	d.points++
-	if math.IsNaN(v) || math.IsInf(v, 0) {
-		d.skipped++
-		return nil
+	for j, pv := range a {
+		t, v, err := point(pv, func() string { return fmt.Sprintf("data.result[%d].values[%d]", i, j) })
+		if err != nil {
+			return err
+		}
+		d.points++
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			d.skipped++
+			continue
+		}
+		ser.Points = append(ser.Points, Point{T: t, V: v})
 	}
-	ser.Points = append(ser.Points, Point{T: t, V: v})
 	return nil
 }
 
@@ -272,343 +393,4 @@ func putBody(b *bytes.Buffer) {
 	if b.Cap() <= maxPooledBody {
 		bodyPool.Put(b)
 	}
-}
-
-// scanner reads JSON held in memory. Strings it returns are copies; byte
-// slices it returns are valid until its next call.
-type scanner struct {
-	b    []byte
-	i    int
-	tmp  []byte // unescaped keys and strings
-	vtmp []byte // unescaped label values, apart so a key outlives its value
-}
-
-// maxDepth bounds the nesting of values skipped.
-const maxDepth = 64
-
-func (s *scanner) errorf(format string, args ...any) error {
-	return fmt.Errorf("invalid JSON at offset %d: %s", s.i, fmt.Sprintf(format, args...))
-}
-
-func (s *scanner) ws() {
-	for s.i < len(s.b) {
-		switch s.b[s.i] {
-		case ' ', '\t', '\n', '\r':
-			s.i++
-		default:
-			return
-		}
-	}
-}
-
-// peek returns the next byte that is not white space, without reading it.
-func (s *scanner) peek() (byte, error) {
-	s.ws()
-	if s.i >= len(s.b) {
-		return 0, s.errorf("unexpected end")
-	}
-	return s.b[s.i], nil
-}
-
-func (s *scanner) expect(c byte) error {
-	got, err := s.peek()
-	if err != nil {
-		return err
-	}
-	if got != c {
-		return s.errorf("got %q, want %q", got, c)
-	}
-	s.i++
-	return nil
-}
-
-// next reports whether another element of an array or object follows, after
-// reading the comma before it; at end it reads end and returns false. n
-// counts the elements read so far and starts at 0.
-func (s *scanner) next(n *int, end byte) (bool, error) {
-	c, err := s.peek()
-	if err != nil {
-		return false, err
-	}
-	if c == end {
-		s.i++
-		return false, nil
-	}
-	if *n > 0 {
-		if c != ',' {
-			return false, s.errorf("got %q, want ',' or %q", c, end)
-		}
-		s.i++
-	}
-	*n++
-	return true, nil
-}
-
-// object reads an object, calling fn with each key; fn reads the value. The
-// key is valid until the next key is read.
-func (s *scanner) object(fn func(key []byte) error) error {
-	if err := s.expect('{'); err != nil {
-		return err
-	}
-	for n := 0; ; {
-		more, err := s.next(&n, '}')
-		if err != nil || !more {
-			return err
-		}
-		key, err := s.key()
-		if err != nil {
-			return err
-		}
-		if err := fn(key); err != nil {
-			return err
-		}
-	}
-}
-
-// array reads an array, calling fn to read each element.
-func (s *scanner) array(fn func() error) error {
-	if err := s.expect('['); err != nil {
-		return err
-	}
-	for n := 0; ; {
-		more, err := s.next(&n, ']')
-		if err != nil || !more {
-			return err
-		}
-		if err := fn(); err != nil {
-			return err
-		}
-	}
-}
-
-// rawString reads a string and returns its bytes between the quotes, and
-// whether they hold escapes.
-func (s *scanner) rawString() (raw []byte, escaped bool, err error) {
-	if err := s.expect('"'); err != nil {
-		return nil, false, err
-	}
-	start := s.i
-	for s.i < len(s.b) {
-		switch c := s.b[s.i]; {
-		case c == '"':
-			s.i++
-			return s.b[start : s.i-1], escaped, nil
-		case c == '\\':
-			escaped = true
-			s.i += 2
-		case c < 0x20:
-			return nil, false, s.errorf("control character in string")
-		default:
-			s.i++
-		}
-	}
-	return nil, false, s.errorf("unexpected end in string")
-}
-
-// key reads an object key and its colon.
-func (s *scanner) key() ([]byte, error) {
-	raw, escaped, err := s.rawString()
-	if err != nil {
-		return nil, err
-	}
-	if escaped {
-		if s.tmp, err = s.unescape(s.tmp[:0], raw); err != nil {
-			return nil, err
-		}
-		raw = s.tmp
-	}
-	return raw, s.expect(':')
-}
-
-func (s *scanner) str() (string, error) {
-	raw, escaped, err := s.rawString()
-	if err != nil {
-		return "", err
-	}
-	if escaped {
-		if s.tmp, err = s.unescape(s.tmp[:0], raw); err != nil {
-			return "", err
-		}
-		raw = s.tmp
-	}
-	return string(raw), nil
-}
-
-// text returns the string a rawString result stands for; an invalid escape
-// becomes U+FFFD.
-func (s *scanner) text(raw []byte, escaped bool) string {
-	if escaped {
-		u, err := s.unescape(s.vtmp[:0], raw)
-		if err != nil {
-			return string(bytes.ToValidUTF8(raw, []byte("\uFFFD")))
-		}
-		s.vtmp, raw = u, u
-	}
-	return string(raw)
-}
-
-// strs reads an array of strings, or null.
-func (s *scanner) strs() (out []string, err error) {
-	if null, err := s.null(); null || err != nil {
-		return nil, err
-	}
-	err = s.array(func() error {
-		v, err := s.str()
-		out = append(out, v)
-		return err
-	})
-	return out, err
-}
-
-// labelSet reads an object of strings, calling fn with each name and raw
-// value; both are valid only during the call.
-func (s *scanner) labelSet(fn func(name, raw []byte, escaped bool)) error {
-	return s.object(func(name []byte) error {
-		raw, escaped, err := s.rawString()
-		if err == nil {
-			fn(name, raw, escaped)
-		}
-		return err
-	})
-}
-
-// unescape appends raw with its escapes decoded to out.
-func (s *scanner) unescape(out, raw []byte) ([]byte, error) {
-	for i := 0; i < len(raw); i++ {
-		c := raw[i]
-		if c != '\\' {
-			out = append(out, c)
-			continue
-		}
-		i++
-		switch raw[i] {
-		case '"', '\\', '/':
-			out = append(out, raw[i])
-		case 'b', 'f', 'n', 'r', 't':
-			out = append(out, "\b\f\n\r\t"[strings.IndexByte("bfnrt", raw[i])])
-		case 'u':
-			r, ok := hex4(raw[i+1:])
-			if !ok {
-				return nil, s.errorf("bad \\u escape")
-			}
-			i += 4
-			if utf16.IsSurrogate(r) {
-				r2, ok := rune(0), false
-				if i+2 < len(raw) && raw[i+1] == '\\' && raw[i+2] == 'u' {
-					r2, ok = hex4(raw[i+3:])
-				}
-				if r = utf16.DecodeRune(r, r2); ok && r != utf8.RuneError {
-					i += 6
-				}
-			}
-			out = utf8.AppendRune(out, r)
-		default:
-			return nil, s.errorf("bad escape \\%c", raw[i])
-		}
-	}
-	return out, nil
-}
-
-func hex4(b []byte) (rune, bool) {
-	if len(b) < 4 {
-		return 0, false
-	}
-	v, err := strconv.ParseUint(string(b[:4]), 16, 32)
-	return rune(v), err == nil
-}
-
-// null reads null if it comes next.
-func (s *scanner) null() (bool, error) {
-	c, err := s.peek()
-	if err != nil || c != 'n' {
-		return false, err
-	}
-	return true, s.literal("null")
-}
-
-func (s *scanner) literal(lit string) error {
-	if !bytes.HasPrefix(s.b[s.i:], []byte(lit)) {
-		return s.errorf("want %s", lit)
-	}
-	s.i += len(lit)
-	return nil
-}
-
-func (s *scanner) number() (float64, error) {
-	if _, err := s.peek(); err != nil {
-		return 0, err
-	}
-	start := s.i
-	for s.i < len(s.b) {
-		c := s.b[s.i]
-		if !(c >= '0' && c <= '9' || c == '-' || c == '+' || c == '.' || c == 'e' || c == 'E') {
-			break
-		}
-		s.i++
-	}
-	if start == s.i {
-		return 0, s.errorf("got %q, want a number", s.b[s.i])
-	}
-	f, err := strconv.ParseFloat(string(s.b[start:s.i]), 64)
-	if err != nil {
-		return 0, s.errorf("bad number %q", s.b[start:s.i])
-	}
-	return f, nil
-}
-
-// point reads [<unix seconds>, "<value>"].
-func (s *scanner) point() (time.Time, float64, error) {
-	if err := s.expect('['); err != nil {
-		return time.Time{}, 0, err
-	}
-	sec, err := s.number()
-	if err != nil {
-		return time.Time{}, 0, err
-	}
-	if err := s.expect(','); err != nil {
-		return time.Time{}, 0, err
-	}
-	raw, escaped, err := s.rawString()
-	if err != nil {
-		return time.Time{}, 0, err
-	}
-	if escaped {
-		return time.Time{}, 0, s.errorf("value %q is not a number", raw)
-	}
-	v, err := strconv.ParseFloat(string(raw), 64)
-	if err != nil {
-		return time.Time{}, 0, fmt.Errorf("value %q is not a number", raw)
-	}
-	if err := s.expect(']'); err != nil {
-		return time.Time{}, 0, err
-	}
-	return time.UnixMilli(int64(math.Round(sec * 1000))).UTC(), v, nil
-}
-
-// skip reads one value of any kind.
-func (s *scanner) skip(depth int) error {
-	if depth > maxDepth {
-		return s.errorf("nested deeper than %d", maxDepth)
-	}
-	c, err := s.peek()
-	if err != nil {
-		return err
-	}
-	switch c {
-	case '"':
-		_, _, err = s.rawString()
-		return err
-	case 't':
-		return s.literal("true")
-	case 'f':
-		return s.literal("false")
-	case 'n':
-		return s.literal("null")
-	case '[':
-		return s.array(func() error { return s.skip(depth + 1) })
-	case '{':
-		return s.object(func([]byte) error { return s.skip(depth + 1) })
-	}
-	_, err = s.number()
-	return err
 }

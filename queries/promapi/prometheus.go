@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/prometheus/common/config"
+	"github.com/valyala/fastjson"
 
 	"github.com/ebbscale/ebb/queries"
 )
@@ -166,6 +167,8 @@ func (p *Prometheus) Instant(ctx context.Context, shape queries.Shape, at time.T
 		return p.requests(ctx, shape, expr, at)
 	case queries.SignalGPU:
 		return p.gpu(ctx, shape, expr, at)
+	case queries.SignalQueue, queries.SignalRunning, queries.SignalKVCache, queries.SignalTTFT:
+		return p.modelServer(ctx, shape, expr, at)
 	}
 	return p.query(ctx, shape, expr, at)
 }
@@ -177,7 +180,7 @@ func (p *Prometheus) requests(ctx context.Context, shape queries.Shape, expr str
 		if cache.rows > 0 {
 			samples = make([]queries.Sample, 0, cache.rows)
 		}
-		d := &instantDecoder{labels: []string{p.catalog.Requests.NamespaceLabel, p.catalog.Requests.WorkloadLabel}, intern: cache.intern}
+		d := &instantDecoder{labels: []string{p.catalog.Requests.NamespaceLabel, p.catalog.Requests.WorkloadLabel}, intern: cache.intern, parser: &cache.parser}
 		d.emit = func(vals []string, v float64) {
 			if vals[0] == "" || vals[1] == "" {
 				d.skipped++
@@ -208,7 +211,7 @@ func (p *Prometheus) gpu(ctx context.Context, shape queries.Shape, expr string, 
 	var pods map[queries.WorkloadKey]podMean
 	err := p.withAnswerCache(shape, func(cache *answerCache) (int, error) {
 		pods = make(map[queries.WorkloadKey]podMean, cache.rows)
-		d := &instantDecoder{labels: p.catalog.GPULabels(), intern: cache.intern}
+		d := &instantDecoder{labels: p.catalog.GPULabels(), intern: cache.intern, parser: &cache.parser}
 		d.emit = func(vals []string, v float64) {
 			ns, pod := queries.PodOf(vals)
 			if ns == "" || pod == "" {
@@ -260,7 +263,7 @@ func (p *Prometheus) instant(ctx context.Context, shape queries.Shape, expr stri
 		"timeout": {formatSeconds(p.timeout)},
 	}
 	start := p.now()
-	bytes, err := p.do(ctx, shape, p.queryURL, form, d)
+	bytes, err := p.do(ctx, shape, p.queryURL, form, d.parser, d)
 	st := QueryStats{Shape: shape, Duration: p.now().Sub(start), Series: d.series, Skipped: d.skipped, Bytes: bytes}
 	if err != nil {
 		st.Err = err
@@ -315,7 +318,7 @@ func (p *Prometheus) Range(ctx context.Context, expr string, start, end time.Tim
 		}
 		d := &rangeDecoder{}
 		began := p.now()
-		n, err := p.do(ctx, shape, p.rangeURL, form, d)
+		n, err := p.do(ctx, shape, p.rangeURL, form, nil, d)
 		if p.observe != nil {
 			p.observe(QueryStats{Shape: shape, Duration: p.now().Sub(began), Series: d.points, Skipped: d.skipped, Bytes: n, Err: err})
 		}
@@ -363,9 +366,10 @@ func labelsKey(labels map[string]string) string {
 	return b.String()
 }
 
-// do POSTs form to endpoint and decodes a successful answer with rd. It
-// returns the body bytes read and a *QueryError.
-func (p *Prometheus) do(ctx context.Context, shape queries.Shape, endpoint string, form url.Values, rd resultDecoder) (int64, error) {
+// do POSTs form to endpoint and decodes a successful answer with parser
+// (nil: a pooled one) and rd. It returns the body bytes read and a
+// *QueryError.
+func (p *Prometheus) do(ctx context.Context, shape queries.Shape, endpoint string, form url.Values, parser *fastjson.Parser, rd resultDecoder) (int64, error) {
 	qctx, cancel := context.WithTimeout(ctx, p.timeout)
 	defer cancel()
 	fail := func(kind string, status int, err error) error {
@@ -427,7 +431,7 @@ func (p *Prometheus) do(ctx context.Context, shape queries.Shape, endpoint strin
 	if n > maxBodyBytes {
 		return n, fail(queries.KindBadResponse, resp.StatusCode, fmt.Errorf("response larger than %d bytes", maxBodyBytes))
 	}
-	env, err := decodeResponse(buf.Bytes(), rd)
+	env, err := decodeResponse(parser, buf.Bytes(), rd)
 	if err != nil {
 		return n, fail(queries.KindBadResponse, resp.StatusCode, err)
 	}

@@ -140,7 +140,8 @@ func TestNewPrometheusErrors(t *testing.T) {
 	f(PrometheusConfig{URL: "ftp://u:secret@prometheus"}, `url "ftp://u:xxxxx@prometheus": want http(s)://host[:port][/path], such as http://prometheus:9090`)
 	f(PrometheusConfig{URL: "http://p", Timeout: -time.Second}, "timeout = -1s, must not be negative")
 	f(PrometheusConfig{URL: "http://p", Catalog: queries.Catalog{Requests: queries.DefaultCatalog().Requests}},
-		"catalog: gpu.util_metric: empty\ngpu.prof_metric: empty\ngpu.namespace_label: empty\ngpu.pod_label: empty\ngpu.exported_namespace_label: empty\ngpu.exported_pod_label: empty")
+		"catalog: gpu.util_metric: empty\ngpu.prof_metric: empty\ngpu.namespace_label: empty\ngpu.pod_label: empty\ngpu.exported_namespace_label: empty\ngpu.exported_pod_label: empty\n"+
+			"model_servers.namespace_label: empty\nmodel_servers.pod_label: empty")
 	f(PrometheusConfig{URL: "http://p", HTTP: config.HTTPClientConfig{BearerToken: "a", BasicAuth: &config.BasicAuth{Username: "u"}}},
 		"http: at most one of basic_auth, oauth2, bearer_token & bearer_token_file must be configured")
 }
