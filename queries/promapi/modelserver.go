@@ -16,7 +16,7 @@ func (p *Prometheus) modelServer(ctx context.Context, shape queries.Shape, expr 
 		if cache.rows > 0 {
 			samples = make([]queries.Sample, 0, cache.rows)
 		}
-		d := &instantDecoder{labels: p.catalog.ModelServerLabels(), intern: cache.intern}
+		d := &instantDecoder{labels: p.catalog.ModelServerLabels(), intern: cache.intern, parser: &cache.parser}
 		d.emit = func(vals []string, v float64) {
 			if vals[0] == "" || vals[1] == "" {
 				d.skipped++
