@@ -25,7 +25,8 @@ const MaxIdleAfter = 30 * 24 * time.Hour
 
 // Overrides is what a workload's annotations change in its Policy.
 type Overrides struct {
-	// IdleAfter is from ebb.dev/idle-after; zero when not set.
+	// IdleAfter is from ebb.dev/idle-after; zero when not set,
+	// AutoIdleAfter for "auto".
 	IdleAfter time.Duration
 	// Disabled is true for ebb.dev/autoshutdown: "false".
 	Disabled bool
@@ -64,8 +65,10 @@ func ParseAnnotations(a map[string]string) (Overrides, error) {
 		raw = strings.TrimSpace(raw)
 		d, err := time.ParseDuration(raw)
 		switch {
+		case strings.EqualFold(raw, "auto"):
+			o.IdleAfter = AutoIdleAfter
 		case err != nil:
-			bad(AnnotationIdleAfter, fmt.Errorf("%s is not a duration like 30m", quote(raw)))
+			bad(AnnotationIdleAfter, fmt.Errorf(`%s is not a duration like 30m or "auto"`, quote(raw)))
 		case d <= 0 || d > MaxIdleAfter:
 			bad(AnnotationIdleAfter, fmt.Errorf("%s must be > 0 and <= %s", FormatDuration(d), FormatDuration(MaxIdleAfter)))
 		default:
@@ -95,15 +98,22 @@ func ParseAnnotations(a map[string]string) (Overrides, error) {
 // Resolve returns the policy for one workload: defaults holds the server's
 // settings (--idle-after and so on), metadataIdleAfter the trigger's
 // idleAfter (zero when not set), o the workload's annotations. IdleAfter is
-// the annotation's, else the trigger's, else the default. Keep-awake windows
+// the annotation's, else the trigger's, else the default; any of them may be
+// AutoIdleAfter, which makes the policy Auto (learned) with the default's
+// IdleAfter, or DefaultIdleAfter, as the fixed fallback. Keep-awake windows
 // add up, and opting out on either side wins.
 func Resolve(defaults Policy, metadataIdleAfter time.Duration, o Overrides) Policy {
 	p := defaults
-	if metadataIdleAfter > 0 {
-		p.IdleAfter = metadataIdleAfter
+	if p.IdleAfter == AutoIdleAfter {
+		p.Auto, p.IdleAfter = true, DefaultIdleAfter
 	}
-	if o.IdleAfter > 0 {
-		p.IdleAfter = o.IdleAfter
+	for _, d := range [...]time.Duration{metadataIdleAfter, o.IdleAfter} {
+		switch {
+		case d == AutoIdleAfter:
+			p.Auto = true
+		case d > 0:
+			p.Auto, p.IdleAfter = false, d
+		}
 	}
 	p.Disabled = p.Disabled || o.Disabled
 	if len(o.KeepAwake) > 0 {
@@ -155,6 +165,10 @@ func stateText(d Decision) string {
 		s = "traffic above activation " + number(x.Activation)
 	case ReasonKeepAwake:
 		s = "keep-awake window " + strconv.Quote(x.Window)
+	case ReasonLearnedHours:
+		s = "learned keep-awake hours " + x.Window
+	case ReasonPreWake:
+		s = "pre-wake before the expected activity"
 	case ReasonMinUptime:
 		s = "min uptime " + FormatDuration(x.MinUptime) + " after waking at " + x.WokeAt.UTC().Truncate(time.Second).Format(time.RFC3339)
 	case ReasonRecent:
@@ -163,6 +177,9 @@ func stateText(d Decision) string {
 		s = "no activity within idle-after " + FormatDuration(x.IdleAfter)
 	default:
 		s = d.Text()
+	}
+	if x.Learned != nil && d.Known() {
+		s += " (" + x.Learned.Summary() + ")"
 	}
 	switch {
 	case !d.Known():

@@ -26,7 +26,7 @@ func TestParseAnnotations(t *testing.T) {
 		{name: "idle-after with spaces", a: map[string]string{"ebb.dev/idle-after": " 2h "}, idleAfter: 2 * time.Hour},
 		{name: "idle-after at the maximum", a: map[string]string{"ebb.dev/idle-after": "720h"}, idleAfter: 720 * time.Hour},
 		{name: "idle-after not a duration", a: map[string]string{"ebb.dev/idle-after": "30"},
-			err: `ebb.dev/idle-after: "30" is not a duration like 30m`},
+			err: `ebb.dev/idle-after: "30" is not a duration like 30m or "auto"`},
 		{name: "idle-after zero", a: map[string]string{"ebb.dev/idle-after": "0s"},
 			err: "ebb.dev/idle-after: 0s must be > 0 and <= 720h"},
 		{name: "idle-after negative", a: map[string]string{"ebb.dev/idle-after": "-5m"},
@@ -53,7 +53,7 @@ func TestParseAnnotations(t *testing.T) {
 			"ebb.dev/autoshutdown": "false",
 			"ebb.dev/keep-awake":   "0 8 * * *",
 		}, disabled: true,
-			err: `ebb.dev/idle-after: "soon" is not a duration like 30m; ebb.dev/keep-awake: window 1: missing "for <duration>"`},
+			err: `ebb.dev/idle-after: "soon" is not a duration like 30m or "auto"; ebb.dev/keep-awake: window 1: missing "for <duration>"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

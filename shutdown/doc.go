@@ -20,19 +20,38 @@
 //  5. ReasonTraffic: value > activation. Active.
 //  6. ReasonKeepAwake: inside a keep-awake window. Active until the window
 //     ends.
-//  7. ReasonMinUptime: woke less than MinUptime ago (default 5m), so that
+//  7. ReasonLearnedHours: inside a keep-awake hour learned by an auto
+//     policy (see below). Active until the hour ends.
+//  8. ReasonMinUptime: woke less than MinUptime ago (default 5m), so that
 //     it cannot flap. Active until WokeAt+MinUptime.
-//  8. ReasonRecent: last active less than IdleAfter ago (default 15m).
+//  9. ReasonRecent: last active less than IdleAfter ago (default 15m).
 //     Active until LastActive+IdleAfter.
-//  9. ReasonIdle: none of the above. Idle until the next keep-awake window
-//     opens.
+//  10. ReasonPreWake: inside an auto policy's pre-wake window, when the
+//     next activity is expected. Active until the window closes.
+//  11. ReasonIdle: none of the above. Idle until the next keep-awake window
+//     opens or the next pre-wake.
 //
-// Reasons 6 to 8 expire with time. When several apply, the reason is the
+// Reasons 6 to 10 expire with time. When several apply, the reason is the
 // first, and Until is when the last of them ends (following on into any
 // window open at that instant).
 //
 // KEDA waits its own cooldownPeriod after IsActive turns false before it
 // scales to zero, so the effective wait is IdleAfter + cooldownPeriod.
+//
+// # idleAfter: auto
+//
+// Learn reads a workload's Activity (its active spans over the last 7 days)
+// and returns a Model: a keep-alive that bridges every idle gap up to the
+// fixed idle-after the history holds (half again, at least 1m), a pre-wake
+// window when the latest long gaps are regular (a job every 2h ± 2m is woken
+// 2 minutes before the shortest gap seen and let go right after its work),
+// and keep-awake hours in which the workload was busy 90% of the time. With
+// less than MinHistory of history, fewer than 8 gaps or more than 10% of
+// them beyond 4h, it falls back to the fixed idle-after and says why. Pre-
+// wakes not followed by demand count against PreWakeBudget a day; past it,
+// the model backs off to the fixed idle-after. Model.Apply puts a model in
+// force in a Policy; Decide stays pure and demand, MinUptime and the
+// unknown rules come first as for every policy.
 //
 // A Tracker keeps one workload's idle clock from successive observations
 // (last activity, last wake, trust in the data) and is not Known until
@@ -43,7 +62,7 @@
 //
 // On a Deployment or StatefulSet:
 //
-//	ebb.dev/idle-after: "30m"      # a Go duration, > 0 and <= 720h
+//	ebb.dev/idle-after: "30m"      # a Go duration, > 0 and <= 720h, or "auto"
 //	ebb.dev/autoshutdown: "false"  # opt out; "true" is the default
 //	ebb.dev/keep-awake: "0 8 * * 1-5 for 12h in Europe/Berlin; 0 10 * * 6 for 4h"
 //

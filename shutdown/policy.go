@@ -2,6 +2,7 @@ package shutdown
 
 import (
 	"math"
+	"slices"
 	"strconv"
 	"time"
 )
@@ -30,6 +31,12 @@ type Policy struct {
 	// Unknown, when set, says why the workload's configuration is not known
 	// yet; the Policy then decides neither active nor idle.
 	Unknown string
+	// Auto is idleAfter: auto: the keep-alive, pre-wake and keep-awake
+	// hours are learned (see Learn and Model.Apply).
+	Auto bool
+	// Learned is the model in force for an Auto policy, set by
+	// Model.Apply; nil: IdleAfter applies as for a fixed policy.
+	Learned *Model
 }
 
 // DefaultPolicy returns the policy with the server defaults.
@@ -63,27 +70,31 @@ type Reason uint8
 
 // Reasons, in order of precedence.
 const (
-	ReasonHeld      Reason = iota + 1 // the activator holds requests for it: active, whatever else is known
-	ReasonBadConfig                   // the workload's configuration is broken: neither active nor idle (see Decision.Known)
-	ReasonUnknown                     // no trustworthy data: neither active nor idle (see Decision.Known)
-	ReasonOptOut                      // autoshutdown disabled: active
-	ReasonTraffic                     // value above activation: active
-	ReasonKeepAwake                   // inside a keep-awake window: active
-	ReasonMinUptime                   // woke less than MinUptime ago: active
-	ReasonRecent                      // active less than IdleAfter ago: active
-	ReasonIdle                        // none of the above: idle
+	ReasonHeld         Reason = iota + 1 // the activator holds requests for it: active, whatever else is known
+	ReasonBadConfig                      // the workload's configuration is broken: neither active nor idle (see Decision.Known)
+	ReasonUnknown                        // no trustworthy data: neither active nor idle (see Decision.Known)
+	ReasonOptOut                         // autoshutdown disabled: active
+	ReasonTraffic                        // value above activation: active
+	ReasonKeepAwake                      // inside a keep-awake window: active
+	ReasonLearnedHours                   // inside a learned keep-awake hour (auto): active
+	ReasonMinUptime                      // woke less than MinUptime ago: active
+	ReasonRecent                         // active less than IdleAfter ago: active
+	ReasonPreWake                        // inside the learned pre-wake window (auto): active
+	ReasonIdle                           // none of the above: idle
 )
 
 var reasonNames = [...]string{
-	ReasonHeld:      "held",
-	ReasonBadConfig: "bad-config",
-	ReasonUnknown:   "unknown",
-	ReasonOptOut:    "opt-out",
-	ReasonTraffic:   "traffic",
-	ReasonKeepAwake: "keep-awake",
-	ReasonMinUptime: "min-uptime",
-	ReasonRecent:    "recent",
-	ReasonIdle:      "idle",
+	ReasonHeld:         "held",
+	ReasonBadConfig:    "bad-config",
+	ReasonUnknown:      "unknown",
+	ReasonOptOut:       "opt-out",
+	ReasonTraffic:      "traffic",
+	ReasonKeepAwake:    "keep-awake",
+	ReasonLearnedHours: "learned-hours",
+	ReasonMinUptime:    "min-uptime",
+	ReasonRecent:       "recent",
+	ReasonPreWake:      "pre-wake",
+	ReasonIdle:         "idle",
 }
 
 // String returns the reason's short name, e.g. "keep-awake", fit for a
@@ -120,6 +131,7 @@ type Detail struct {
 	IdleAfter  time.Duration
 	MinUptime  time.Duration
 	Window     string // the keep-awake window that applies
+	Learned    *Model // the learned model of an auto policy
 	Held       int    // requests held by the activator
 	HeldSince  time.Time
 	Why        string // why the state is not known
@@ -132,7 +144,7 @@ func (p Policy) Decide(s State, now time.Time) Decision {
 	d := Decision{Active: true, Detail: Detail{
 		At: now, Value: s.Value, Activation: s.Activation,
 		LastActive: s.LastActive, WokeAt: s.WokeAt,
-		IdleAfter: p.IdleAfter, MinUptime: p.MinUptime,
+		IdleAfter: p.IdleAfter, MinUptime: p.MinUptime, Learned: p.Learned,
 		Why: s.Why, Err: p.Invalid, Held: s.Held, HeldSince: s.HeldSince,
 	}}
 	switch {
@@ -169,6 +181,17 @@ func (p Policy) Decide(s State, now time.Time) Decision {
 			d.Until = later(d.Until, end)
 		}
 	}
+	if m := p.Learned; m != nil {
+		for i := range m.Hours {
+			if in, end := m.Hours[i].Contains(now); in {
+				if d.Reason == 0 {
+					d.Reason = ReasonLearnedHours
+					d.Detail.Window = m.HoursText
+				}
+				d.Until = later(d.Until, end)
+			}
+		}
+	}
 	if !s.WokeAt.IsZero() {
 		if end := s.WokeAt.Add(p.MinUptime); end.After(now) {
 			if d.Reason == 0 {
@@ -185,18 +208,42 @@ func (p Policy) Decide(s State, now time.Time) Decision {
 			d.Until = later(d.Until, end)
 		}
 	}
+	var wakeAt time.Time // the next pre-wake, if after now
+	if m := p.Learned; m != nil && m.PreWakeFrom > 0 && !s.LastActive.IsZero() {
+		from, to := s.LastActive.Add(m.PreWakeFrom), s.LastActive.Add(m.PreWakeUntil)
+		switch {
+		case now.Before(from):
+			wakeAt = from
+		case now.Before(to):
+			if d.Reason == 0 {
+				d.Reason = ReasonPreWake
+			}
+			d.Until = later(d.Until, to)
+		}
+	}
 	if d.Reason != 0 {
 		d.Until = p.pastWindows(d.Until)
 		return d
 	}
 
 	d.Active, d.Reason = false, ReasonIdle
-	for i := range p.KeepAwake {
-		if open := p.KeepAwake[i].Next(now); !open.IsZero() && (d.Until.IsZero() || open.Before(d.Until)) {
+	for _, w := range p.windows() {
+		if open := w.Next(now); !open.IsZero() && (d.Until.IsZero() || open.Before(d.Until)) {
 			d.Until = open
 		}
 	}
+	if !wakeAt.IsZero() && (d.Until.IsZero() || wakeAt.Before(d.Until)) {
+		d.Until = wakeAt
+	}
 	return d
+}
+
+// windows returns the keep-awake windows and the learned hours.
+func (p Policy) windows() []Window {
+	if p.Learned == nil || len(p.Learned.Hours) == 0 {
+		return p.KeepAwake
+	}
+	return append(slices.Clip(p.KeepAwake), p.Learned.Hours...)
 }
 
 // pastWindows moves u past keep-awake windows open at u, so that Until is
@@ -204,8 +251,8 @@ func (p Policy) Decide(s State, now time.Time) Decision {
 func (p Policy) pastWindows(u time.Time) time.Time {
 	for range 3 {
 		moved := false
-		for i := range p.KeepAwake {
-			if in, end := p.KeepAwake[i].Contains(u); in && end.After(u) {
+		for _, w := range p.windows() {
+			if in, end := w.Contains(u); in && end.After(u) {
 				u, moved = end, true
 			}
 		}
@@ -238,6 +285,11 @@ func (d Decision) Text() string {
 		return "value " + number(x.Value) + " > activation " + number(x.Activation)
 	case ReasonKeepAwake:
 		return "keep-awake window " + strconv.Quote(x.Window)
+	case ReasonLearnedHours:
+		return "learned keep-awake hours " + x.Window
+	case ReasonPreWake:
+		return "pre-wake: activity expected " + FormatDuration(x.Learned.PreWakeFrom.Truncate(time.Minute)) + "-" +
+			FormatDuration(x.Learned.PreWakeUntil.Truncate(time.Minute)) + " after the last, which was " + shortAgo(x.At.Sub(x.LastActive)) + " ago"
 	case ReasonMinUptime:
 		return "woke " + shortAgo(x.At.Sub(x.WokeAt)) + " ago, min uptime " + FormatDuration(x.MinUptime)
 	case ReasonRecent:
