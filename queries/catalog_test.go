@@ -2,6 +2,7 @@ package queries
 
 import (
 	"fmt"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -364,4 +365,46 @@ func TestShapeStringModelServers(t *testing.T) {
 	f(Shape{Signal: SignalQueue, Server: ServerAuto, Window: time.Minute}, "queue:auto[1m]")
 	f(Shape{Signal: SignalTTFT, Server: ServerVLLM, Window: 5 * time.Minute, Quantile: 0.99}, "ttft:vllm:0.99[5m]")
 	f(Shape{Signal: SignalGPU, Window: time.Minute}, "gpu[1m]")
+}
+
+// modelServerTable renders the README's table of the metric names each
+// model server is read from.
+func modelServerTable() string {
+	var b strings.Builder
+	b.WriteString("| server | `queue` | `running` | `kvcache` (ratio × 100) | `ttft` histogram |\n| --- | --- | --- | --- | --- |\n")
+	cell := func(names []string) string {
+		if len(names) == 0 {
+			return "—"
+		}
+		q := make([]string, len(names))
+		for i, n := range names {
+			q[i] = "`" + n + "`"
+		}
+		return strings.Join(q, ", then ")
+	}
+	for _, s := range ModelServers() {
+		ttft := "—"
+		if s.TTFTBuckets != "" {
+			ttft = "`" + s.TTFTBuckets + "`"
+			if s.TTFTUnit != 1 {
+				ttft += " (ms, ÷ 1000)"
+			}
+		}
+		fmt.Fprintf(&b, "| `%s` | %s | %s | %s | %s |\n", s.Server, cell(s.Queue), cell(s.Running), cell(s.KVCache), ttft)
+	}
+	return b.String()
+}
+
+// TestModelServerTableInREADME fails when the README's table of model
+// servers' metric names differs from the names the catalog reads.
+func TestModelServerTableInREADME(t *testing.T) {
+	t.Parallel()
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := modelServerTable()
+	if !strings.Contains(string(readme), "\n\n"+want+"\n") {
+		t.Errorf("README.md lacks the model servers' metric table, or it differs from queries/modelserver.go; it should read:\n%s", want)
+	}
 }
