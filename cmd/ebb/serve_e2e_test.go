@@ -148,13 +148,13 @@ func TestServeEndToEnd(t *testing.T) {
 			md   map[string]string
 			want string
 		}{
-			{map[string]string{"target": "1"}, "metadata signal: missing, want requests, gpu or query"},
-			{map[string]string{"signal": "cpu", "target": "1"}, `metadata signal: unknown signal "cpu", want requests, gpu or query`},
+			{map[string]string{"target": "1"}, "metadata signal: missing, want requests, gpu, query, queue, running, kvcache or ttft"},
+			{map[string]string{"signal": "cpu", "target": "1"}, `metadata signal: unknown signal "cpu", want requests, gpu, query, queue, running, kvcache or ttft`},
 			{map[string]string{"signal": "requests"}, "metadata target: missing, want a number > 0"},
 			{map[string]string{"signal": "requests", "target": "abc"}, `metadata target: "abc" is not a number > 0`},
 			{map[string]string{"signal": "requests", "target": "-1"}, `metadata target: "-1" is not a number > 0`},
 			{map[string]string{"signal": "requests", "target": "1", "window": "5parsecs"}, `metadata window: "5parsecs" is not a duration such as 1m`},
-			{map[string]string{"signal": "requests", "target": "1", "colour": "blue"}, "metadata colour: unknown key (known: activation, idleAfter, query, signal, target, window, workload); unknown keys: colour"},
+			{map[string]string{"signal": "requests", "target": "1", "colour": "blue"}, "metadata colour: unknown key (known: activation, idleAfter, quantile, query, server, signal, target, window, workload); unknown keys: colour"},
 		} {
 			_, err := e.client.IsActive(ctx, soRef("shop", "bad", tt.md))
 			if status.Code(err) != codes.InvalidArgument || status.Convert(err).Message() != tt.want {
