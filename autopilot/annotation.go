@@ -78,12 +78,3 @@ func (w WorkloadReport) Annotations(at time.Time) (map[string]string, error) {
 	}
 	return map[string]string{AnnotationKey: string(v)}, nil
 }
-
-// Patch returns the JSON merge patch that sets w's annotation.
-func (w WorkloadReport) Patch(at time.Time) ([]byte, error) {
-	a, err := w.Annotations(at)
-	if err != nil {
-		return nil, err
-	}
-	return json.Marshal(map[string]any{"metadata": map[string]any{"annotations": a}})
-}

@@ -2,7 +2,6 @@ package kube
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -32,7 +31,7 @@ func PatchAnnotations(ctx context.Context, client kubernetes.Interface, kind Kin
 	if len(annotations) == 0 {
 		return nil
 	}
-	body, err := json.Marshal(patchBody{Metadata: patchMeta{Annotations: annotations}})
+	body, err := AnnotationsPatch(annotations, "")
 	if err != nil {
 		return err
 	}

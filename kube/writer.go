@@ -2,7 +2,6 @@ package kube
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -91,6 +90,7 @@ var _ scaler.StateSink = (*StateWriter)(nil)
 type written struct {
 	kind    Kind
 	version string // the object's version in the cache when the patch was sent
+	after   string // the version the patch made, to write on while the cache lags
 	values  map[string]string
 }
 
@@ -187,7 +187,7 @@ func (s *StateWriter) next() (scaler.WorkloadState, bool) {
 // only when ctx is done.
 func (s *StateWriter) write(ctx context.Context, st scaler.WorkloadState) error {
 	key := st.Workload
-	want := shutdown.StateAnnotations(st.Decision, st.LastActive)
+	ours := shutdown.StateAnnotations(st.Decision, st.LastActive)
 	backoff := conflictBackoff
 	for attempt := 1; ; attempt++ {
 		t, ok := s.cfg.Targets.Target(key)
@@ -196,20 +196,21 @@ func (s *StateWriter) write(ctx context.Context, st scaler.WorkloadState) error 
 			s.cfg.Logger.Debug("no Deployment or StatefulSet of that name; state not written", "workload", key.String())
 			return nil
 		}
+		want := keepLaterActive(t.Annotations, ours)
 		if s.upToDate(key, t, want) {
 			return nil
 		}
 		if err := s.take(ctx); err != nil {
 			return err
 		}
-		err := s.patch(ctx, t.Kind, key, want)
+		after, err := s.patch(ctx, t.Kind, key, s.writeOn(key, t), want)
 		if err != nil && ctx.Err() != nil {
 			return ctx.Err()
 		}
 		switch {
 		case err == nil:
 			s.cfg.Metrics.write(resultOK)
-			s.written[key] = written{kind: t.Kind, version: t.ResourceVersion, values: want}
+			s.written[key] = written{kind: t.Kind, version: t.ResourceVersion, after: after, values: want}
 			if _, ok := s.warned[key]; ok {
 				delete(s.warned, key)
 				s.cfg.Logger.Info("workload state written again", "workload", key.String())
@@ -256,6 +257,39 @@ func (s *StateWriter) upToDate(key queries.WorkloadKey, t Target, want map[strin
 	return holds(t.Annotations, want)
 }
 
+// writeOn is the version of the object a patch is made against: the
+// cache's, or while the cache has not caught up with ebb's own last patch,
+// the version that patch made.
+func (s *StateWriter) writeOn(key queries.WorkloadKey, t Target) string {
+	if w, ok := s.written[key]; ok && w.kind == t.Kind && w.version == t.ResourceVersion && w.after != "" {
+		return w.after
+	}
+	return t.ResourceVersion
+}
+
+// keepLaterActive returns want, with the object's own last-active in place
+// of want's when the object's is later: another ebb replica, or this one
+// before a restart, saw activity that this view of the store has not, and
+// a last-active never moves back.
+func keepLaterActive(have, want map[string]string) map[string]string {
+	mine, ok := want[shutdown.AnnotationLastActive]
+	if !ok {
+		return want
+	}
+	theirs, ok := have[shutdown.AnnotationLastActive]
+	if !ok || theirs == mine {
+		return want
+	}
+	a, err1 := time.Parse(time.RFC3339, theirs)
+	b, err2 := time.Parse(time.RFC3339, mine)
+	if err1 != nil || err2 != nil || !a.After(b) {
+		return want
+	}
+	kept := maps.Clone(want)
+	kept[shutdown.AnnotationLastActive] = theirs
+	return kept
+}
+
 // holds reports whether have has every key of want with the same value.
 func holds(have, want map[string]string) bool {
 	for k, v := range want {
@@ -266,31 +300,29 @@ func holds(have, want map[string]string) bool {
 	return true
 }
 
-type patchBody struct {
-	Metadata patchMeta `json:"metadata"`
-}
-
-type patchMeta struct {
-	Annotations map[string]string `json:"annotations"`
-}
-
-// patch sets the annotations in want on the object and leaves the others.
-func (s *StateWriter) patch(ctx context.Context, kind Kind, key queries.WorkloadKey, want map[string]string) error {
-	body, err := json.Marshal(patchBody{Metadata: patchMeta{Annotations: want}})
+// patch sets the annotations in want on version of the object, and leaves
+// its others. A write made against a version ebb has not seen is refused
+// with a Conflict, so what ebb writes was decided on what the object held.
+func (s *StateWriter) patch(ctx context.Context, kind Kind, key queries.WorkloadKey, version string, want map[string]string) (after string, err error) {
+	body, err := AnnotationsPatch(want, version)
 	if err != nil {
-		return err
+		return "", err
 	}
 	opts := metav1.PatchOptions{FieldManager: fieldManager}
 	apps := s.cfg.Client.AppsV1()
+	var obj metav1.Object
 	switch kind {
 	case KindDeployment:
-		_, err = apps.Deployments(key.Namespace).Patch(ctx, key.Name, types.MergePatchType, body, opts)
+		obj, err = apps.Deployments(key.Namespace).Patch(ctx, key.Name, types.MergePatchType, body, opts)
 	case KindStatefulSet:
-		_, err = apps.StatefulSets(key.Namespace).Patch(ctx, key.Name, types.MergePatchType, body, opts)
+		obj, err = apps.StatefulSets(key.Namespace).Patch(ctx, key.Name, types.MergePatchType, body, opts)
 	default:
-		err = fmt.Errorf("unknown kind %q", kind)
+		return "", fmt.Errorf("unknown kind %q", kind)
 	}
-	return err
+	if err != nil {
+		return "", err
+	}
+	return obj.GetResourceVersion(), nil
 }
 
 // warnOnce logs a failed write at warn the first time it fails for this

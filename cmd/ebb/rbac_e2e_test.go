@@ -9,11 +9,13 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
 	pb "github.com/kedacore/keda/v2/pkg/scalers/externalscaler"
+	"github.com/prometheus/client_golang/prometheus"
 	appsv1 "k8s.io/api/apps/v1"
 	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -22,9 +24,14 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/utils/ptr"
 
+	"github.com/ebbscale/ebb/kube"
 	"github.com/ebbscale/ebb/kube/controlplane"
+	"github.com/ebbscale/ebb/queries"
+	"github.com/ebbscale/ebb/scaler"
 	"github.com/ebbscale/ebb/shutdown"
 )
 
@@ -205,7 +212,11 @@ func (k *kubeEnv) waitState(t *testing.T, e *e2e, name, prefix string) map[strin
 			return a
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%s: %s = %q after 30s, want %q...\nlog:\n%s", name, shutdown.AnnotationState, a[shutdown.AnnotationState], prefix, e.stderr)
+			log := "(no ebb process)"
+			if e != nil {
+				log = e.stderr.String()
+			}
+			t.Fatalf("%s: %s = %q after 30s, want %q...\nlog:\n%s", name, shutdown.AnnotationState, a[shutdown.AnnotationState], prefix, log)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -355,6 +366,63 @@ func TestAnnotationsWithDeployRBAC(t *testing.T) {
 		}
 	})
 
+	t.Run("ebb's own write on a stale read", func(t *testing.T) {
+		// ebb's StateWriter patches the version of the object its cache
+		// showed. Here its cache lags a concurrent writer on purpose: the
+		// first patch, made as the ServiceAccount of deploy/, gets a real
+		// 409 from the API server; ebb reads again and its second patch
+		// lands, keeping the concurrent writer's change and the later
+		// last-active that is already there.
+		deps := r.client.AppsV1().Deployments("shop")
+		r.deployment(t, "w-race", map[string]string{shutdown.AnnotationLastActive: "2026-12-07T06:00:00Z"})
+		before, err := deps.Get(ctx, "w-race", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		concurrent := before.DeepCopy()
+		concurrent.Labels = map[string]string{"team": "checkout"}
+		if _, err := deps.Update(ctx, concurrent, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := clientcmd.BuildConfigFromFlags("", r.kubeconfig)
+		if err != nil {
+			t.Fatal(err)
+		}
+		asEbb, err := kubernetes.NewForConfig(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		reg := prometheus.NewRegistry()
+		targets := &laggingTargets{client: r.client, stale: before}
+		w, err := kube.NewStateWriter(kube.StateWriterConfig{Client: asEbb, Targets: targets, Metrics: kube.NewMetrics(reg)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		wctx, cancel := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		go func() { done <- w.Run(wctx) }()
+		defer func() { cancel(); <-done }()
+		key := queries.WorkloadKey{Namespace: "shop", Name: "w-race"}
+		w.Publish(scaler.WorkloadState{Workload: key, LastActive: time.Date(2026, 12, 7, 5, 0, 0, 0, time.UTC),
+			Decision: shutdown.Decision{Reason: shutdown.ReasonIdle, Detail: shutdown.Detail{IdleAfter: 15 * time.Minute}}})
+		a := r.waitState(t, nil, "w-race", "idle: no activity within idle-after 15m")
+		if got := a[shutdown.AnnotationLastActive]; got != "2026-12-07T06:00:00Z" {
+			t.Errorf("last-active after ebb's patch = %q, want the later 2026-12-07T06:00:00Z kept", got)
+		}
+		d, err := deps.Get(ctx, "w-race", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d.Labels["team"] != "checkout" {
+			t.Errorf("labels after ebb's patch: %v, want the concurrent writer's team=checkout", d.Labels)
+		}
+		for result, want := range map[string]float64{"conflict": 1, "ok": 1} {
+			if got := writes(t, reg, result); got != want {
+				t.Errorf("ebb_annotation_writes_total{result=%q} = %v, want %v", result, got, want)
+			}
+		}
+	})
+
 	t.Run("patch rule removed", func(t *testing.T) {
 		var rules []rbacv1.PolicyRule
 		for _, rule := range r.role.Rules {
@@ -467,4 +535,50 @@ func TestDeployRBACIsMinimal(t *testing.T) {
 			e.stop(t)
 		})
 	}
+}
+
+// laggingTargets is a StateWriter's view of the cluster whose first read is
+// an old version of the object, as an informer cache that has not caught up
+// yet shows it; later reads get the object as it is.
+type laggingTargets struct {
+	client kubernetes.Interface
+	stale  *appsv1.Deployment
+	reads  atomic.Int32
+}
+
+func (l *laggingTargets) Target(key queries.WorkloadKey) (kube.Target, bool) {
+	d := l.stale
+	if l.reads.Add(1) > 1 {
+		var err error
+		if d, err = l.client.AppsV1().Deployments(key.Namespace).Get(context.Background(), key.Name, metav1.GetOptions{}); err != nil {
+			return kube.Target{}, false
+		}
+	}
+	ann := map[string]string{}
+	for k, v := range d.Annotations {
+		if strings.HasPrefix(k, "ebb.dev/") {
+			ann[k] = v
+		}
+	}
+	return kube.Target{Kind: kube.KindDeployment, Annotations: ann, ResourceVersion: d.ResourceVersion}, true
+}
+
+// writes is ebb_annotation_writes_total{result} in reg.
+func writes(t *testing.T, reg *prometheus.Registry, result string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if mf.GetName() == "ebb_annotation_writes_total" && l.GetName() == "result" && l.GetValue() == result {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	t.Fatalf("no ebb_annotation_writes_total{result=%q}", result)
+	return 0
 }

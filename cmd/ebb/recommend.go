@@ -362,7 +362,11 @@ func printPatches(w io.Writer, r *autopilot.Report, at time.Time) error {
 		if wl.Name == live.AllNamespaces {
 			continue // a row about a namespace's problem, not a workload
 		}
-		p, err := wl.Patch(at)
+		ann, err := wl.Annotations(at)
+		if err != nil {
+			return err
+		}
+		p, err := kube.AnnotationsPatch(ann, "")
 		if err != nil {
 			return err
 		}
