@@ -12,6 +12,15 @@ const (
 	KubernetesVersion = "v1.36.3"
 	EtcdVersion       = "v3.6.8"
 	KEDAVersion       = "v2.21.0"
+	// The modules whose CRDs the chart's optional objects need: the
+	// Prometheus Operator's (ServiceMonitor, PrometheusRule; what
+	// kube-prometheus-stack installs) and cert-manager's (Certificate,
+	// Issuer, ClusterIssuer). test/tools/build.sh copies them at these
+	// versions.
+	PrometheusOperatorVersion = "v0.85.0"
+	// HelmVersion is the helm the chart's tests run (test/tools/helm).
+	HelmVersion        = "v4.3.2"
+	CertManagerVersion = "v1.21.2"
 )
 
 // BuildCommand is what builds the binaries into the cache.
@@ -25,6 +34,15 @@ type Binaries struct {
 	Etcd, APIServer, ControllerManager, KEDA string
 	// KEDACRDs is the folder of KEDA's CRD manifests (config/crd/bases).
 	KEDACRDs string
+	// MonitoringCRDs is the folder of the Prometheus Operator's
+	// ServiceMonitor and PrometheusRule CRDs
+	// (example/prometheus-operator-crd).
+	MonitoringCRDs string
+	// CertManagerCRDs is the folder of cert-manager's Certificate, Issuer
+	// and ClusterIssuer CRDs (deploy/crds).
+	CertManagerCRDs string
+	// Helm is the helm binary the chart's tests run.
+	Helm string
 }
 
 // ToolsDir returns the cache folder: $EBB_TOOLS_DIR, or ebb-tools in the
@@ -49,6 +67,9 @@ func DefaultBinaries() Binaries {
 		ControllerManager: filepath.Join(d, "kube-controller-manager-"+KubernetesVersion),
 		KEDA:              filepath.Join(d, "keda-operator-"+KEDAVersion),
 		KEDACRDs:          filepath.Join(d, "keda-crds-"+KEDAVersion),
+		MonitoringCRDs:    filepath.Join(d, "prometheus-operator-crds-"+PrometheusOperatorVersion),
+		CertManagerCRDs:   filepath.Join(d, "cert-manager-crds-"+CertManagerVersion),
+		Helm:              filepath.Join(d, "helm-"+HelmVersion),
 	}
 }
 
@@ -64,6 +85,12 @@ func (b Binaries) check(opts Options) error {
 	}
 	if opts.KEDA || opts.KEDACRDs {
 		paths = append(paths, b.KEDACRDs)
+	}
+	if opts.MonitoringCRDs {
+		paths = append(paths, b.MonitoringCRDs)
+	}
+	if opts.CertManagerCRDs {
+		paths = append(paths, b.CertManagerCRDs)
 	}
 	for _, p := range paths {
 		if _, err := os.Stat(p); err != nil {

@@ -35,6 +35,12 @@ type Options struct {
 	// KEDA applies KEDA's CRDs and runs the KEDA operator out of cluster,
 	// in namespace KEDANamespace. StartKEDA starts it later instead.
 	KEDA bool
+	// MonitoringCRDs applies the Prometheus Operator's ServiceMonitor and
+	// PrometheusRule CRDs (those kube-prometheus-stack installs).
+	MonitoringCRDs bool
+	// CertManagerCRDs applies cert-manager's Certificate, Issuer and
+	// ClusterIssuer CRDs (no cert-manager runs: nothing is issued).
+	CertManagerCRDs bool
 	// Binaries defaults to DefaultBinaries().
 	Binaries *Binaries
 }
@@ -64,6 +70,7 @@ type ControlPlane struct {
 
 	mu     sync.Mutex
 	mapper *restmapper.DeferredDiscoveryRESTMapper
+	crds   map[string]bool // the optional CRD sets applied, by folder
 }
 
 // Start starts etcd and the API server, then what opts ask for, and
@@ -118,7 +125,48 @@ func Start(ctx context.Context, opts Options) (_ *ControlPlane, err error) {
 			return nil, err
 		}
 	}
+	if err := cp.ApplyCRDs(ctx, Options{MonitoringCRDs: opts.MonitoringCRDs, CertManagerCRDs: opts.CertManagerCRDs}); err != nil {
+		return nil, err
+	}
 	return cp, nil
+}
+
+// ApplyCRDs applies the optional CRD sets opts asks for (KEDACRDs,
+// MonitoringCRDs, CertManagerCRDs) that are not applied yet, and waits
+// until they are established. Other fields of opts are ignored. An error
+// for a folder that is missing satisfies IsMissingBinary.
+func (cp *ControlPlane) ApplyCRDs(ctx context.Context, opts Options) error {
+	for _, set := range []struct {
+		on         bool
+		dir, which string
+	}{
+		{opts.KEDACRDs, cp.bins.KEDACRDs, "KEDA's CRDs"},
+		{opts.MonitoringCRDs, cp.bins.MonitoringCRDs, "the Prometheus Operator's CRDs"},
+		{opts.CertManagerCRDs, cp.bins.CertManagerCRDs, "cert-manager's CRDs"},
+	} {
+		if !set.on {
+			continue
+		}
+		cp.mu.Lock()
+		done := cp.crds[set.dir]
+		cp.mu.Unlock()
+		if done {
+			continue
+		}
+		if _, err := os.Stat(set.dir); err != nil {
+			return fmt.Errorf("%w %s: run `%s` to fetch them (nothing when cached)", errMissing, set.dir, BuildCommand)
+		}
+		if err := cp.ApplyFiles(ctx, set.dir); err != nil {
+			return fmt.Errorf("%s: %w", set.which, err)
+		}
+		cp.mu.Lock()
+		if cp.crds == nil {
+			cp.crds = map[string]bool{}
+		}
+		cp.crds[set.dir] = true
+		cp.mu.Unlock()
+	}
+	return nil
 }
 
 // StartKEDA applies KEDA's CRDs and starts the KEDA operator, unless it

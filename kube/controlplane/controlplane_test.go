@@ -32,6 +32,7 @@ func TestVersionsMatchTheBuild(t *testing.T) {
 		{"../../test/tools/kubernetes/go.mod", "k8s.io/kubernetes", controlplane.KubernetesVersion},
 		{"../../test/tools/kubernetes/go.mod", "go.etcd.io/etcd/server/v3", controlplane.EtcdVersion},
 		{"../../test/tools/keda/go.mod", "github.com/kedacore/keda/v2", controlplane.KEDAVersion},
+		{"../../test/tools/helm/go.mod", "helm.sh/helm/v4", controlplane.HelmVersion},
 	} {
 		b, err := os.ReadFile(tt.gomod)
 		if err != nil {
@@ -44,6 +45,25 @@ func TestVersionsMatchTheBuild(t *testing.T) {
 		}
 		if got := string(m[1]); got != tt.want {
 			t.Errorf("%s requires %s %s, the harness looks for %s", tt.gomod, tt.module, got, tt.want)
+		}
+	}
+	// The CRD modules are downloaded, not built: build.sh names their
+	// versions itself.
+	build, err := os.ReadFile("../../test/tools/build.sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct{ variable, want string }{
+		{"promop", controlplane.PrometheusOperatorVersion},
+		{"certmanager", controlplane.CertManagerVersion},
+	} {
+		m := regexp.MustCompile(`(?m)^` + tt.variable + `=(\S+)$`).FindSubmatch(build)
+		if m == nil {
+			t.Errorf("test/tools/build.sh sets no %s=", tt.variable)
+			continue
+		}
+		if got := string(m[1]); got != tt.want {
+			t.Errorf("test/tools/build.sh copies %s=%s, the harness looks for %s", tt.variable, got, tt.want)
 		}
 	}
 }

@@ -61,6 +61,21 @@ func (s *Shared) KEDA(tb testing.TB) *ControlPlane {
 	return require(tb, cp, s.kedaErr)
 }
 
+// WithCRDs returns the running control plane as Get does, with the
+// optional CRD sets opts asks for (KEDACRDs, MonitoringCRDs,
+// CertManagerCRDs) applied on the first call that asks for each, and ends
+// the test as Get does when their folders are missing.
+func (s *Shared) WithCRDs(tb testing.TB, opts Options) *ControlPlane {
+	tb.Helper()
+	cp := s.Get(tb)
+	if cp == nil {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return require(tb, cp, cp.ApplyCRDs(context.Background(), opts))
+}
+
 // require returns cp when err is nil and ends the test otherwise.
 func require(tb testing.TB, cp *ControlPlane, err error) *ControlPlane {
 	tb.Helper()
