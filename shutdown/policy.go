@@ -62,6 +62,12 @@ type State struct {
 	// workload now, and HeldSince when it began holding them.
 	Held      int
 	HeldSince time.Time
+	// InFlight is the number of requests the workload's model servers
+	// report waiting or running (the queue and running signals): while it
+	// is above 0 the workload is serving and never idle, whatever its
+	// activation and its other signals say (a request rate counts requests
+	// when they complete).
+	InFlight float64
 }
 
 // Reason is why a Decision came out as it did. The constants are in order of
@@ -75,6 +81,7 @@ const (
 	ReasonUnknown                        // no trustworthy data: neither active nor idle (see Decision.Known)
 	ReasonOptOut                         // autoshutdown disabled: active
 	ReasonTraffic                        // value above activation: active
+	ReasonServing                        // its model servers have requests waiting or running: active
 	ReasonKeepAwake                      // inside a keep-awake window: active
 	ReasonLearnedHours                   // inside a learned keep-awake hour (auto): active
 	ReasonMinUptime                      // woke less than MinUptime ago: active
@@ -89,6 +96,7 @@ var reasonNames = [...]string{
 	ReasonUnknown:      "unknown",
 	ReasonOptOut:       "opt-out",
 	ReasonTraffic:      "traffic",
+	ReasonServing:      "serving",
 	ReasonKeepAwake:    "keep-awake",
 	ReasonLearnedHours: "learned-hours",
 	ReasonMinUptime:    "min-uptime",
@@ -130,9 +138,10 @@ type Detail struct {
 	WokeAt     time.Time
 	IdleAfter  time.Duration
 	MinUptime  time.Duration
-	Window     string // the keep-awake window that applies
-	Learned    *Model // the learned model of an auto policy
-	Held       int    // requests held by the activator
+	Window     string  // the keep-awake window that applies
+	Learned    *Model  // the learned model of an auto policy
+	Held       int     // requests held by the activator
+	InFlight   float64 // requests waiting or running in its model servers
 	HeldSince  time.Time
 	Why        string // why the state is not known
 	Err        error  // the configuration problem
@@ -145,7 +154,7 @@ func (p Policy) Decide(s State, now time.Time) Decision {
 		At: now, Value: s.Value, Activation: s.Activation,
 		LastActive: s.LastActive, WokeAt: s.WokeAt,
 		IdleAfter: p.IdleAfter, MinUptime: p.MinUptime, Learned: p.Learned,
-		Why: s.Why, Err: p.Invalid, Held: s.Held, HeldSince: s.HeldSince,
+		Why: s.Why, Err: p.Invalid, Held: s.Held, HeldSince: s.HeldSince, InFlight: s.InFlight,
 	}}
 	switch {
 	case s.Held > 0:
@@ -168,6 +177,9 @@ func (p Policy) Decide(s State, now time.Time) Decision {
 		return d
 	case s.Value > s.Activation:
 		d.Reason = ReasonTraffic
+		return d
+	case s.InFlight > 0:
+		d.Reason = ReasonServing
 		return d
 	}
 
@@ -283,6 +295,8 @@ func (d Decision) Text() string {
 		return "autoshutdown disabled"
 	case ReasonTraffic:
 		return "value " + number(x.Value) + " > activation " + number(x.Activation)
+	case ReasonServing:
+		return "serving: " + number(x.InFlight) + " requests waiting or running"
 	case ReasonKeepAwake:
 		return "keep-awake window " + strconv.Quote(x.Window)
 	case ReasonLearnedHours:

@@ -21,6 +21,10 @@ type Tracker struct {
 	// MaxStaleness is how long the last good observation is trusted while
 	// observations fail. Zero: not at all.
 	MaxStaleness time.Duration
+	// CountsRequests says the observed value is a number of requests a
+	// model server has waiting or running (see State.InFlight): any value
+	// above 0 is activity, whatever the activation.
+	CountsRequests bool
 
 	value, activation float64
 	lastOK            time.Time // when the last good observation was made; zero if none
@@ -56,7 +60,7 @@ func (t *Tracker) Observe(value, activation float64, ok bool, at time.Time) {
 		return
 	}
 	t.value, t.activation, t.lastOK, t.failing = value, activation, at, false
-	if value > activation && at.After(t.lastActive) {
+	if (value > activation || t.CountsRequests && value > 0) && at.After(t.lastActive) {
 		t.lastActive = at
 	}
 }
@@ -84,6 +88,9 @@ func (t *Tracker) State(now time.Time) State {
 		Known: true, Value: t.value, Activation: t.activation,
 		LastActive: t.lastActive, WokeAt: t.wokeAt,
 		Held: t.held, HeldSince: t.heldSince,
+	}
+	if t.CountsRequests {
+		s.InFlight = t.value
 	}
 	switch {
 	case !t.recovered:
