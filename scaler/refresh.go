@@ -194,9 +194,13 @@ func (c *Collector) observe(o *Observation, in *Interest, prev *Snapshot, err er
 		} else {
 			o.Value, o.At, o.OK, o.Err = v, now, true, nil
 			o.Present, o.VanishedAt = found, time.Time{}
-			if v > in.activation {
+			// Requests waiting or running in a model server are activity
+			// whatever the activation (see shutdown.State.InFlight).
+			counts := in.shape.Signal.CountsRequests()
+			if v > in.activation || counts && v > 0 {
 				o.LastActive = now
 			}
+			in.tracker.CountsRequests = counts
 			in.tracker.Observe(v, in.activation, true, now)
 			return known
 		}
