@@ -228,7 +228,9 @@ func RhythmFleet(start time.Time, step, span time.Duration, seed uint64, demand 
 		{queries.WorkloadKey{Namespace: "ml", Name: "rare-api"}, "model server called once every 6h on average (Poisson)", 1,
 			func(r *rand.Rand) rhythm { return poissonSessions(start, end, 6*time.Hour, 3*time.Minute, r) }},
 		{queries.WorkloadKey{Namespace: "ml", Name: "dev-llm"}, "developer's model server, 5 minutes every 2 hours", 1,
-			func(r *rand.Rand) rhythm { return everyWithJitter(start.Add(30*time.Minute), end, 2*time.Hour, 0, 5*time.Minute, r) }},
+			func(r *rand.Rand) rhythm {
+				return everyWithJitter(start.Add(30*time.Minute), end, 2*time.Hour, 0, 5*time.Minute, r)
+			}},
 		{queries.WorkloadKey{Namespace: "shop", Name: "internal-tool"}, "internal tool, weekdays 08-17 UTC", 0,
 			func(r *rand.Rand) rhythm { return workdays(start, end, time.UTC, 8, 17, r) }},
 	}

@@ -64,7 +64,9 @@ type Knative struct {
 }
 
 // DefaultKnative is Knative's defaults.
-func DefaultKnative() Knative { return Knative{StableWindow: 60 * time.Second, Grace: 30 * time.Second} }
+func DefaultKnative() Knative {
+	return Knative{StableWindow: 60 * time.Second, Grace: 30 * time.Second}
+}
 
 func (k Knative) Name() string { return "knative" }
 
