@@ -1,0 +1,84 @@
+package promapi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"time"
+
+	"github.com/ebbscale/ebb/queries"
+)
+
+// History evaluates shape over (at-lookback, at] at every step with one
+// range query (in chunks), and returns each workload's value at each step
+// in time order: the history idleAfter: auto learns from after a restart,
+// and `ebb backtest` replays. Requests rows are per workload; gpu rows are
+// per pod and summed per workload and step; a query's rows are summed into
+// one series under the zero WorkloadKey, as Instant reduces them.
+func (p *Prometheus) History(ctx context.Context, shape queries.Shape, lookback, step time.Duration, at time.Time) (map[queries.WorkloadKey][]Point, error) {
+	expr, err := p.catalog.Expr(shape)
+	if err != nil {
+		return nil, &queries.QueryError{Shape: shape, Kind: queries.KindBadData, Err: err}
+	}
+	if lookback <= 0 || step <= 0 {
+		return nil, &queries.QueryError{Shape: shape, Kind: queries.KindBadData,
+			Err: fmt.Errorf("lookback = %s, step = %s: want positive durations", lookback, step)}
+	}
+	start := at.Add(-lookback).Add(step)
+	if start.After(at) {
+		start = at
+	}
+	series, err := p.Range(ctx, expr, start, at, step)
+	if err != nil {
+		var qe *queries.QueryError
+		if errors.As(err, &qe) {
+			qe.Shape = shape
+		}
+		return nil, err
+	}
+	sums := map[queries.WorkloadKey]map[int64]float64{}
+	add := func(w queries.WorkloadKey, pts []Point) {
+		m := sums[w]
+		if m == nil {
+			m = make(map[int64]float64, len(pts))
+			sums[w] = m
+		}
+		for _, pt := range pts {
+			if !math.IsNaN(pt.V) && !math.IsInf(pt.V, 0) {
+				m[pt.T.UnixMilli()] += pt.V
+			}
+		}
+	}
+	for _, s := range series {
+		switch shape.Signal {
+		case queries.SignalRequests:
+			r := p.catalog.Requests
+			if ns, wl := s.Labels[r.NamespaceLabel], s.Labels[r.WorkloadLabel]; ns != "" && wl != "" {
+				add(queries.WorkloadKey{Namespace: ns, Name: wl}, s.Points)
+			}
+		case queries.SignalGPU:
+			labels := p.catalog.GPULabels()
+			vals := make([]string, len(labels))
+			for i, l := range labels {
+				vals[i] = s.Labels[l]
+			}
+			if ns, pod := queries.PodOf(vals); ns != "" && pod != "" {
+				add(queries.WorkloadKey{Namespace: ns, Name: queries.WorkloadOfPod(pod)}, s.Points)
+			}
+		default:
+			add(queries.WorkloadKey{}, s.Points)
+		}
+	}
+	out := make(map[queries.WorkloadKey][]Point, len(sums))
+	for w, m := range sums {
+		pts := make([]Point, 0, len(m))
+		for t, v := range m {
+			pts = append(pts, Point{T: time.UnixMilli(t).UTC(), V: v})
+		}
+		slices.SortFunc(pts, func(a, b Point) int { return a.T.Compare(b.T) })
+		out[w] = pts
+	}
+	return out, nil
+}
