@@ -75,6 +75,15 @@ requests and limits with their cost. With --annotate it prints the
 annotations, with --apply it sets them. An empty report exits 3.
 
 Usage: ebb recommend [--prometheus-url URL | --source sim] [flags]`,
+	"backtest": `ebb backtest replays a fleet's requests through scale-to-zero policies side
+by side: KEDA's default (cooldown 300s, poll 30s), Knative (30s grace after
+a 60s stable window), KubeElasti (900s), ebb with idleAfter 5m, 15m and 30m,
+and ebb auto (learned keep-alive and pre-wake). It reports replica-hours,
+GPU-hours, money, cold starts and the time requests waited for them, per
+workload and in total, as a table, JSON, or HTML with a GPU-hours against
+cold-starts chart. The fleet comes from the simulator, a trace, or the store.
+
+Usage: ebb backtest [--source rhythms|sim|trace|stretched|prometheus] [flags]`,
 }
 
 // parseFlags parses args, then sets every flag the command line left unset

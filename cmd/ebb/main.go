@@ -12,6 +12,7 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -23,6 +24,7 @@ Usage:
   ebb serve --prometheus-url URL [flags]   serve KEDA's external scaler API
   ebb demo [flags]                         run ebb end to end on the embedded simulator
   ebb recommend [--prometheus-url URL | --source sim] [flags]   right-size workloads from their history
+  ebb backtest [--source rhythms|sim|trace|stretched|prometheus] [flags]   compare scale-to-zero policies on a fleet's history
   ebb version                              print the version
 
 Run 'ebb COMMAND -h' for a command's flags. Every flag can also be set as an
@@ -92,6 +94,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, environ [
 		return demo(ctx, args[1:], stdout, stderr, env)
 	case "recommend":
 		return recommend(ctx, args[1:], stdout, stderr, recommendDeps{getenv: env.getenv, environ: env.environ})
+	case "backtest":
+		return runBacktest(ctx, args[1:], stdout, backtestDeps{now: time.Now, env: env})
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, "ebb", version)
 		return nil
