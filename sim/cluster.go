@@ -28,11 +28,17 @@ type Workload struct {
 	// GPUTimePerRequest is how long each request keeps a replica's GPUs
 	// busy, for Traffic that does not implement GPUWork (Replay does).
 	GPUTimePerRequest time.Duration
+	// Server, when set, makes the workload a continuously batching model
+	// server: it answers the model-server signals and its gpu signal from
+	// the server's model (see BatchingServer), not from GPU time.
+	Server *BatchingServer
 }
 
 // Cluster is a synthetic cluster of workloads that answers the requests and
 // gpu signals as a Prometheus with Istio and dcgm-exporter metrics would,
-// computed exactly from each workload's traffic. It is safe for concurrent use.
+// computed exactly from each workload's traffic, and the model-server
+// signals of workloads that are continuously batching servers (see
+// BatchingServer). It is safe for concurrent use.
 //
 // Instant answers, for a shape with window w at instant at:
 //   - requests: each workload's mean request rate over (at-w, at] in req/s;
@@ -66,6 +72,7 @@ type workload struct {
 	Workload
 	work   GPUWork // nil: charge GPUTimePerRequest per request
 	silent bool    // Off: no request series
+	batch  *batching
 }
 
 // NewCluster returns a cluster of ws; see Add.
@@ -98,7 +105,15 @@ func (c *Cluster) Add(w Workload) error {
 	case w.GPUTimePerRequest < 0:
 		return fmt.Errorf("add workload %s: GPU time per request = %v, must be >= 0", w.Key, w.GPUTimePerRequest)
 	}
+	if w.Server != nil {
+		if err := w.Server.validate(); err != nil {
+			return fmt.Errorf("add workload %s: %w", w.Key, err)
+		}
+	}
 	sw := &workload{Workload: w}
+	if w.Server != nil {
+		sw.batch = &batching{BatchingServer: *w.Server}
+	}
 	sw.work, _ = w.Traffic.(GPUWork)
 	_, sw.silent = w.Traffic.(off)
 
@@ -223,11 +238,14 @@ func (c *Cluster) Instant(ctx context.Context, shape queries.Shape, at time.Time
 	}
 	defer c.mu.RUnlock()
 
-	if shape.Signal != queries.SignalRequests && shape.Signal != queries.SignalGPU {
+	if shape.Signal != queries.SignalRequests && shape.Signal != queries.SignalGPU && !shape.Signal.ModelServer() {
 		return nil, badData(shape, fmt.Errorf("unknown signal %q", shape.Signal))
 	}
 	if shape.Window <= 0 {
 		return nil, badData(shape, fmt.Errorf("window = %v, must be > 0", shape.Window))
+	}
+	if shape.Signal.ModelServer() {
+		return c.modelServers(shape, at), nil
 	}
 	from := at.Add(-shape.Window)
 	secs := shape.Window.Seconds()
@@ -251,6 +269,12 @@ func (c *Cluster) Instant(ctx context.Context, shape queries.Shape, at time.Time
 		if out == nil {
 			out = make([]queries.Sample, 0, len(c.workloads))
 		}
+		if w.batch != nil {
+			if v, ok := w.batched(queries.SignalGPU, shape.Window, at); ok {
+				out = append(out, queries.Sample{Workload: w.Key, Value: v})
+			}
+			continue
+		}
 		var busy float64
 		if w.work != nil {
 			busy = w.work.BusySeconds(from, at)
@@ -260,6 +284,36 @@ func (c *Cluster) Instant(ctx context.Context, shape queries.Shape, at time.Time
 		out = append(out, queries.Sample{Workload: w.Key, Value: min(100*float64(w.Replicas), 100*busy/secs)})
 	}
 	return out, nil
+}
+
+// modelServers answers a model-server shape: one sample per workload with
+// a BatchingServer of the shape's kind (any, for auto) and replicas (a
+// server without pods has no metrics).
+func (c *Cluster) modelServers(shape queries.Shape, at time.Time) []queries.Sample {
+	var out []queries.Sample
+	for _, w := range c.workloads {
+		if w.batch == nil || w.Replicas == 0 || shape.Server != queries.ServerAuto && shape.Server != w.batch.Kind {
+			continue
+		}
+		if v, ok := w.batched(shape.Signal, shape.Window, at); ok {
+			out = append(out, queries.Sample{Workload: w.Key, Value: v})
+		}
+	}
+	return out
+}
+
+// batched advances w's server to at and returns its value of signal over
+// the window; false when the server has no history in the window yet.
+func (w *workload) batched(signal queries.Signal, window time.Duration, at time.Time) (float64, bool) {
+	b := w.batch
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.advance(w.Traffic, w.Replicas, at)
+	steps := b.window(at, window)
+	if len(steps) == 0 {
+		return 0, false
+	}
+	return b.value(signal, steps), true
 }
 
 func evalQuery(shape queries.Shape, f func(time.Time) float64, at time.Time) ([]queries.Sample, error) {

@@ -28,6 +28,12 @@ type DemoSpec struct {
 	// IdleAfter is how long the workload stays up after its last activity
 	// before it is shut down; 0 means it is never shut down.
 	IdleAfter time.Duration
+	// Server is the trigger's server key for the model-server signals.
+	Server queries.Server
+	// SameTraceAs names the workload that replays the same trace on the
+	// same model server, scaled on another signal, for the demo's
+	// comparison; zero for none.
+	SameTraceAs queries.WorkloadKey
 }
 
 // demoWorkload is one row of the demo: the simulated workload and its spec.
@@ -36,32 +42,61 @@ type demoWorkload struct {
 	replicas int           // at the start
 	perReq   time.Duration // GPUTimePerRequest
 	traffic  func(start time.Time, seed int64) Traffic
+	server   *BatchingServer
 }
 
-// The demo's GPU model servers. ml/llm-code replays the code trace at the
-// default, unbatched speed, where it keeps 1.9 replicas busy on average and
-// 9 in its busiest minute: 3 replicas at a 70% target, 13 at the peak.
-// ml/llm-chat replays the conversation trace on a continuously batching
-// server (20,000 prefill and 1,000 decode tokens/s): 0.27 s of GPU a request,
-// so a replica at 70% serves about 2.6 req/s, and the trace's 3-8 req/s need
-// 2-4 replicas at a target of 2.5.
+// The demo's LLM servers are continuously batching servers (BatchingServer)
+// replaying the Azure traces, each twice: once scaled on the server's own
+// signal, once on GPU utilization, for the summary's comparison.
+//
+// ml/llm-chat replays the conversation trace (5.5 req/s; 1,155 prompt and
+// 211 generated tokens a request on average) on vLLM: a request runs
+// 211/40 + 0.06 = 5.3 s (40 tokens/s per sequence, prefill at 20,000
+// tokens/s) and holds 1,155 + 211/2 ≈ 1,260 KV tokens; a replica's
+// 32,768-token KV cache holds 26 of them, so about 29 requests in flight
+// need 2 replicas at a 70% KV-cache target, 3 in the trace's peaks.
+// ml/llm-code replays the code trace (2.6 req/s in bursts; 2,048 prompt and
+// 28 generated tokens) on TGI: 0.8 s and 2,062 KV tokens a request, 15 at
+// once per replica; it scales on requests waiting, 4 per replica.
+// On GPU utilization both keep more replicas: a batching server's GPU is
+// busy as soon as a few requests run (see BatchingServer).
+var (
+	chatServer = BatchingServer{Kind: queries.ServerVLLM, MaxRunning: 256, KVCacheTokens: 32_768, KVTokensPerRequest: 1_260,
+		RequestSeconds: 211.0/40 + 0.06, PrefillSeconds: 0.06}
+	codeServer = BatchingServer{Kind: queries.ServerTGI, MaxRunning: 128, KVCacheTokens: 32_768, KVTokensPerRequest: 2_062,
+		RequestSeconds: 28.0/40 + 0.1, PrefillSeconds: 0.1}
+	chatTrace = func(start time.Time, _ int64) Traffic {
+		return mustReplay(AzureConvTrace(), ReplayOptions{Start: start, Loop: true, PrefillTokensPerSec: 20_000, DecodeTokensPerSec: 1_000})
+	}
+	codeTrace = func(start time.Time, _ int64) Traffic {
+		return mustReplay(AzureCodeTrace(), ReplayOptions{Start: start, Loop: true})
+	}
+)
+
 var demo = []demoWorkload{
 	{
-		spec: DemoSpec{Key: key("ml", "llm-code"), About: "code-completion LLM, Azure trace replay",
-			Signal: queries.SignalGPU, Target: 70, Window: time.Minute, MinReplicas: 1, MaxReplicas: 13, GPUsPerReplica: 1},
-		replicas: 3,
-		traffic: func(start time.Time, _ int64) Traffic {
-			return mustReplay(AzureCodeTrace(), ReplayOptions{Start: start, Loop: true})
-		},
+		spec: DemoSpec{Key: key("ml", "llm-chat"), About: "chat LLM on vLLM, Azure trace, scaled on KV cache",
+			Signal: queries.SignalKVCache, Server: queries.ServerVLLM, Target: 70, Window: time.Minute, MinReplicas: 1, MaxReplicas: 6, GPUsPerReplica: 2,
+			SameTraceAs: key("ml", "llm-chat-gpu")},
+		replicas: 3, traffic: chatTrace, server: &chatServer,
 	},
 	{
-		spec: DemoSpec{Key: key("ml", "llm-chat"), About: "chat LLM, Azure trace replay",
-			Signal: queries.SignalRequests, Target: 2.5, Window: time.Minute, MinReplicas: 1, MaxReplicas: 6, GPUsPerReplica: 2},
-		replicas: 3,
-		traffic: func(start time.Time, _ int64) Traffic {
-			return mustReplay(AzureConvTrace(), ReplayOptions{Start: start, Loop: true,
-				PrefillTokensPerSec: 20_000, DecodeTokensPerSec: 1_000})
-		},
+		spec: DemoSpec{Key: key("ml", "llm-chat-gpu"), About: "the same chat trace and server, scaled on GPU",
+			Signal: queries.SignalGPU, Target: 70, Window: time.Minute, MinReplicas: 1, MaxReplicas: 6, GPUsPerReplica: 2,
+			SameTraceAs: key("ml", "llm-chat")},
+		replicas: 3, traffic: chatTrace, server: &chatServer,
+	},
+	{
+		spec: DemoSpec{Key: key("ml", "llm-code"), About: "code LLM on TGI, Azure trace, scaled on queue",
+			Signal: queries.SignalQueue, Server: queries.ServerTGI, Target: 4, Window: time.Minute, MinReplicas: 1, MaxReplicas: 13, GPUsPerReplica: 1,
+			SameTraceAs: key("ml", "llm-code-gpu")},
+		replicas: 3, traffic: codeTrace, server: &codeServer,
+	},
+	{
+		spec: DemoSpec{Key: key("ml", "llm-code-gpu"), About: "the same code trace and server, scaled on GPU",
+			Signal: queries.SignalGPU, Target: 70, Window: time.Minute, MinReplicas: 1, MaxReplicas: 13, GPUsPerReplica: 1,
+			SameTraceAs: key("ml", "llm-code")},
+		replicas: 3, traffic: codeTrace, server: &codeServer,
 	},
 	{
 		spec: DemoSpec{Key: key("ml", "dev-llm"), About: "developer's model server, 5 minutes of use every 2 hours",
@@ -114,9 +149,10 @@ var demo = []demoWorkload{
 	},
 }
 
-// DemoCluster returns the cluster `ebb demo` scales: eight workloads in the
-// namespaces ml, notebooks and shop, covering trace replays of LLM servers
-// (one scaled on GPU utilization), steady, daily and bursty web traffic, a
+// DemoCluster returns the cluster `ebb demo` scales: ten workloads in the
+// namespaces ml, notebooks and shop, covering trace replays on batching LLM
+// servers (each trace twice: on the server's KV cache or queue, and on GPU
+// utilization), steady, daily and bursty web traffic, a
 // notebook and a model server that are mostly idle, and a notebook that is
 // never used. The traces and the idle workloads' activity start at start;
 // seed fixes the bursts. DemoSpecs gives each workload's scaling config.
@@ -132,9 +168,13 @@ func DemoCluster(start time.Time, seed int64) *Cluster {
 			Replicas:          d.replicas,
 			GPUsPerReplica:    d.spec.GPUsPerReplica,
 			GPUTimePerRequest: d.perReq,
+			Server:            d.server,
 		}
 		if err := c.Add(w); err != nil {
 			panic("sim: demo: " + err.Error())
+		}
+		if d.server != nil {
+			c.Serving(w.Key, start) // the servers' history starts at start
 		}
 	}
 	return c

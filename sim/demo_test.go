@@ -13,8 +13,8 @@ import (
 func TestDemoSpecs(t *testing.T) {
 	specs := DemoSpecs()
 	ws := DemoCluster(midnight, 1).Workloads()
-	if len(specs) != 8 || len(ws) != len(specs) {
-		t.Fatalf("got %d specs and %d workloads, want 8 of each", len(specs), len(ws))
+	if len(specs) != 10 || len(ws) != len(specs) {
+		t.Fatalf("got %d specs and %d workloads, want 10 of each", len(specs), len(ws))
 	}
 	namespaces := map[string]bool{}
 	for i, s := range specs {
@@ -25,12 +25,18 @@ func TestDemoSpecs(t *testing.T) {
 		if ws[i].GPUsPerReplica != s.GPUsPerReplica {
 			t.Errorf("%s: cluster has %d GPUs per replica, spec %d", s.Key, ws[i].GPUsPerReplica, s.GPUsPerReplica)
 		}
-		if s.Signal != queries.SignalRequests && s.Signal != queries.SignalGPU {
-			t.Errorf("%s: signal %q, want requests or gpu", s.Key, s.Signal)
+		if s.Signal != queries.SignalRequests && s.Signal != queries.SignalGPU && !s.Signal.ModelServer() {
+			t.Errorf("%s: signal %q, want requests, gpu or a model server's", s.Key, s.Signal)
 		}
-		if s.Signal == queries.SignalGPU && (s.GPUsPerReplica == 0 || s.MinReplicas == 0) {
-			t.Errorf("%s: gpu signal with %d GPUs and %d min replicas, want GPUs and min >= 1 (no GPU series at zero replicas)",
-				s.Key, s.GPUsPerReplica, s.MinReplicas)
+		if (s.Signal == queries.SignalGPU || s.Signal.ModelServer()) && (s.GPUsPerReplica == 0 || s.MinReplicas == 0) {
+			t.Errorf("%s: %s signal with %d GPUs and %d min replicas, want GPUs and min >= 1 (no series at zero replicas)",
+				s.Key, s.Signal, s.GPUsPerReplica, s.MinReplicas)
+		}
+		if s.Signal.ModelServer() != (s.Server != "") || (s.Server != "" && ws[i].Server == nil) {
+			t.Errorf("%s: %s signal with server %q and model %v, want a server exactly with a model-server signal", s.Key, s.Signal, s.Server, ws[i].Server)
+		}
+		if s.SameTraceAs != (queries.WorkloadKey{}) && ws[i].Server == nil {
+			t.Errorf("%s: compared with %s but no batching server", s.Key, s.SameTraceAs)
 		}
 		if s.Target <= 0 || s.Window <= 0 || s.MinReplicas < 0 || s.MaxReplicas < max(1, s.MinReplicas) || s.About == "" {
 			t.Errorf("%s: got %+v, want target, window, about and 0 <= min <= max, max >= 1", s.Key, s)
@@ -76,11 +82,6 @@ func TestDemoTimeline(t *testing.T) {
 		{"chat first minute", requests1m, m, "ml/llm-chat", 190.0 / 60, 0},
 		// Over an hour the chat trace averages 19,366 req/h: 3 replicas at 2.5.
 		{"chat hour", queries.Shape{Signal: queries.SignalRequests, Window: time.Hour}, 60 * m, "ml/llm-chat", 19366.0 / 3600, 0},
-		// The code trace's busiest minute keeps 7.65 replicas busy.
-		{"code busiest minute", gpu1m, 15 * m, "ml/llm-code", 100 * 458.727125 / 60, 13},
-		{"code busiest minute on 3", gpu1m, 15 * m, "ml/llm-code", 300, 3},
-		// Over an hour the code trace keeps 1.87 replicas busy: 3 at 70%.
-		{"code hour", queries.Shape{Signal: queries.SignalGPU, Window: time.Hour}, 60 * m, "ml/llm-code", 186.775483, 13},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -126,5 +127,38 @@ func TestDemoSeeded(t *testing.T) {
 	}
 	if _, err := a.Instant(context.Background(), gpu1m, midnight); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestDemoTwins checks that the workloads compared in the demo's summary
+// replay the same trace on the same server: with the same replicas they
+// show the same values, and a batching server's GPU is busy at low load.
+func TestDemoTwins(t *testing.T) {
+	start := midnight.Add(10 * time.Hour)
+	c := DemoCluster(start, 1)
+	for _, s := range DemoSpecs() {
+		if s.SameTraceAs == (queries.WorkloadKey{}) {
+			continue
+		}
+		for _, sig := range []queries.Signal{queries.SignalQueue, queries.SignalRunning, queries.SignalKVCache, queries.SignalGPU} {
+			shape := queries.Shape{Signal: sig, Server: queries.ServerAuto, Window: time.Minute}
+			if sig == queries.SignalGPU {
+				shape.Server = ""
+			}
+			v := values(t, c, shape, start.Add(20*time.Minute))
+			a, okA := v[s.Key.String()]
+			b, okB := v[s.SameTraceAs.String()]
+			if !okA || !okB || a != b {
+				t.Errorf("%s of %s = %v (%v), of %s = %v (%v); want the same", sig, s.Key, a, okA, s.SameTraceAs, b, okB)
+			}
+		}
+	}
+	// The chat server on 3 replicas averages about 29 requests in flight:
+	// under half its KV cache, its GPUs look nearly saturated.
+	at := start.Add(30 * time.Minute)
+	kv := values(t, c, queries.Shape{Signal: queries.SignalKVCache, Server: queries.ServerVLLM, Window: 10 * time.Minute}, at)["ml/llm-chat"]
+	gpu := values(t, c, queries.Shape{Signal: queries.SignalGPU, Window: 10 * time.Minute}, at)["ml/llm-chat"]
+	if kv/3 > 50 || gpu/3 < 99 {
+		t.Errorf("chat on 3 replicas: KV cache %.1f%% and GPU %.1f%% per replica; want under 50%% and over 99%%", kv/3, gpu/3)
 	}
 }
