@@ -21,6 +21,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/ebbscale/ebb/externalscaler"
+	"github.com/ebbscale/ebb/queries"
 	"github.com/ebbscale/ebb/scaler"
 	"github.com/ebbscale/ebb/sim"
 )
@@ -213,6 +214,7 @@ loop:
 		fmt.Fprintf(stdout, "\ninterrupted after %s of simulated time\n", clk.Now().Sub(start))
 	}
 	writeDemoSummary(stdout, rows, clk.Now().Sub(start), cluster)
+	writeDemoServers(stdout, rows, clk.Now(), cluster)
 	writeDemoWakes(stdout, rows, *cfg)
 	return nil
 }
@@ -231,6 +233,9 @@ func demoRows(ctx context.Context, keda pb.ExternalScalerClient, cluster *sim.Cl
 		}
 		if spec.IdleAfter > 0 {
 			md["idleAfter"] = spec.IdleAfter.String()
+		}
+		if spec.Server != "" {
+			md["server"] = string(spec.Server)
 		}
 		ref := &pb.ScaledObjectRef{Name: spec.Key.Name, Namespace: spec.Key.Namespace, ScalerMetadata: md}
 		if _, err := keda.GetMetricSpec(ctx, ref); err != nil {
@@ -385,6 +390,46 @@ func writeDemoSummary(w io.Writer, rows []*demoRow, elapsed time.Duration, clust
 		n += c
 	}
 	fmt.Fprintf(w, "store queries: %d batched queries for %d workloads (%d shapes per tick)\n", n, len(rows), len(cluster.Queries()))
+}
+
+// writeDemoServers compares the LLM workloads that replay the same trace
+// on the same batching server, scaled on the server's own signal and on
+// GPU utilization: the replica-hours each used, and how long requests
+// waited for a place in the batch.
+func writeDemoServers(w io.Writer, rows []*demoRow, now time.Time, cluster *sim.Cluster) {
+	byKey := map[string]*demoRow{}
+	for _, r := range rows {
+		byKey[r.spec.Key.String()] = r
+	}
+	header := false
+	for _, r := range rows {
+		twin, ok := byKey[r.spec.SameTraceAs.String()]
+		if !ok || r.spec.Signal == queries.SignalGPU {
+			continue // each pair once, from its model-server side
+		}
+		if !header {
+			fmt.Fprintf(w, "\nmodel servers: the same trace on the server's signal and on GPU utilization\n")
+			fmt.Fprintf(w, "%-24s %-8s %9s %4s %13s %9s\n", "WORKLOAD", "SIGNAL", "REPLICA-H", "PEAK", "TIME-WAITING", "MEAN-WAIT")
+			header = true
+		}
+		var used [2]float64
+		for i, x := range []*demoRow{r, twin} {
+			st, _ := cluster.Serving(x.spec.Key, now)
+			waiting := 0.0
+			if st.Seconds > 0 {
+				waiting = 100 * st.WaitingSeconds / st.Seconds
+			}
+			used[i] = x.replicaSeconds / 3600
+			fmt.Fprintf(w, "%-24s %-8s %9.1f %4d %12.0f%% %9s\n", cut(x.spec.Key.String(), 24), x.spec.Signal, used[i], x.peak,
+				waiting, st.MeanWait.Round(10*time.Millisecond))
+		}
+		if used[1] > 0 {
+			fmt.Fprintf(w, "  %s: %.0f%% of the replica-hours of GPU-utilization scaling\n", r.spec.Signal, 100*used[0]/used[1])
+		}
+	}
+	if header {
+		fmt.Fprintln(w, "  (TIME-WAITING: share of time with at least one request waiting for the batch)")
+	}
 }
 
 // terminalWidth is w's width when w is a terminal, else 100.
