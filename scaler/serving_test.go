@@ -59,3 +59,32 @@ func TestServingModelServerIsNeverIdle(t *testing.T) {
 		t.Errorf("16m after the last waiting request: %v, want idle", d)
 	}
 }
+
+// activation applies to every model-server signal as to requests and gpu:
+// kvcache and ttft are active while their value is above it.
+func TestModelServerActivation(t *testing.T) {
+	src := &queriestest.FakeSource{}
+	w := wk("ml", "vllm-llama")
+	kv := queries.Shape{Signal: queries.SignalKVCache, Server: queries.ServerAuto, Window: time.Minute}
+	ttft := queries.Shape{Signal: queries.SignalTTFT, Server: queries.ServerSGLang, Window: 5 * time.Minute, Quantile: 0.9}
+	src.Set(kv, queries.Sample{Workload: w, Value: 40})
+	src.Set(ttft, queries.Sample{Workload: w, Value: 0.1})
+	c, clk := policyCollector(t, src, nil)
+	inKV := c.Register(kv, w, 50, 0)
+	inTTFT := c.Register(ttft, w, 0.2, 0)
+	c.Refresh(context.Background())
+	stepTo(c, clk, t0.Add(20*time.Minute))
+	for _, in := range []*Interest{inKV, inTTFT} {
+		if d := decision(t, c, in); d.Active || d.Reason != shutdown.ReasonIdle {
+			t.Errorf("%s below its activation for 20m: %v, want idle", in.shape, d)
+		}
+	}
+	src.Set(kv, queries.Sample{Workload: w, Value: 60})
+	src.Set(ttft, queries.Sample{Workload: w, Value: 0.3})
+	stepTo(c, clk, t0.Add(21*time.Minute))
+	for _, in := range []*Interest{inKV, inTTFT} {
+		if d := decision(t, c, in); !d.Active || d.Reason != shutdown.ReasonTraffic {
+			t.Errorf("%s above its activation: %v, want active (traffic)", in.shape, d)
+		}
+	}
+}
