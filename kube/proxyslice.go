@@ -290,10 +290,12 @@ func (s *Switcher) wrote(key types.NamespacedName, verb string, err error) error
 		}
 		return nil
 	}
-	if s.warned[key] == result {
+	// A refusal of another verb is news: without get, a create that
+	// found the slice there fails on the get after failing on the create.
+	if why := verb + " " + result; s.warned[key] == why {
 		s.cfg.Logger.Debug("Service not switched; retrying", "service", key.String(), "err", err)
 	} else {
-		s.warned[key] = result
+		s.warned[key] = why
 		s.cfg.Logger.Warn("Service not switched; retrying", "service", key.String(), "err", err)
 	}
 	return err

@@ -104,7 +104,7 @@ type Switcher struct {
 	decisions map[queries.WorkloadKey]bool                 // the last decision published: active
 	held      map[types.NamespacedName]queries.WorkloadKey // Services in proxy mode, for their workload
 	heldBy    map[queries.WorkloadKey]int                  // how many Services each workload holds
-	warned    map[types.NamespacedName]string              // the result last warned about; worker only
+	warned    map[types.NamespacedName]string              // the verb and result last warned about; worker only
 	lastAddrs [2][]string                                  // the activator's addresses last seen; worker only
 
 	holdsGen atomic.Uint64 // counts the changes of holds

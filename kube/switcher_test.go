@@ -1,6 +1,7 @@
 package kube
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -977,5 +978,35 @@ func TestSwitcherNamespace(t *testing.T) {
 	r.waitSlice(t, "team-b", "web", wantSlice("team-b", "web", []string{"10.0.0.7"}, "http"))
 	if ns, ok := r.sw.Namespace("web"); ok {
 		t.Errorf("web held in two namespaces: Namespace(web) = %q, want none (ambiguous)", ns)
+	}
+}
+
+// TestSwitcherWarnsOncePerRefusal: a refusal is logged at warn once, and
+// again only when another verb is refused or the Service switched between.
+func TestSwitcherWarnsOncePerRefusal(t *testing.T) {
+	var log bytes.Buffer
+	s := &Switcher{cfg: SwitcherConfig{Logger: slog.New(slog.NewTextHandler(&log, &slog.HandlerOptions{Level: slog.LevelWarn}))}, warned: map[types.NamespacedName]string{}}
+	web := types.NamespacedName{Namespace: "team-a", Name: "web"}
+	forbidden := apierrors.NewForbidden(schema.GroupResource{Group: "discovery.k8s.io", Resource: "endpointslices"}, "web.ebb", errors.New("no"))
+	warns := func() int { return strings.Count(log.String(), "level=WARN") }
+	for i, step := range []struct {
+		verb string
+		err  error
+		want int
+	}{
+		{"create", forbidden, 1},
+		{"create", forbidden, 1}, // the same refusal again: debug
+		{"get", forbidden, 2},    // another verb refused: news
+		{"get", forbidden, 2},
+		{"update", nil, 2}, // switched: the next refusal is news again
+		{"get", forbidden, 3},
+	} {
+		_ = s.wrote(web, step.verb, step.err)
+		if got := warns(); got != step.want {
+			t.Fatalf("step %d (%s, %v): %d warnings, want %d\n%s", i, step.verb, step.err, got, step.want, &log)
+		}
+	}
+	if !strings.Contains(log.String(), `cannot get`) && !strings.Contains(log.String(), `get endpointslices.discovery.k8s.io`) {
+		t.Errorf("no warning names the refused get:\n%s", &log)
 	}
 }

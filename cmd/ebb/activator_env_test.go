@@ -61,6 +61,10 @@ type actEnv struct {
 	e      *e2e
 	x      *exporter
 	svc    *corev1.Service
+	// kubeconfig is the ServiceAccount's, which ebb runs as, and flags
+	// are the flags ebb was started with, to start it again.
+	kubeconfig string
+	flags      []string
 }
 
 // haveControllerManager reports whether `make test-deps` built
@@ -161,11 +165,12 @@ func startActivatorEnv(t *testing.T, opts controlplane.Options, replicas int32) 
 	prom := storetest.StartPrometheus(t, storetest.PromOptions{ScrapeTarget: a.x.addr, ScrapeInterval: liveScrape})
 	host := a.netns.HostIP.String()
 	// startLive's flags, with the activator and the cluster.
-	a.e = startServe(t, prom.URL, nil,
-		"--interval="+liveInterval.String(), "--max-staleness=3s", "--min-uptime=0s", "--query-timeout=2s",
-		"--kubeconfig="+kubeconfig,
-		"--activator-addr="+net.JoinHostPort(host, "0"),
-		"--activator-ip="+host)
+	a.kubeconfig = kubeconfig
+	a.flags = []string{"--interval=" + liveInterval.String(), "--max-staleness=3s", "--min-uptime=0s", "--query-timeout=2s",
+		"--kubeconfig=" + kubeconfig,
+		"--activator-addr=" + net.JoinHostPort(host, "0"),
+		"--activator-ip=" + host}
+	a.e = startServe(t, prom.URL, nil, a.flags...)
 	a.e.prom = prom
 	a.x.waitScrapes(t, 2) // shop/w's series exists, flat: a rate of 0
 	return a
