@@ -4,8 +4,10 @@
 // benchmarks.
 //
 // A Cluster answers at the level of signals, not PromQL: requests and gpu
-// shapes for all workloads at once, and query shapes only for expressions
-// registered with HandleQuery. Traffic shapes integrate instead of
+// shapes for all workloads at once, the model-server shapes (queue,
+// running, kvcache, ttft) for workloads that run a BatchingServer, a fluid
+// model of a continuously batching LLM server, and query shapes only for
+// expressions registered with HandleQuery. Traffic shapes integrate instead of
 // sampling, so a window's value is exact and costs O(1) (Steady, Diurnal,
 // Bursty, Idle, Off) or O(log n) (Replay of a Trace) per workload.
 //
