@@ -41,13 +41,13 @@
 // # idleAfter: auto
 //
 // Learn reads a workload's Activity (its active spans over the last 7 days)
-// and returns a Model: a keep-alive that bridges every idle gap up to the
-// fixed idle-after the history holds (half again, at least 1m), a pre-wake
+// and returns a Model: the keep-alive that would have cost least over its
+// idle gaps, a cold start priced at the fixed idle-after, a pre-wake
 // window when the latest long gaps are regular (a job every 2h ± 2m is woken
-// 2 minutes before the shortest gap seen and let go right after its work),
+// 2m30s before the shortest gap seen and let go right after its work),
 // and keep-awake hours in which the workload was busy 90% of the time. With
-// less than MinHistory of history, fewer than 8 gaps or more than 10% of
-// them beyond 4h, it falls back to the fixed idle-after and says why. Pre-
+// less than MinHistory of history, or gaps that are neither a regular
+// rhythm nor at least 8 with at most 10% beyond 4h, it falls back to the fixed idle-after and says why. Pre-
 // wakes not followed by demand count against PreWakeBudget a day; past it,
 // the model backs off to the fixed idle-after. Model.Apply puts a model in
 // force in a Policy; Decide stays pure and demand, MinUptime and the

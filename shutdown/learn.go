@@ -20,7 +20,7 @@ const (
 	DefaultLearnMinHistory = 48 * time.Hour
 	DefaultLearnWindow     = 7 * 24 * time.Hour
 	DefaultPreWakeBudget   = 4
-	DefaultWakeLead        = 2 * time.Minute
+	DefaultWakeLead        = 150 * time.Second
 )
 
 // LearnConfig is how Learn reads a workload's activity. DefaultLearnConfig
@@ -33,8 +33,10 @@ type LearnConfig struct {
 	MinHistory time.Duration
 	// Window is how far back the history is read.
 	Window time.Duration
-	// MinGaps is the fewest idle gaps a distribution is learned from.
-	MinGaps int
+	// MinGaps is the fewest idle gaps a distribution is learned from;
+	// MinRegularGaps the fewest a regular rhythm is (a nightly job has 7
+	// in a week).
+	MinGaps, MinRegularGaps int
 	// RecentGaps is how many of the latest long gaps (longer than the
 	// keep-alive) the pre-wake window is learned from: a new rhythm
 	// replaces the old one within that many gaps.
@@ -65,12 +67,12 @@ type LearnConfig struct {
 
 // DefaultLearnConfig returns the defaults: fall back to 15m, 2 days of
 // history needed, 7 days read, 8 gaps, the latest 12 long gaps, a 4h range
-// with at most 10% beyond it, a spread within 10%, a 2m lead, 4 wasted
+// with at most 10% beyond it, a spread within 10%, a 2m30s lead (a 2m cold start and the sampling), 4 wasted
 // pre-wakes a day, hours busy 90% of the time, in UTC.
 func DefaultLearnConfig() LearnConfig {
 	return LearnConfig{
 		Fixed: DefaultIdleAfter, MinHistory: DefaultLearnMinHistory, Window: DefaultLearnWindow,
-		MinGaps: 8, RecentGaps: 12, Range: 4 * time.Hour, MaxOutOfRange: 0.1,
+		MinGaps: 8, MinRegularGaps: 5, RecentGaps: 12, Range: 4 * time.Hour, MaxOutOfRange: 0.1,
 		RegularSpread: 0.1, WakeLead: DefaultWakeLead, PreWakeBudget: DefaultPreWakeBudget,
 		BusyShare: 0.9, Location: time.UTC,
 	}
@@ -85,6 +87,8 @@ func (c LearnConfig) Validate() error {
 		return fmt.Errorf("learn min history = %s, must be in [1h, %s]", FormatDuration(c.MinHistory), FormatDuration(c.Window))
 	case c.MinGaps < 2:
 		return fmt.Errorf("min gaps = %d, must be >= 2", c.MinGaps)
+	case c.MinRegularGaps < 2:
+		return fmt.Errorf("min regular gaps = %d, must be >= 2", c.MinRegularGaps)
 	case c.RecentGaps < c.MinGaps:
 		return fmt.Errorf("recent gaps = %d, must be >= min gaps (%d)", c.RecentGaps, c.MinGaps)
 	case c.Range <= c.Fixed:
@@ -165,29 +169,35 @@ func Learn(a *Activity, now time.Time, cfg LearnConfig) *Model {
 			break
 		}
 	}
-	switch {
-	case !active:
+	if !active {
 		m.Why = "no activity in " + shortAgo(now.Sub(from)) + " of history"
 		return m
-	case len(gaps) < cfg.MinGaps:
-		m.Why = strconv.Itoa(len(gaps)) + " idle gaps in " + shortAgo(now.Sub(from)) + ", needs " + strconv.Itoa(cfg.MinGaps)
-		return m
 	}
+	// A regular rhythm is representative however few or long its gaps (a
+	// nightly job has 7 a week, each beyond the range); else there must be
+	// MinGaps of them, mostly within the range.
+	keep := keepAlive(gaps, cfg)
+	from2, until := preWake(gaps, keep, cfg)
+	regular := from2 > 0
 	oob := 0
 	for _, g := range gaps {
 		if g.len > cfg.Range {
 			oob++
 		}
 	}
-	if float64(oob) > cfg.MaxOutOfRange*float64(len(gaps)) {
+	switch {
+	case regular:
+	case len(gaps) < cfg.MinGaps:
+		m.Why = strconv.Itoa(len(gaps)) + " idle gaps in " + shortAgo(now.Sub(from)) + ", needs " + strconv.Itoa(cfg.MinGaps)
+		return m
+	case float64(oob) > cfg.MaxOutOfRange*float64(len(gaps)):
 		m.Why = "not representative: " + strconv.Itoa(oob) + " of " + strconv.Itoa(len(gaps)) +
 			" idle gaps longer than " + FormatDuration(cfg.Range)
 		return m
 	}
 
-	m.Mode, m.KeepAlive = ModeLearned, keepAlive(gaps, cfg)
-	from2, until := preWake(gaps, m.KeepAlive, cfg)
-	if from2 == 0 {
+	m.Mode, m.KeepAlive = ModeLearned, keep
+	if !regular {
 		return m
 	}
 	m.Wasted = wastedPreWakes(a, now, from2, until)
@@ -201,20 +211,38 @@ func Learn(a *Activity, now time.Time, cfg LearnConfig) *Model {
 	return m
 }
 
-// keepAlive bridges every idle gap no longer than the fixed keep-alive that
-// the history holds, with a margin of half again, rounded up to the minute:
-// so on the history it causes no cold start the fixed keep-alive would not.
-// At least one minute, at most the fixed keep-alive.
+// keepAlive picks the keep-alive that would have cost least over the
+// history's gaps: a gap it bridges costs its length, one it does not costs
+// the keep-alive plus a cold start, priced at the fixed keep-alive (the
+// wait the operator chose to pay to avoid one; ski rental's break-even).
+// A gap counts as bridged with 30s to spare, for the sampling. Whole
+// minutes, at least one, at most the fixed keep-alive; on a tie, the
+// longer (fewer cold starts).
 func keepAlive(gaps []gap, cfg LearnConfig) time.Duration {
-	var longestShort time.Duration
-	for _, g := range gaps {
-		if g.len <= cfg.Fixed {
-			longestShort = max(longestShort, g.len)
+	best, bestCost := cfg.Fixed, math.Inf(1)
+	for k := time.Minute; k <= cfg.Fixed; k += time.Minute {
+		var cost time.Duration
+		for _, g := range gaps {
+			if g.len+bridgeMargin <= k {
+				cost += g.len
+			} else {
+				cost += k + cfg.Fixed
+			}
+		}
+		if c := float64(cost); c <= bestCost {
+			best, bestCost = k, c
 		}
 	}
-	k := (longestShort*3/2 + time.Minute - 1).Truncate(time.Minute)
-	return min(max(k, time.Minute), cfg.Fixed)
+	return best
 }
+
+// bridgeMargin is how much longer than a gap a keep-alive must be to bridge
+// it for sure.
+const bridgeMargin = 30 * time.Second
+
+// maxPreWakeSpread bounds the spread of gaps a pre-wake window covers:
+// past it, waking ahead costs more than the cold start it hides.
+const maxPreWakeSpread = 30 * time.Minute
 
 // preWake returns the pre-wake window (from, until after the last
 // activity) when the latest long gaps are regular, else zeros.
@@ -228,12 +256,12 @@ func preWake(gaps []gap, keep time.Duration, cfg LearnConfig) (from, until time.
 			long = append(long, float64(gaps[i].len))
 		}
 	}
-	if len(long) < cfg.MinGaps {
+	if len(long) < cfg.MinRegularGaps {
 		return 0, 0
 	}
 	slices.Sort(long)
 	lo, mid, hi := quantile(long, 0.1), quantile(long, 0.5), quantile(long, 0.9)
-	if hi-lo > cfg.RegularSpread*mid {
+	if hi-lo > cfg.RegularSpread*mid || hi-lo > float64(maxPreWakeSpread) {
 		return 0, 0
 	}
 	// The window spans the gaps seen, outliers beyond the spread aside,

@@ -204,12 +204,12 @@ func TestLearnWorkday(t *testing.T) {
 		active bool
 		reason shutdown.Reason
 	}{
-		{3, "07:57", false, shutdown.ReasonIdle},
-		{3, "07:58", true, shutdown.ReasonLearnedHours}, // the lead: 2 minutes early
+		{3, "07:56", false, shutdown.ReasonIdle},
+		{3, "07:57", true, shutdown.ReasonLearnedHours}, // the lead, 2m30s, in whole minutes: 3 early
 		{3, "12:00", true, shutdown.ReasonTraffic},
 		{3, "17:13", true, shutdown.ReasonRecent}, // last active 16:59, fixed 15m
 		{3, "17:14", false, shutdown.ReasonIdle},
-		{4, "07:58", true, shutdown.ReasonLearnedHours},
+		{4, "07:57", true, shutdown.ReasonLearnedHours},
 		{5, "08:30", false, shutdown.ReasonIdle}, // Saturday
 	} {
 		if d := at(c.day, c.hhmm); d.Active != c.active || d.Reason != c.reason {
@@ -218,7 +218,7 @@ func TestLearnWorkday(t *testing.T) {
 	}
 	// The state names the learned hours.
 	want := "active: learned keep-awake hours Mon-Fri 08:00-17:00 UTC (auto: fixed 15m, 3 idle gaps in 4d7h, needs 8; learned keep-awake Mon-Fri 08:00-17:00 UTC)"
-	if got := shutdown.StateAnnotations(at(4, "07:58"), time.Time{})[shutdown.AnnotationState]; got != want {
+	if got := shutdown.StateAnnotations(at(4, "07:57"), time.Time{})[shutdown.AnnotationState]; got != want {
 		t.Errorf("state %q, want %q", got, want)
 	}
 }
@@ -282,9 +282,11 @@ func TestLearnBursty(t *testing.T) {
 	from, to := monday.AddDate(0, 0, 3), monday.AddDate(0, 0, 4)
 	m := shutdown.Learn(history(p, monday, from), from, cfg)
 	// A pause of 3 idle minutes is a 4-minute gap between active
-	// observations: half again is 6m.
-	if m.Mode != shutdown.ModeLearned || m.KeepAlive != 6*time.Minute || m.PreWakeFrom != 0 {
-		t.Fatalf("got mode %d keep-alive %s pre-wake %s (%s), want learned 6m without pre-wake", m.Mode, m.KeepAlive, m.PreWakeFrom, m.Why)
+	// observations; every pause is cheaper to bridge than a cold start
+	// priced at the fixed 15m, and every gap between bursts costs the
+	// keep-alive: the least that bridges 4m with 30s to spare, 5m.
+	if m.Mode != shutdown.ModeLearned || m.KeepAlive != 5*time.Minute || m.PreWakeFrom != 0 {
+		t.Fatalf("got mode %d keep-alive %s pre-wake %s (%s), want learned 5m without pre-wake", m.Mode, m.KeepAlive, m.PreWakeFrom, m.Why)
 	}
 	auto := replay(t, p, monday, from, to, cfg, true)
 	fixed := replay(t, p, monday, from, to, cfg, false)
@@ -333,9 +335,9 @@ func TestLearnAdaptsToNewRhythm(t *testing.T) {
 	m := during.last
 	// Starts every 178-181 minutes (the jitter, truncated to the minute)
 	// and 10-minute runs leave gaps of 169-172 minutes after the last
-	// active minute: the window opens 2 minutes before the shortest.
-	if m.Mode != shutdown.ModeLearned || m.PreWakeFrom < 167*time.Minute || m.PreWakeFrom > 168*time.Minute {
-		t.Fatalf("after 2 days of the new rhythm: mode %d pre-wake %s-%s (%s), want learned from 167m or 168m", m.Mode, m.PreWakeFrom, m.PreWakeUntil, m.Why)
+	// active minute: the window opens the lead before the shortest.
+	if shortest := m.PreWakeFrom + cfg.WakeLead; m.Mode != shutdown.ModeLearned || shortest < 169*time.Minute || shortest > 170*time.Minute {
+		t.Fatalf("after 2 days of the new rhythm: mode %d pre-wake %s-%s (%s), want learned from the lead before 169m or 170m", m.Mode, m.PreWakeFrom, m.PreWakeUntil, m.Why)
 	}
 	after := replay(t, p, monday, change.Add(2*24*time.Hour), change.Add(3*24*time.Hour), cfg, true)
 	if after.coldStarts != 0 || after.wasted != 0 || after.preWakes != 8 {
