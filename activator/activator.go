@@ -240,6 +240,9 @@ func (a *Activator) Server(addr string) *http.Server {
 		Addr:      addr,
 		Handler:   a,
 		Protocols: p,
+		// A held request finds its connection, to notice a client that
+		// goes away before its body is read.
+		ConnContext: withConn,
 		// A sidecar or an ingress multiplexes many clients over few HTTP/2
 		// connections: let one carry as many held requests as ebb may hold.
 		HTTP2:             &http.HTTP2Config{MaxConcurrentStreams: max(1000, a.cfg.MaxPendingTotal)},

@@ -140,6 +140,8 @@ func (a *Activator) hold(rw http.ResponseWriter, r *http.Request, f *forward, ch
 	q.poke()
 	a.mu.Unlock()
 
+	hungUp, stop := hangup(r)
+	defer stop()
 	var reason, why string
 	select {
 	case <-w.granted:
@@ -147,6 +149,8 @@ func (a *Activator) hold(rw http.ResponseWriter, r *http.Request, f *forward, ch
 	case <-timer.C:
 		reason, why = reasonTimeout, "no endpoint became ready within "+timeout.String()
 	case <-r.Context().Done():
+		reason, why = reasonClientGone, "the client went away"
+	case <-hungUp:
 		reason, why = reasonClientGone, "the client went away"
 	}
 	a.mu.Lock()
