@@ -37,7 +37,7 @@ func TestBatchingServer(t *testing.T) {
 		shape queries.Shape
 		want  float64
 	}{
-		{shape(queries.SignalQueue, queries.ServerAuto), 2},  // (1.5 + 2.5) / 2
+		{shape(queries.SignalQueue, queries.ServerAuto), 2},   // (1.5 + 2.5) / 2
 		{shape(queries.SignalRunning, queries.ServerVLLM), 4}, // (4 + 4) / 2
 		{shape(queries.SignalKVCache, queries.ServerAuto), 40},
 		{shape(queries.SignalTTFT, queries.ServerAuto), 4.0/6 + 0.5}, // queue 4 request-seconds over 6 arrivals
