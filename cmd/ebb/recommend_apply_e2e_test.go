@@ -104,7 +104,7 @@ func TestRecommendApplyOnControlPlane(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.HasPrefix(llm.Annotations[autopilot.AnnotationKey], `{"schema":"ebb.dev/autopilot/v2"`) {
+	if !strings.HasPrefix(llm.Annotations[autopilot.AnnotationKey], `{"schema":"`+autopilot.SchemaVersion+`"`) {
 		t.Errorf("ml/llm annotation %q, want a recommendation", llm.Annotations[autopilot.AnnotationKey])
 	}
 
