@@ -70,6 +70,19 @@ type Config struct {
 	ReplicaPercentile float64
 	ReplicaHeadroom   float64
 
+	// ColdStart is how long a wake from zero takes, by kind of workload;
+	// MaxWaitPerDay is the most a day's cold starts may make callers wait
+	// (wakes a day times the wake time) before one replica is better kept
+	// warm than shut down.
+	ColdStart     ColdStarts
+	MaxWaitPerDay time.Duration
+
+	// WarningShare and WarningAmount make a workload's severity a warning
+	// when its monthly savings are at least both this share of its cost
+	// and this amount of money.
+	WarningShare  float64
+	WarningAmount float64
+
 	// GPUTargetUtil is the utilization, in percent, a right-sized GPU
 	// share may run at its p95.
 	GPUTargetUtil float64
@@ -83,7 +96,9 @@ type Config struct {
 // + 15%, floors of 10m CPU and 64 MiB, an OOM bump of max(+100 MiB, x1.2),
 // at least 24 h of history, no CPU limit and a memory limit equal to the
 // request; idleAfter tried from 5 m to 4 h with KEDA's default cooldown of
-// 5 m and at most 12 cold starts a day.
+// 5 m, at most 12 cold starts a day and at most 15 m a day of waiting for
+// them (a wake takes 2 m for a GPU model server, 15 s for others); a
+// warning from savings of 5% and 100 a month.
 func DefaultConfig() Config {
 	return Config{
 		CPU:                 HistogramOptions{FirstBucket: 0.001, MaxValue: 1000, Growth: 1.05, HalfLife: 24 * time.Hour},
@@ -106,6 +121,10 @@ func DefaultConfig() Config {
 		MinIdleShare:        0.10,
 		ReplicaPercentile:   0.95,
 		ReplicaHeadroom:     0.15,
+		ColdStart:           ColdStarts{GPU: 2 * time.Minute, Other: 15 * time.Second},
+		MaxWaitPerDay:       15 * time.Minute,
+		WarningShare:        0.05,
+		WarningAmount:       100,
 		GPUTargetUtil:       80,
 		ChartBins:           96,
 	}
@@ -165,11 +184,61 @@ func (c Config) Validate() error {
 	share("min idle share", c.MinIdleShare)
 	share("replica percentile", c.ReplicaPercentile)
 	nonNeg("replica headroom", c.ReplicaHeadroom)
+	if err := c.ColdStart.validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if c.MaxWaitPerDay < 0 {
+		bad("max wait per day = %v, must not be negative", c.MaxWaitPerDay)
+	}
+	share("warning share", c.WarningShare)
+	nonNeg("warning amount", c.WarningAmount)
 	if !(c.GPUTargetUtil > 0 && c.GPUTargetUtil <= 100) {
 		bad("gpu target utilization = %v, must be in (0, 100]", c.GPUTargetUtil)
 	}
 	if c.ChartBins < 2 || c.ChartBins > 10000 {
 		bad("chart bins = %d, must be in [2, 10000]", c.ChartBins)
+	}
+	return errors.Join(errs...)
+}
+
+// ColdStarts are wake times from zero replicas: GPU for workloads with
+// GPUs (a model server loads its weights), Other for the rest, and ByClass
+// for a GPU class (GPUClass's names: "H100-80GB") over GPU.
+type ColdStarts struct {
+	GPU     time.Duration
+	Other   time.Duration
+	ByClass map[string]time.Duration
+}
+
+// For returns the wake time of a workload with GPUs of class (gpus > 0),
+// or without.
+func (c ColdStarts) For(class string, gpus int) time.Duration {
+	if gpus <= 0 {
+		return c.Other
+	}
+	if d, ok := c.ByClass[class]; ok {
+		return d
+	}
+	return c.GPU
+}
+
+func (c ColdStarts) validate() error {
+	var errs []error
+	if c.GPU < 0 {
+		errs = append(errs, fmt.Errorf("cold start gpu = %v, must not be negative", c.GPU))
+	}
+	if c.Other < 0 {
+		errs = append(errs, fmt.Errorf("cold start cpu = %v, must not be negative", c.Other))
+	}
+	keys := make([]string, 0, len(c.ByClass))
+	for k := range c.ByClass {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		if c.ByClass[k] < 0 {
+			errs = append(errs, fmt.Errorf("cold start %s = %v, must not be negative", k, c.ByClass[k]))
+		}
 	}
 	return errors.Join(errs...)
 }

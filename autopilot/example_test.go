@@ -42,7 +42,7 @@ func Example() {
 	fmt.Printf("%d-%d replicas at %g req/s each\n", w.Scaling.MinReplicas, w.Scaling.MaxReplicas, w.Scaling.TargetRPS)
 	fmt.Printf("%.2f -> %.2f %s a month\n", w.Cost.MonthlyNow, w.Cost.MonthlyRecommended, r.Prices.Currency)
 	// Output:
-	// shop/web critical: cpu 1 -> 230m, memory 1Gi -> 345Mi
+	// shop/web ok: cpu 1 -> 230m, memory 1Gi -> 345Mi
 	// p90 of 576 samples = 0.2 cores, +15%
 	// p95 of 3 daily peaks = 300Mi, +15%
 	// 1-2 replicas at 10 req/s each

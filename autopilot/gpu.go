@@ -308,7 +308,10 @@ func gpuReason(cfg Config, r *GPURecommendation, d gpuDecision, g *gpuHistory, m
 	case gpuShortHistory:
 		return fmt.Sprintf("GPU history covers %sh, need %sh", number(g.util.Span().Hours()), number(minHistory))
 	case gpuNeverUsed:
-		return fmt.Sprintf("the %d GPUs were never used in %d samples", d.n, r.Samples)
+		if d.n == 1 {
+			return fmt.Sprintf("its GPU was never used in %d samples", r.Samples)
+		}
+		return fmt.Sprintf("its %d GPUs were never used in %d samples", d.n, r.Samples)
 	}
 	mem := gpuMemoryNote(r, g, tgiAssumed)
 	switch d.verdict {

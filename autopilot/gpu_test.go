@@ -163,7 +163,8 @@ func TestReadPrices(t *testing.T) {
 
 // Costs: one replica of 1 core and 1 GiB, recommended 0.46 cores and
 // 690 MiB: (1 * 0.0316 + 1 * 0.0042) * 730 = 26.13 now, (0.46 * 0.0316 +
-// 690/1024 * 0.0042) * 730 = 12.68 recommended.
+// 690/1024 * 0.0042) * 730 = 12.68 recommended: (1 - 0.46) * 0.0316 *
+// 730 = 12.46 from CPU, (1 - 690/1024) * 0.0042 * 730 = 1.00 from memory.
 func TestCost(t *testing.T) {
 	h := newHistory(t, DefaultConfig(), 72*time.Hour, time.Hour)
 	h.SetResources(app, Resources{CPURequest: 1, MemoryRequest: 1 * GiB})
@@ -176,7 +177,7 @@ func TestCost(t *testing.T) {
 		h.Memory(app, at, mem)
 	})
 	r := mustRecommend(t, h)
-	want := Cost{MonthlyNow: 26.13, MonthlyRecommended: 12.68, MonthlySavings: 13.45}
+	want := Cost{MonthlyNow: 26.13, MonthlyRecommended: 12.68, MonthlySavings: 13.45, SavingsBy: Savings{CPU: 12.46, Memory: 1}}
 	if r.Workloads[0].Cost != want || r.Totals != want {
 		t.Errorf("cost %+v, totals %+v, want %+v", r.Workloads[0].Cost, r.Totals, want)
 	}

@@ -179,3 +179,13 @@ func (h *Histogram) Span() time.Duration { return h.last.Sub(h.first) }
 
 // Buckets returns the number of buckets, which bounds the histogram's size.
 func (h *Histogram) Buckets() int { return len(h.buckets) }
+
+// eachBucket calls f with the upper bound (capped at the largest value) and
+// the weight of every bucket that holds any, from the lowest.
+func (h *Histogram) eachBucket(f func(end, weight float64)) {
+	for i, b := range h.buckets {
+		if b > 0 {
+			f(h.bucketEnd(i), b)
+		}
+	}
+}

@@ -67,9 +67,22 @@ type workloadHistory struct {
 	rpsPerReplica *Histogram
 	rpsChart      []float64
 	rpsSum        float64
-	idleN         int // samples at or below the activation
-	backtests     []*backtest
-	gpu           *gpuHistory
+	rpsMaxAt      time.Time // when the highest step rate was
+	// rpsSteps counts every step's rate without decay, for the replay of
+	// a recommended scaling.
+	rpsSteps *Histogram
+	// The highest 1-minute rate of each step (RequestPeak): per replica
+	// while active, every step's without decay, the highest and when,
+	// and per chart bin.
+	peakPerReplica *Histogram
+	peakActive     *Histogram
+	peakSteps      *Histogram
+	peakMax        float64
+	peakAt         time.Time
+	peakChart      []float64
+	idleN          int // samples at or below the activation
+	backtests      []*backtest
+	gpu            *gpuHistory
 
 	// Replicas over time, one sample per step (kube-state-metrics).
 	replicaN       int
@@ -80,6 +93,7 @@ type workloadHistory struct {
 	replicaPending []replicaPoint // changes the request rate has not reached, in time order
 	replicaNow     float64        // in effect at the last request-rate sample
 	replicaKnown   bool           // replicaNow comes from a sample
+	replicaChart   []float64      // the most replicas per chart bin
 }
 
 // replicaPoint is a change of a workload's replicas.
@@ -101,6 +115,7 @@ type containerHistory struct {
 	oomFrom  string              // set by finish: the signals the count comes from
 	current  Resources
 	cpuChart []float64
+	cpuBins  *binSampler // for each bin's p50 and p90
 	memChart []float64
 }
 
@@ -111,6 +126,8 @@ type podOOM struct {
 	rises    int  // rises of the flag, and a flag up at the first sample
 	restarts int  // restarts while the last termination was an OOM kill
 	counted  bool // the restart counter was read: restarts is the count
+	// The chart bins of the rises and of the restarts.
+	riseBins, restartBins map[int]int
 }
 
 // kills is the pod's OOM kills: its restarts while OOMKilled where the
@@ -149,6 +166,9 @@ type gpuHistory struct {
 	kvFrom    map[ModelServer]bool // the servers the KV-cache samples come from
 	waiting   float64              // highest queue: vLLM's requests waiting, TGI's queue size
 	tgi       bool                 // a TGI server reported its queue
+	// Per chart bin: the sum and count of utilization samples, the
+	// highest utilization, KV-cache usage and framebuffer in use.
+	utilSum, utilN, utilMax, kvChart, fbChart []float64
 }
 
 // NewHistory returns an empty history of (start, end] read every step.
@@ -190,6 +210,7 @@ func (h *History) container(r ContainerRef) *containerHistory {
 			cpu: cpu, memPeaks: mem,
 			day: map[string]*dayPeak{}, oom: map[string]*podOOM{},
 			cpuChart: h.newChart(), memChart: h.newChart(),
+			cpuBins: newBinSampler(h.cfg.ChartBins),
 		}
 		w.containers[r.Container] = c
 	}
@@ -229,6 +250,7 @@ func (h *History) CPU(r ContainerRef, t time.Time, cores float64) {
 	c := h.container(r)
 	c.cpu.Add(cores, 1, t)
 	chartMax(c.cpuChart, h.bin(t), cores)
+	c.cpuBins.add(h.bin(t), cores)
 }
 
 // Memory adds a container's working set in bytes at t. The recommender uses
@@ -277,6 +299,7 @@ func (h *History) OOMKilled(r ContainerRef, t time.Time, killed bool) {
 	p := h.container(r).podOOM(r.Pod)
 	if killed && (!p.flagSeen || !p.flag) {
 		p.rises++
+		p.riseBins = addBin(p.riseBins, h.bin(t), 1)
 	}
 	p.flag, p.flagSeen = killed, true
 }
@@ -290,6 +313,7 @@ func (h *History) OOMRestarts(r ContainerRef, t time.Time, n float64) {
 	p.counted = true
 	if valid(n) {
 		p.restarts += int(math.Round(n))
+		p.restartBins = addBin(p.restartBins, h.bin(t), int(math.Round(n)))
 	}
 }
 
@@ -323,6 +347,10 @@ func (h *History) Replicas(k queries.WorkloadKey, t time.Time, n float64) {
 	w.replicaSum += n
 	w.replicaHours += n * h.step.Hours()
 	w.replicaMin, w.replicaMax = min(w.replicaMin, n), max(w.replicaMax, n)
+	if w.replicaChart == nil {
+		w.replicaChart = h.newChart()
+	}
+	chartMax(w.replicaChart, h.bin(t), n)
 	// Only changes are kept until the request rate reaches them.
 	last, known := w.replicaNow, w.replicaKnown
 	if p := w.replicaPending; len(p) > 0 {
@@ -369,12 +397,17 @@ func (h *History) RequestRate(k queries.WorkloadKey, t time.Time, rps float64) {
 		o := HistogramOptions{FirstBucket: 0.001, MaxValue: 1e7, Growth: h.cfg.CPU.Growth, HalfLife: h.cfg.CPU.HalfLife}
 		w.rps, _ = NewHistogram(o, h.start)
 		w.rpsActive, _ = NewHistogram(o, h.start)
+		w.rpsSteps, _ = NewHistogram(stepOptions, h.start)
 		w.rpsChart = h.newChart()
 		for _, c := range h.cfg.IdleAfterCandidates {
 			w.backtests = append(w.backtests, newBacktest(h.cfg, c, h.step))
 		}
 	}
+	if rps > w.rps.Max() || w.rpsMaxAt.IsZero() {
+		w.rpsMaxAt = t
+	}
 	w.rps.Add(rps, 1, t)
+	w.rpsSteps.Add(rps, 1, t)
 	w.rpsSum += rps
 	replicas, known := w.replicasAt(t)
 	if rps <= h.cfg.Activation {
@@ -402,7 +435,9 @@ func (h *History) gpu(k queries.WorkloadKey) *gpuHistory {
 	if w.gpu == nil {
 		util, _ := NewHistogram(HistogramOptions{FirstBucket: 0.1, MaxValue: 100, Growth: h.cfg.CPU.Growth, HalfLife: h.cfg.CPU.HalfLife}, h.start)
 		kv, _ := NewHistogram(HistogramOptions{FirstBucket: 0.1, MaxValue: 100, Growth: h.cfg.CPU.Growth, HalfLife: h.cfg.CPU.HalfLife}, h.start)
-		w.gpu = &gpuHistory{util: util, kv: kv, gpusOfPod: map[string]map[string]bool{}, kvFrom: map[ModelServer]bool{}}
+		w.gpu = &gpuHistory{util: util, kv: kv, gpusOfPod: map[string]map[string]bool{}, kvFrom: map[ModelServer]bool{},
+			utilSum: make([]float64, h.cfg.ChartBins), utilN: make([]float64, h.cfg.ChartBins),
+			utilMax: h.newChart(), kvChart: h.newChart(), fbChart: h.newChart()}
 	}
 	return w.gpu
 }
@@ -427,6 +462,11 @@ func (h *History) GPUUtil(r GPURef, t time.Time, percent float64) {
 	g := h.gpu(r.Workload)
 	g.see(r)
 	g.util.Add(min(percent, 100), 1, t)
+	if i := h.bin(t); i >= 0 {
+		g.utilSum[i] += min(percent, 100)
+		g.utilN[i]++
+		chartMax(g.utilMax, i, min(percent, 100))
+	}
 }
 
 // Framebuffer adds one GPU's framebuffer in use at t and its total size
@@ -436,6 +476,9 @@ func (h *History) Framebuffer(r GPURef, t time.Time, usedMiB, totalMiB float64) 
 	g.see(r)
 	if valid(usedMiB) {
 		g.fbUsed = max(g.fbUsed, usedMiB)
+		if usedMiB > 0 {
+			chartMax(g.fbChart, h.bin(t), usedMiB)
+		}
 	}
 	if valid(totalMiB) {
 		g.fbTotal = max(g.fbTotal, totalMiB)
@@ -453,6 +496,7 @@ func (h *History) KVCache(k queries.WorkloadKey, server ModelServer, t time.Time
 	g.kv.Add(min(usage, 1)*100, 1, t)
 	g.kvMax = max(g.kvMax, min(usage, 1)*100)
 	g.kvFrom[server] = true
+	chartMax(g.kvChart, h.bin(t), min(usage, 1)*100)
 }
 
 // RequestsWaiting adds a model server's queue length at t: vLLM's requests
@@ -526,3 +570,50 @@ const (
 	// the restart counter is missing; kills in a row count once.
 	OOMFromReason = "last-terminated-reason"
 )
+
+// stepOptions shape the histograms that count every step without decay,
+// for replays: 2% buckets up to 10 million requests per second.
+var stepOptions = HistogramOptions{FirstBucket: 0.001, MaxValue: 1e7, Growth: 1.02}
+
+// RequestPeak adds a workload's highest 1-minute request rate in the step
+// that ends at t: maxReplicas and the per-replica target are sized on
+// these bursts, which a step's mean hides. Without any, they are sized on
+// RequestRate's step rates.
+func (h *History) RequestPeak(k queries.WorkloadKey, t time.Time, rps float64) {
+	if !valid(rps) {
+		return
+	}
+	w := h.workload(k)
+	if w.peakSteps == nil {
+		o := HistogramOptions{FirstBucket: 0.001, MaxValue: 1e7, Growth: h.cfg.CPU.Growth, HalfLife: h.cfg.CPU.HalfLife}
+		w.peakPerReplica, _ = NewHistogram(o, h.start)
+		w.peakActive, _ = NewHistogram(o, h.start)
+		w.peakSteps, _ = NewHistogram(stepOptions, h.start)
+		w.peakChart = h.newChart()
+	}
+	w.peakSteps.Add(rps, 1, t)
+	chartMax(w.peakChart, h.bin(t), rps)
+	if rps > w.peakMax || w.peakAt.IsZero() {
+		w.peakMax, w.peakAt = rps, t
+	}
+	if rps <= h.cfg.Activation {
+		return
+	}
+	w.peakActive.Add(rps, 1, t)
+	if n, known := w.replicasPeek(t); known && n > 0 {
+		w.peakPerReplica.Add(rps/n, 1, t)
+	}
+}
+
+// replicasPeek returns the replicas in effect at t without forgetting any
+// change, so that it may run ahead of RequestRate.
+func (w *workloadHistory) replicasPeek(t time.Time) (float64, bool) {
+	n, known := w.replicaNow, w.replicaKnown
+	for _, p := range w.replicaPending {
+		if p.t.After(t) {
+			break
+		}
+		n, known = p.n, true
+	}
+	return n, known
+}

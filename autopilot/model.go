@@ -8,7 +8,7 @@ import (
 
 // SchemaVersion names the version of the JSON report's schema. It changes
 // when a field is removed or changes meaning; adding a field does not.
-const SchemaVersion = "ebb.dev/autopilot/v2"
+const SchemaVersion = "ebb.dev/autopilot/v3"
 
 // Report is the result of a recommendation run: one entry per workload,
 // sorted by monthly savings, most first. Its JSON form is the documented,
@@ -36,15 +36,16 @@ type Policy struct {
 	Autoshutdown string `json:"autoshutdown"`
 }
 
-// Severity grades how far a workload is from its recommendation, like KRR's.
+// Severity grades a workload: is it at risk, is there money worth acting
+// on, or neither.
 type Severity string
 
 // Severities, from best to worst.
 const (
 	SeverityUnknown  Severity = "unknown"  // not enough data for any recommendation
-	SeverityOK       Severity = "ok"       // within 25% of the recommendation
-	SeverityWarning  Severity = "warning"  // off by more than 25%, no request set, or an opportunity
-	SeverityCritical Severity = "critical" // at least 2x over or under, or OOM-killed below the recommendation
+	SeverityOK       Severity = "ok"       // neither at risk nor worth acting on
+	SeverityWarning  Severity = "warning"  // savings above Config.WarningShare and Config.WarningAmount
+	SeverityCritical Severity = "critical" // at risk: CPU used above its request, memory request or limit below its peak, OOM kills
 )
 
 func (s Severity) rank() int {
@@ -66,8 +67,10 @@ type WorkloadReport struct {
 	Replicas  int    `json:"replicas"`
 	// ReplicaHistory is the replicas it ran over the history; costs and
 	// the autoshutdown backtest are computed from it.
-	ReplicaHistory ReplicaHistory              `json:"replicaHistory"`
-	Severity       Severity                    `json:"severity"`
+	ReplicaHistory ReplicaHistory `json:"replicaHistory"`
+	Severity       Severity       `json:"severity"`
+	// SeverityReason says why, in words.
+	SeverityReason string                      `json:"severityReason"`
 	Containers     []ContainerReport           `json:"containers"`
 	Scaling        *ScalingRecommendation      `json:"scaling,omitempty"`
 	Autoshutdown   *AutoshutdownRecommendation `json:"autoshutdown,omitempty"`
@@ -118,18 +121,69 @@ type Cost struct {
 	MonthlyNow         float64 `json:"monthlyNow"`
 	MonthlyRecommended float64 `json:"monthlyRecommended"`
 	MonthlySavings     float64 `json:"monthlySavings"`
+	// SavingsBy splits MonthlySavings by the advice it comes from.
+	SavingsBy Savings `json:"savingsBy"`
 }
 
-// Chart is a workload's usage over the history in fixed bins, for the HTML
-// report: the highest per-pod CPU of its main container in each bin, and
-// the container's current and recommended CPU requests.
+// Savings is monthly savings by the advice they come from, applied in
+// this order: the CPU, memory and GPU requests at the replicas of the
+// history, then the recommended scaling replayed over the history (less
+// than 0 where bursts need more replicas than ran), then autoshutdown.
+// They add up to Cost.MonthlySavings.
+type Savings struct {
+	CPU          float64 `json:"cpu"`
+	Memory       float64 `json:"memory"`
+	GPU          float64 `json:"gpu"`
+	Replicas     float64 `json:"replicas"`
+	Autoshutdown float64 `json:"autoshutdown"`
+}
+
+func (s Savings) add(o Savings) Savings {
+	return Savings{CPU: s.CPU + o.CPU, Memory: s.Memory + o.Memory, GPU: s.GPU + o.GPU,
+		Replicas: s.Replicas + o.Replicas, Autoshutdown: s.Autoshutdown + o.Autoshutdown}
+}
+
+func (s Savings) rounded() Savings {
+	return Savings{CPU: round(s.CPU, 2), Memory: round(s.Memory, 2), GPU: round(s.GPU, 2),
+		Replicas: round(s.Replicas, 2), Autoshutdown: round(s.Autoshutdown, 2)}
+}
+
+// Chart is a workload's usage over the history in ChartBins fixed bins
+// from Start, for the HTML report's charts. A series is absent where the
+// history has none of it.
 type Chart struct {
-	Container   string      `json:"container,omitempty"`
-	BinSeconds  float64     `json:"binSeconds"`
-	CPU         ChartValues `json:"cpu"`
-	CPURequest  float64     `json:"cpuRequest"`
-	CPUTarget   float64     `json:"cpuRecommended"`
+	Start      time.Time `json:"start"`
+	BinSeconds float64   `json:"binSeconds"`
+	// Container is the container of the CPU and memory series: the one
+	// with the highest recommended CPU.
+	Container string `json:"container,omitempty"`
+	// CPU is the highest per-pod CPU of each bin, CPUP50 and CPUP90 the
+	// bin's percentiles over its pods' samples, in cores.
+	CPU        ChartValues `json:"cpu"`
+	CPUP50     ChartValues `json:"cpuP50,omitempty"`
+	CPUP90     ChartValues `json:"cpuP90,omitempty"`
+	CPURequest float64     `json:"cpuRequest"`
+	CPUTarget  float64     `json:"cpuRecommended"`
+	CPULimit   float64     `json:"cpuLimit"`
+	// Memory is the highest per-pod working set of each bin, in bytes,
+	// OOMKills the kills in each bin (absent without any).
+	Memory            ChartValues `json:"memory,omitempty"`
+	MemoryRequest     float64     `json:"memoryRequest"`
+	MemoryLimit       float64     `json:"memoryLimit"`
+	MemoryRecommended float64     `json:"memoryRecommended"`
+	OOMKills          []int       `json:"oomKills,omitempty"`
+	// RequestRate is the highest step rate of each bin, RequestPeak the
+	// highest 1-minute rate; Replicas the most replicas of each bin.
 	RequestRate ChartValues `json:"requestRate,omitempty"`
+	RequestPeak ChartValues `json:"requestRatePeak,omitempty"`
+	Replicas    ChartValues `json:"replicas,omitempty"`
+	// GPUUtil is the mean GPU utilization of each bin and GPUUtilMax its
+	// highest, KVCache the highest KV-cache usage, in percent;
+	// FramebufferMiB the highest framebuffer in use on one GPU.
+	GPUUtil        ChartValues `json:"gpuUtil,omitempty"`
+	GPUUtilMax     ChartValues `json:"gpuUtilMax,omitempty"`
+	KVCache        ChartValues `json:"kvCache,omitempty"`
+	FramebufferMiB ChartValues `json:"framebufferMiB,omitempty"`
 }
 
 // ChartValues are a chart's points; a bin without samples is NaN in Go and

@@ -102,6 +102,10 @@ func ReadPrices(r io.Reader) (Prices, error) {
 	return p, p.Validate()
 }
 
+// GPUClasses are the classes GPUClass names, which a price file and a cold
+// start can be set for, sorted.
+func GPUClasses() []string { return gpuClasses() }
+
 // gpuClasses are the classes GPUClass returns, which a price file can set.
 func gpuClasses() []string {
 	var out []string

@@ -28,8 +28,14 @@ type SyntheticWorkload struct {
 	// FramebufferMiB is the framebuffer a GPU has in use.
 	FramebufferMiB float64
 	// VLLM makes the pods report a KV cache: the framebuffer is then
-	// preallocated, and KV-cache usage follows GPU utilization.
-	VLLM bool
+	// preallocated. KV-cache usage is the tokens of the sequences in
+	// flight over KVCacheTokens: a pod's request rate times
+	// SecondsPerRequest (Little's law) times TokensPerRequest. It is not
+	// GPU utilization, which measures compute, not memory.
+	VLLM              bool
+	KVCacheTokens     float64
+	TokensPerRequest  float64
+	SecondsPerRequest float64
 }
 
 // SourceReader reads the history of Workloads, and of no other, from a
@@ -57,6 +63,7 @@ func (r *SourceReader) Read(ctx context.Context, h *History) error {
 		}
 	}
 	reqShape := queries.Shape{Signal: queries.SignalRequests, Window: h.step}
+	minuteShape := queries.Shape{Signal: queries.SignalRequests, Window: time.Minute}
 	gpuShape := queries.Shape{Signal: queries.SignalGPU, Window: h.step}
 	days := int(h.end.Sub(h.start)/(24*time.Hour)) + 1
 	lastDay := -1
@@ -68,6 +75,9 @@ func (r *SourceReader) Read(ctx context.Context, h *History) error {
 		gpus, err := r.Source.Instant(ctx, gpuShape, t)
 		if err != nil {
 			return fmt.Errorf("read gpu at %s: %w", t.Format(time.RFC3339), err)
+		}
+		if err := r.readPeaks(ctx, h, minuteShape, t, byKey); err != nil {
+			return err
 		}
 		rps := make(map[queries.WorkloadKey]float64, len(reqs))
 		for _, s := range reqs {
@@ -110,8 +120,9 @@ func (r *SourceReader) Read(ctx context.Context, h *History) error {
 					spec, _ := specOf(GPUClass(w.GPUModel))
 					h.Framebuffer(ref, t, w.FramebufferMiB, spec.memMiB)
 				}
-				if w.VLLM {
-					h.KVCache(w.Key, VLLM, t, min(util/100, 1))
+				if w.VLLM && w.KVCacheTokens > 0 {
+					per := rps[w.Key] / float64(w.Replicas)
+					h.KVCache(w.Key, VLLM, t, min(per*w.SecondsPerRequest*w.TokensPerRequest/w.KVCacheTokens, 1))
 				}
 			}
 		}
@@ -121,6 +132,33 @@ func (r *SourceReader) Read(ctx context.Context, h *History) error {
 				r.Progress(d+1, days)
 			}
 		}
+	}
+	return nil
+}
+
+// readPeaks adds each workload's highest 1-minute request rate in the step
+// that ends at t: the rates of the whole minutes of the step (of the step
+// itself when it is shorter than two minutes).
+func (r *SourceReader) readPeaks(ctx context.Context, h *History, minute queries.Shape, t time.Time, byKey map[queries.WorkloadKey]*SyntheticWorkload) error {
+	peak := map[queries.WorkloadKey]float64{}
+	shape, n := minute, int(h.step/time.Minute)
+	if n < 2 {
+		shape, n = queries.Shape{Signal: queries.SignalRequests, Window: h.step}, 1
+	}
+	for i := range n {
+		at := t.Add(-time.Duration(i) * shape.Window)
+		reqs, err := r.Source.Instant(ctx, shape, at)
+		if err != nil {
+			return fmt.Errorf("read 1-minute request rate at %s: %w", at.Format(time.RFC3339), err)
+		}
+		for _, s := range reqs {
+			if byKey[s.Workload] != nil {
+				peak[s.Workload] = max(peak[s.Workload], s.Value)
+			}
+		}
+	}
+	for _, w := range r.Workloads {
+		h.RequestPeak(w.Key, t, peak[w.Key])
 	}
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/ebbscale/ebb/queries"
@@ -44,8 +45,11 @@ func Recommend(h *History, prices Prices, source string) (*Report, error) {
 		r.Workloads = append(r.Workloads, w)
 		r.Totals.MonthlyNow += w.Cost.MonthlyNow
 		r.Totals.MonthlyRecommended += w.Cost.MonthlyRecommended
+		r.Totals.SavingsBy = r.Totals.SavingsBy.add(w.Cost.SavingsBy)
 	}
+	by := r.Totals.SavingsBy.rounded()
 	r.Totals = costOf(r.Totals.MonthlyNow, r.Totals.MonthlyRecommended)
+	r.Totals.SavingsBy = by
 	slices.SortStableFunc(r.Workloads, func(a, b WorkloadReport) int {
 		return cmp.Compare(b.Cost.MonthlySavings, a.Cost.MonthlySavings)
 	})
@@ -60,8 +64,9 @@ func policyOf(cfg Config) Policy {
 			pct(cfg.MemoryPercentile), pctOf(cfg.Margin), FormatMemory(cfg.MinMemory), FormatMemory(cfg.OOMMinBump), number(cfg.OOMFactor)),
 		CPULimit:    "none: a CPU limit throttles a container even when the node has idle CPU; the request already guarantees its share",
 		MemoryLimit: "equal to the request: memory cannot be throttled, only OOM-killed, and a limit above the request lets a container take memory the scheduler did not reserve",
-		Autoshutdown: fmt.Sprintf("idleAfter backtested with ebb's idle policy (min uptime %s) plus a %s KEDA cooldown; the longest time at zero with at most %s cold starts a day and at least %s of the time at zero",
-			shutdown.FormatDuration(cfg.MinUptime), shutdown.FormatDuration(cfg.Cooldown), number(cfg.MaxColdStartsPerDay), pctOf(cfg.MinIdleShare)),
+		Autoshutdown: fmt.Sprintf("idleAfter backtested with ebb's idle policy (min uptime %s) plus a %s KEDA cooldown; the longest time at zero with at most %s cold starts a day, at least %s of the time at zero, and at most %s a day of waiting for cold starts (%s each for GPU model servers, %s for others), else one replica kept warm",
+			shutdown.FormatDuration(cfg.MinUptime), shutdown.FormatDuration(cfg.Cooldown), number(cfg.MaxColdStartsPerDay), pctOf(cfg.MinIdleShare),
+			shutdown.FormatDuration(cfg.MaxWaitPerDay), shutdown.FormatDuration(cfg.ColdStart.GPU), shutdown.FormatDuration(cfg.ColdStart.Other)),
 	}
 	if cfg.CPULimitFactor > 0 {
 		p.CPULimit = fmt.Sprintf("the request x%s, as configured", number(cfg.CPULimitFactor))
@@ -92,8 +97,10 @@ func (h *History) recommendWorkload(w *workloadHistory, prices Prices) WorkloadR
 		names = append(names, n)
 	}
 	slices.Sort(names)
-	var hourlyNow, hourlyRec float64
-	severity := SeverityUnknown
+	// Hourly prices of one replica: now and recommended, by resource.
+	var cpuNow, cpuRec, memNow, memRec float64
+	var risks []string
+	known := false
 	for _, n := range names {
 		c := w.containers[n]
 		cr := ContainerReport{
@@ -104,58 +111,129 @@ func (h *History) recommendWorkload(w *workloadHistory, prices Prices) WorkloadR
 			OOMKillsFrom: c.oomFrom,
 		}
 		out.Containers = append(out.Containers, cr)
-		hourlyNow += prices.containerHourly(c.current.CPURequest, c.current.MemoryRequest)
-		hourlyRec += prices.containerHourly(recommendedOr(cr.CPU), recommendedOr(cr.Memory))
-		severity = worse(severity, severityOf(cr.CPU, false))
-		severity = worse(severity, severityOf(cr.Memory, cr.OOMKills > 0))
+		cpuNow += prices.containerHourly(c.current.CPURequest, 0)
+		cpuRec += prices.containerHourly(recommendedOr(cr.CPU), 0)
+		memNow += prices.containerHourly(0, c.current.MemoryRequest)
+		memRec += prices.containerHourly(0, recommendedOr(cr.Memory))
+		risks = append(risks, risksOf(cr)...)
+		known = known || cr.CPU.NotEnoughData == "" || cr.Memory.NotEnoughData == ""
 	}
 
 	gpus := 0
 	gpuNow, gpuRec := 0.0, 0.0
+	class := ""
 	if w.gpu != nil {
 		out.GPU = recommendGPU(cfg, w.gpu, cfg.MinHistory.Hours(), h.tgiAssumed)
-		gpus = out.GPU.GPUsPerReplica
+		gpus, class = out.GPU.GPUsPerReplica, out.GPU.Class
 		gpuNow = float64(gpus) * prices.GPU(out.GPU.Class)
 		gpuRec = out.GPU.GPUs * prices.GPU(out.GPU.RecommendedClass)
-		switch out.GPU.Action {
-		case GPUNotEnough:
-		case GPUKeep:
-			severity = worse(severity, SeverityOK)
-		default:
-			severity = worse(severity, SeverityWarning)
-			if out.GPU.UtilP95 < 20 {
-				severity = worse(severity, SeverityCritical)
-			}
-		}
+		known = known || out.GPU.Action != GPUNotEnough
 	}
 	span := h.end.Sub(h.start)
 	out.ReplicaHistory = replicaHistoryOf(w, replicas, h.step, span)
-	out.Autoshutdown = recommendShutdown(cfg, w, replicas, gpus, span, out.ReplicaHistory)
-	shutdownOn := out.Autoshutdown != nil && out.Autoshutdown.Recommended
-	out.Scaling = recommendScaling(cfg, w, replicas, shutdownOn)
-	// runShare is the share of the replica-hours that would still run,
-	// timeShare the share of the time the workload would be up.
-	runShare, timeShare := 1.0, 1.0
-	if shutdownOn {
-		for _, c := range out.Autoshutdown.Candidates {
-			if c.IdleAfter == out.Autoshutdown.IdleAfter {
-				timeShare = 1 - c.ZeroShare
-				if used := out.Autoshutdown.ReplicaHoursUsed; used > 0 {
-					runShare = min(max(c.ReplicaHoursWith/used, 0), 1)
-				}
-			}
-		}
-		severity = worse(severity, SeverityWarning)
-		if timeShare < 0.5 {
-			severity = worse(severity, SeverityCritical)
+	out.Scaling = recommendScaling(cfg, w, replicas, h.step)
+	scaled := out.Scaling != nil && out.Scaling.NotEnoughData == ""
+	known = known || scaled
+	wake, wakeFrom := cfg.ColdStart.For(class, gpus), "default"
+	if gpus > 0 {
+		wakeFrom = "default gpu"
+		if _, ok := cfg.ColdStart.ByClass[class]; ok {
+			wakeFrom = "cold start of " + class
 		}
 	}
-	// A month of the replicas the history ran, on average.
-	hours := HoursPerMonth * meanReplicas(w, replicas)
-	out.Cost = costOf((hourlyNow+gpuNow)*hours, (hourlyRec+gpuRec)*hours*runShare)
-	out.Severity = severity
+	out.Autoshutdown = recommendShutdown(cfg, w, replicas, gpus, span, out.ReplicaHistory, wake, wakeFrom)
+
+	// Prices: the recommended requests at the replicas of the history,
+	// then the recommended scaling replayed, then autoshutdown.
+	month := float64(HoursPerMonth)
+	meanNow := meanReplicas(w, replicas)
+	hourlyRec := cpuRec + memRec + gpuRec
+	meanScaled, warm := meanNow, 1.0
+	if scaled {
+		meanScaled, warm = out.Scaling.ReplicasMean, float64(out.Scaling.MinReplicas)
+	}
+	meanFinal := meanScaled
+	if a := out.Autoshutdown; a != nil {
+		// The replicas a candidate saves on average: the warm minimum
+		// while at zero where the scaling is replayed, else a share of
+		// the replicas of the history.
+		saved := func(c Backtest) float64 {
+			switch {
+			case scaled && span > 0:
+				return c.ZeroHours * warm / span.Hours()
+			case a.ReplicaHoursUsed > 0:
+				return meanNow * c.ReplicaHoursSaved / a.ReplicaHoursUsed
+			}
+			return 0
+		}
+		for i := range a.Candidates {
+			a.Candidates[i].MonthlySavings = round(hourlyRec*month*saved(a.Candidates[i]), 2)
+			switch a.Candidates[i].IdleAfter {
+			case a.IdleAfter:
+				meanFinal = max(meanScaled-saved(a.Candidates[i]), 0)
+			case a.KeepWarmInstead:
+				a.KeepWarmMonthly = a.Candidates[i].MonthlySavings
+			}
+		}
+		explainShutdown(cfg, a, out.ReplicaHistory, replicas, prices.Currency)
+		if a.Recommended && scaled {
+			out.Scaling.MinReplicas = 0
+		}
+		known = known || a.Recommended || a.KeepWarm
+	}
+	out.Cost = costOf((cpuNow+memNow+gpuNow)*meanNow*month, hourlyRec*meanFinal*month)
+	out.Cost.SavingsBy = Savings{
+		CPU:          (cpuNow - cpuRec) * meanNow * month,
+		Memory:       (memNow - memRec) * meanNow * month,
+		GPU:          (gpuNow - gpuRec) * meanNow * month,
+		Replicas:     hourlyRec * month * (meanNow - meanScaled),
+		Autoshutdown: hourlyRec * month * (meanScaled - meanFinal),
+	}.rounded()
+	out.Severity, out.SeverityReason = severityOf(cfg, known, risks, out.Cost, prices.Currency)
 	out.Chart = h.chartOf(w, out.Containers)
 	return out
+}
+
+// risksOf lists what puts a container at risk today: CPU used above its
+// request (it is throttled when the node is busy, or by its limit), memory
+// requested or limited below its peak, OOM kills.
+func risksOf(c ContainerReport) []string {
+	var out []string
+	cpu, mem := c.CPU, c.Memory
+	if cpu.NotEnoughData == "" && cpu.CurrentRequest > 0 && cpu.Percentile > cpu.CurrentRequest {
+		out = append(out, fmt.Sprintf("%s uses more CPU than it requests (p%s %s cores, request %s): it is throttled whenever the node is busy",
+			c.Name, "90", number(cpu.Percentile), FormatCPU(cpu.CurrentRequest)))
+	}
+	if cpu.CurrentLimit > 0 && cpu.Max >= 0.95*cpu.CurrentLimit {
+		out = append(out, fmt.Sprintf("%s reaches its CPU limit (max %s cores, limit %s): it is throttled", c.Name, number(cpu.Max), FormatCPU(cpu.CurrentLimit)))
+	}
+	switch {
+	case mem.CurrentLimit > 0 && mem.Max > mem.CurrentLimit:
+		out = append(out, fmt.Sprintf("%s's memory peak %s is above its limit %s", c.Name, FormatMemory(mem.Max), FormatMemory(mem.CurrentLimit)))
+	case mem.CurrentRequest > 0 && mem.Max > mem.CurrentRequest:
+		out = append(out, fmt.Sprintf("%s's memory request %s is below its peak %s: it is evicted first when the node runs short", c.Name, FormatMemory(mem.CurrentRequest), FormatMemory(mem.Max)))
+	}
+	if c.OOMKills > 0 {
+		out = append(out, fmt.Sprintf("%s was OOM-killed %s", c.Name, plural(c.OOMKills, "time")))
+	}
+	return out
+}
+
+// severityOf grades a workload: critical when at risk, warning when its
+// savings reach both WarningShare of its cost and WarningAmount, unknown
+// when nothing could be recommended, ok otherwise. It says why.
+func severityOf(cfg Config, known bool, risks []string, c Cost, currency string) (Severity, string) {
+	switch {
+	case len(risks) > 0:
+		return SeverityCritical, strings.Join(risks, "; ")
+	case !known:
+		return SeverityUnknown, "not enough data for any recommendation"
+	case c.MonthlySavings >= cfg.WarningAmount && c.MonthlyNow > 0 && c.MonthlySavings >= cfg.WarningShare*c.MonthlyNow:
+		return SeverityWarning, fmt.Sprintf("saves %s a month (%s of its cost), at least %s and %s", FormatMoney(c.MonthlySavings, currency),
+			pctOf(round(c.MonthlySavings/c.MonthlyNow, 3)), FormatMoney(cfg.WarningAmount, currency), pctOf(cfg.WarningShare))
+	}
+	return SeverityOK, fmt.Sprintf("no risk, and savings of %s a month are below %s or %s of its cost", FormatMoney(c.MonthlySavings, currency),
+		FormatMoney(cfg.WarningAmount, currency), pctOf(cfg.WarningShare))
 }
 
 // meanReplicas is the mean of a workload's replicas over the history, else
@@ -181,25 +259,6 @@ func worse(a, b Severity) Severity {
 		return b
 	}
 	return a
-}
-
-// severityOf grades one resource: critical when the current request is at
-// least twice or at most half the recommendation, or below it after OOM
-// kills; warning when off by more than 25% or not set; ok otherwise.
-func severityOf(r ResourceRecommendation, oomKilled bool) Severity {
-	if r.NotEnoughData != "" || r.Request <= 0 {
-		return SeverityUnknown
-	}
-	cur := r.CurrentRequest
-	switch {
-	case cur <= 0:
-		return SeverityWarning
-	case cur >= 2*r.Request || cur <= 0.5*r.Request || oomKilled && cur < r.Request:
-		return SeverityCritical
-	case cur >= 1.25*r.Request || cur <= 0.8*r.Request:
-		return SeverityWarning
-	}
-	return SeverityOK
 }
 
 // confidence returns days of evidence: the lesser of the span and the
@@ -364,9 +423,11 @@ func memoryBasis(cfg Config, d memoryDecision) string {
 	return b
 }
 
-// chartOf picks the container with the highest CPU recommendation.
+// chartOf draws the workload's history: the CPU and memory of the
+// container with the highest CPU recommendation, its request rate and
+// replicas, and its GPUs.
 func (h *History) chartOf(w *workloadHistory, cs []ContainerReport) Chart {
-	ch := Chart{BinSeconds: h.end.Sub(h.start).Seconds() / float64(h.cfg.ChartBins)}
+	ch := Chart{Start: h.start.UTC(), BinSeconds: h.end.Sub(h.start).Seconds() / float64(h.cfg.ChartBins)}
 	best := -1
 	for i, c := range cs {
 		if best < 0 || recommendedOr(c.CPU) > recommendedOr(cs[best].CPU) {
@@ -376,12 +437,50 @@ func (h *History) chartOf(w *workloadHistory, cs []ContainerReport) Chart {
 	if best >= 0 {
 		c := cs[best]
 		ch.Container = c.Name
-		ch.CPU = ChartValues(w.containers[c.Name].cpuChart)
-		ch.CPURequest = c.CPU.CurrentRequest
-		ch.CPUTarget = c.CPU.Request
+		hc := w.containers[c.Name]
+		ch.CPU = ChartValues(hc.cpuChart)
+		ch.CPUP50, ch.CPUP90 = hc.cpuBins.percentile(0.5), hc.cpuBins.percentile(0.9)
+		ch.CPURequest, ch.CPUTarget, ch.CPULimit = c.CPU.CurrentRequest, c.CPU.Request, c.CPU.CurrentLimit
+		ch.Memory = ChartValues(hc.memChart)
+		ch.MemoryRequest, ch.MemoryLimit, ch.MemoryRecommended = c.Memory.CurrentRequest, c.Memory.CurrentLimit, c.Memory.Request
+		ch.OOMKills = oomBins(hc, h.cfg.ChartBins)
 	}
 	if w.rpsChart != nil {
 		ch.RequestRate = ChartValues(w.rpsChart)
 	}
+	if w.peakChart != nil {
+		ch.RequestPeak = ChartValues(w.peakChart)
+	}
+	if w.replicaChart != nil {
+		ch.Replicas = ChartValues(w.replicaChart)
+	}
+	if g := w.gpu; g != nil && g.util.Samples() > 0 {
+		ch.GPUUtil, ch.GPUUtilMax = meanBins(g.utilSum, g.utilN), ChartValues(g.utilMax)
+		if g.kv.Samples() > 0 {
+			ch.KVCache = ChartValues(g.kvChart)
+		} else if g.fbUsed > 0 {
+			ch.FramebufferMiB = ChartValues(g.fbChart)
+		}
+	}
 	return ch
+}
+
+// oomBins counts a container's OOM kills per chart bin as oomKills counts
+// them: restarts where a pod has the counter, else rises of the flag; nil
+// without any.
+func oomBins(c *containerHistory, bins int) []int {
+	var out []int
+	for _, p := range c.oom {
+		from := p.riseBins
+		if p.counted {
+			from = p.restartBins
+		}
+		for i, n := range from {
+			if out == nil {
+				out = make([]int, bins)
+			}
+			out[i] += n
+		}
+	}
+	return out
 }

@@ -100,9 +100,15 @@ func TestRecommendCPUAndMemoryHandComputed(t *testing.T) {
 	if mem.Basis != "p95 of 4 daily peaks = 600Mi, +15%" {
 		t.Errorf("memory basis %q", mem.Basis)
 	}
-	// 1 core -> 460m is more than 2x: critical.
-	if r.Workloads[0].Severity != SeverityCritical {
-		t.Errorf("severity %s, want critical", r.Workloads[0].Severity)
+	// 1 core -> 460m and 1Gi -> 690Mi on one replica save (0.54 x 0.0316 +
+	// 334/1024 x 0.0042) x 730 = $13.45 a month (now and recommended rounded to cents first): not at risk, and below
+	// the $100 of a warning.
+	w := r.Workloads[0]
+	if w.Severity != SeverityOK || w.Cost.MonthlySavings != 13.45 {
+		t.Errorf("severity %s, savings %v; want ok, 13.45", w.Severity, w.Cost.MonthlySavings)
+	}
+	if want := "no risk, and savings of $13.45 a month are below $100.00 or 5% of its cost"; w.SeverityReason != want {
+		t.Errorf("severity reason %q, want %q", w.SeverityReason, want)
 	}
 }
 
@@ -139,7 +145,8 @@ func TestRecommendOOMBump(t *testing.T) {
 		h.Memory(app, at, 400*MiB)
 		h.OOMKilled(app, at, i >= 10 && i < 12 || i >= 30) // two rises: two kills
 	})
-	c := containerOfReport(t, mustRecommend(t, h), shop, "app")
+	r := mustRecommend(t, h)
+	c := containerOfReport(t, r, shop, "app")
 	// Peaks 400 MiB +15% = 460 MiB; killed at the 512 MiB limit:
 	// max(512 + 100, 512 * 1.2 = 614.4) MiB -> 615 MiB.
 	if c.OOMKills != 2 {
@@ -151,8 +158,10 @@ func TestRecommendOOMBump(t *testing.T) {
 	if want := "p95 of 3 daily peaks = 400Mi, +15%; OOM-killed 2 times at 512Mi: max(+100Mi, x1.2) = 615Mi"; c.Memory.Basis != want {
 		t.Errorf("basis %q, want %q", c.Memory.Basis, want)
 	}
-	if s := severityOf(c.Memory, true); s != SeverityCritical {
-		t.Errorf("severity %s, want critical", s)
+	// At risk: a 256 MiB request under a 400 MiB peak, and OOM kills.
+	want := "app's memory request 256Mi is below its peak 400Mi: it is evicted first when the node runs short; app was OOM-killed 2 times"
+	if w := r.Workloads[0]; w.Severity != SeverityCritical || w.SeverityReason != want {
+		t.Errorf("severity %s %q, want critical %q", w.Severity, w.SeverityReason, want)
 	}
 }
 

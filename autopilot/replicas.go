@@ -11,8 +11,10 @@ import (
 // ScalingRecommendation is a trigger for ebb's requests signal: the request
 // rate one replica has been shown to handle, and the replicas history needs.
 type ScalingRecommendation struct {
-	// TargetRPS is the per-replica target of the requests signal.
+	// TargetRPS is the per-replica target of the requests signal,
+	// Activation the rate above which the workload is active.
 	TargetRPS   float64 `json:"targetRPS"`
+	Activation  float64 `json:"activation"`
 	MinReplicas int     `json:"minReplicas"`
 	MaxReplicas int     `json:"maxReplicas"`
 	// The workload's total request rate over the history.
@@ -21,7 +23,17 @@ type ScalingRecommendation struct {
 	RPSMax  float64 `json:"rpsMax"`
 	RPSMean float64 `json:"rpsMean"`
 	Samples int     `json:"samples"`
-	Basis   string  `json:"basis,omitempty"`
+	// BurstRPS is the highest rate over BurstWindow, at BurstAt: the
+	// burst that sized MaxReplicas (1m where the history has 1-minute
+	// peaks, else the step).
+	BurstRPS    float64   `json:"burstRPS"`
+	BurstAt     time.Time `json:"burstAt"`
+	BurstWindow string    `json:"burstWindow"`
+	// ReplicasMean is the mean replicas the recommended scaling would have
+	// run over the history (without autoshutdown), replayed step by step
+	// on each step's burst: ceil(rate / targetRPS) within the bounds.
+	ReplicasMean float64 `json:"replicasMean"`
+	Basis        string  `json:"basis,omitempty"`
 	// NotEnoughData, when set, says why there is no recommendation.
 	NotEnoughData string `json:"notEnoughData,omitempty"`
 }
@@ -41,7 +53,18 @@ type AutoshutdownRecommendation struct {
 	ReplicaHoursUsed float64    `json:"replicaHoursUsed"`
 	GPUHoursUsed     float64    `json:"gpuHoursUsed"`
 	Candidates       []Backtest `json:"candidates"`
-	Reason           string     `json:"reason"`
+	// ColdStart is the wake time assumed for each cold start, from
+	// ColdStartFrom ("default gpu", "default", "--cold-start ...").
+	ColdStart     string `json:"coldStart"`
+	ColdStartFrom string `json:"coldStartFrom"`
+	// KeepWarm: autoshutdown would save money, but its cold starts would
+	// make callers wait more than the day's budget; keep one replica
+	// (minReplicas: 1). KeepWarmMonthly is what that costs against the
+	// candidate that would otherwise be chosen, KeepWarmInstead names it.
+	KeepWarm        bool    `json:"keepWarm,omitempty"`
+	KeepWarmMonthly float64 `json:"keepWarmMonthly,omitempty"`
+	KeepWarmInstead string  `json:"keepWarmInstead,omitempty"`
+	Reason          string  `json:"reason"`
 }
 
 // ReplicaHistory is how many replicas a workload ran over the history.
@@ -81,6 +104,12 @@ type Backtest struct {
 	GPUHoursSaved    float64 `json:"gpuHoursSaved"`
 	ColdStarts       int     `json:"coldStarts"`
 	ColdStartsPerDay float64 `json:"coldStartsPerDay"`
+	// WaitMinutesPerDay is ColdStartsPerDay times the cold start:
+	// what callers would wait a day for wakes.
+	WaitMinutesPerDay float64 `json:"waitMinutesPerDay"`
+	// MonthlySavings is what this idleAfter saves a month on top of the
+	// recommended requests and scaling.
+	MonthlySavings float64 `json:"monthlySavings"`
 }
 
 // backtest replays a request-rate series through shutdown.Tracker and
@@ -224,27 +253,41 @@ func replicaHistoryOf(w *workloadHistory, current int, step, span time.Duration)
 	return r
 }
 
-// recommendScaling derives the requests trigger from a workload's history.
-func recommendScaling(cfg Config, w *workloadHistory, replicas int, shutdownRecommended bool) *ScalingRecommendation {
+// recommendScaling derives the requests trigger from a workload's history:
+// the target from what a replica handled in its 1-minute peaks (else the
+// steps' rates), maxReplicas from the highest burst plus headroom,
+// minReplicas from the quiet hours (p10), at least 1: autoshutdown, when
+// recommended, sets it to 0 afterwards.
+func recommendScaling(cfg Config, w *workloadHistory, replicas int, step time.Duration) *ScalingRecommendation {
 	if w.rps == nil {
 		return nil
 	}
 	s := &ScalingRecommendation{
-		RPSP10:  round(w.rps.Percentile(0.10), 4),
-		RPSP95:  round(w.rps.Percentile(0.95), 4),
-		RPSMax:  round(w.rps.Max(), 4),
-		RPSMean: round(w.rpsSum/float64(w.rps.Samples()), 4),
-		Samples: w.rps.Samples(),
+		RPSP10:     round(w.rps.Percentile(0.10), 4),
+		RPSP95:     round(w.rps.Percentile(0.95), 4),
+		RPSMax:     round(w.rps.Max(), 4),
+		RPSMean:    round(w.rpsSum/float64(w.rps.Samples()), 4),
+		Samples:    w.rps.Samples(),
+		Activation: cfg.Activation,
+	}
+	// Bursts: 1-minute peaks where the history has them.
+	perReplica, active, steps := w.rpsPerReplica, w.rpsActive, w.rpsSteps
+	s.BurstRPS, s.BurstAt, s.BurstWindow = round(w.rps.Max(), 4), w.rpsMaxAt.UTC(), shutdown.FormatDuration(step)
+	what := "request rate"
+	if w.peakSteps != nil && w.peakSteps.Samples() > 0 {
+		perReplica, active, steps = w.peakPerReplica, w.peakActive, w.peakSteps
+		s.BurstRPS, s.BurstAt, s.BurstWindow = round(w.peakMax, 4), w.peakAt.UTC(), "1m"
+		what = "1-minute peak rate"
 	}
 	// The target is what a replica handles while in use: idle samples
 	// would drag it to zero for a workload that is mostly idle.
-	p := w.rpsActive.Percentile(cfg.ReplicaPercentile)
-	if w.rpsPerReplica != nil && w.rpsPerReplica.Samples() > 0 {
+	p := active.Percentile(cfg.ReplicaPercentile)
+	if perReplica != nil && perReplica.Samples() > 0 {
 		// Each sample divided by the replicas that served it.
-		pr := w.rpsPerReplica.Percentile(cfg.ReplicaPercentile)
+		pr := perReplica.Percentile(cfg.ReplicaPercentile)
 		s.TargetRPS = significant(pr, 3)
-		s.Basis = fmt.Sprintf("p%s of the request rate per replica while active (%s req/s), each sample over the replicas that ran then",
-			pct(cfg.ReplicaPercentile), number(pr))
+		s.Basis = fmt.Sprintf("p%s of the %s per replica while active (%s req/s), each over the replicas that ran then",
+			pct(cfg.ReplicaPercentile), what, number(pr))
 	} else {
 		switch {
 		case replicas <= 0:
@@ -255,12 +298,8 @@ func recommendScaling(cfg Config, w *workloadHistory, replicas int, shutdownReco
 			return s
 		}
 		s.TargetRPS = significant(p/float64(replicas), 3)
-		noun := "replicas"
-		if replicas == 1 {
-			noun = "replica"
-		}
-		s.Basis = fmt.Sprintf("p%s of the request rate while active (%s req/s) over today's %d %s",
-			pct(cfg.ReplicaPercentile), number(p), replicas, noun)
+		s.Basis = fmt.Sprintf("p%s of the %s while active (%s req/s) over today's %s",
+			pct(cfg.ReplicaPercentile), what, number(p), plural(replicas, "replica"))
 	}
 	if s.TargetRPS <= 0 {
 		s.NotEnoughData, s.TargetRPS, s.Basis = "no requests in the history", 0, ""
@@ -268,18 +307,44 @@ func recommendScaling(cfg Config, w *workloadHistory, replicas int, shutdownReco
 	}
 	// A 1% tolerance keeps the rounding of the target from adding a replica.
 	s.MinReplicas = max(1, int(math.Ceil(s.RPSP10/s.TargetRPS-0.01)))
-	if shutdownRecommended {
-		s.MinReplicas = 0
-	}
-	s.MaxReplicas = max(s.MinReplicas, 1, int(math.Ceil(w.rps.Max()*(1+cfg.ReplicaHeadroom)/s.TargetRPS-0.01)))
-	s.Basis += fmt.Sprintf("; max %s req/s +%s headroom", number(s.RPSMax), pctOf(cfg.ReplicaHeadroom))
+	s.MaxReplicas = max(s.MinReplicas, int(math.Ceil(s.BurstRPS*(1+cfg.ReplicaHeadroom)/s.TargetRPS-0.01)))
+	s.Basis += fmt.Sprintf("; maxReplicas from the highest %s rate, %s req/s at %s, +%s headroom",
+		s.BurstWindow, number(s.BurstRPS), s.BurstAt.Format("2006-01-02 15:04 MST"), pctOf(cfg.ReplicaHeadroom))
+	s.ReplicasMean = round(replayReplicas(steps, s.TargetRPS, s.MinReplicas, s.MaxReplicas), 3)
 	return s
 }
 
+// replayReplicas is the mean replicas an autoscaler with target, lo and hi
+// would have run over the steps counted in h: ceil(rate / target) within
+// [lo, hi] at each step, each rate taken at its bucket's upper bound.
+func replayReplicas(h *Histogram, target float64, lo, hi int) float64 {
+	var sum, n float64
+	h.eachBucket(func(v, c float64) {
+		r := min(max(int(math.Ceil(v/target-0.01)), lo), hi)
+		sum += float64(r) * c
+		n += c
+	})
+	if n == 0 {
+		return float64(lo)
+	}
+	return sum / n
+}
+
+// plural renders "1 replica", "3 replicas".
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
+}
+
 // recommendShutdown picks the idleAfter that keeps the workload at zero the
-// longest within the cold-start budget; current replicas stand in where the
-// history has none, rh is its replicas over time.
-func recommendShutdown(cfg Config, w *workloadHistory, current, gpus int, span time.Duration, rh ReplicaHistory) *AutoshutdownRecommendation {
+// longest within the cold-start budget and the day's wait for cold starts
+// (wake: the time one takes); current replicas stand in where the history
+// has none, rh is its replicas over time. When a candidate fits all but
+// the wait, it keeps one replica warm. The reason is written once the
+// candidates are priced (explainShutdown).
+func recommendShutdown(cfg Config, w *workloadHistory, current, gpus int, span time.Duration, rh ReplicaHistory, wake time.Duration, wakeFrom string) *AutoshutdownRecommendation {
 	if len(w.backtests) == 0 {
 		return nil
 	}
@@ -287,6 +352,8 @@ func recommendShutdown(cfg Config, w *workloadHistory, current, gpus int, span t
 		IdleShare:        round(float64(w.idleN)/float64(w.rps.Samples()), 4),
 		ReplicaHoursUsed: rh.ReplicaHours,
 		GPUHoursUsed:     round(rh.ReplicaHours*float64(gpus), 3),
+		ColdStart:        shutdown.FormatDuration(wake),
+		ColdStartFrom:    wakeFrom,
 	}
 	// Where the replicas are unknown: today's when there is no replica
 	// history, else none, as in rh.ReplicaHours.
@@ -294,11 +361,18 @@ func recommendShutdown(cfg Config, w *workloadHistory, current, gpus int, span t
 	if rh.Source == ReplicasFromHistory {
 		unknown = 0
 	}
-	best := -1
+	best, warm := -1, -1
 	for i, b := range w.backtests {
 		r := b.result(unknown, gpus, span, rh.ReplicaHours)
+		r.WaitMinutesPerDay = round(r.ColdStartsPerDay*wake.Minutes(), 2)
 		a.Candidates = append(a.Candidates, r)
 		if r.ColdStartsPerDay > cfg.MaxColdStartsPerDay || r.ZeroShare < cfg.MinIdleShare {
+			continue
+		}
+		if r.WaitMinutesPerDay > cfg.MaxWaitPerDay.Minutes() {
+			if warm < 0 || r.ZeroHours > a.Candidates[warm].ZeroHours {
+				warm = i
+			}
 			continue
 		}
 		if best < 0 || r.ZeroHours > a.Candidates[best].ZeroHours {
@@ -307,18 +381,47 @@ func recommendShutdown(cfg Config, w *workloadHistory, current, gpus int, span t
 	}
 	switch {
 	case rh.ReplicaHours <= 0:
-		a.Reason = "no replicas ran in the history: nothing to save"
-	case best < 0:
-		a.Reason = fmt.Sprintf("no idleAfter keeps the workload at zero %s of the time with at most %s cold starts a day",
-			pctOf(cfg.MinIdleShare), number(cfg.MaxColdStartsPerDay))
-	default:
-		c := a.Candidates[best]
-		a.Recommended, a.IdleAfter = true, c.IdleAfter
-		a.Reason = fmt.Sprintf("idleAfter %s would have kept it at zero %s of the time, saving %s of its %s replica-hours, with %d cold starts (%s a day)",
-			c.IdleAfter, pctOf(c.ZeroShare), number(c.ReplicaHoursSaved), number(a.ReplicaHoursUsed), c.ColdStarts, number(c.ColdStartsPerDay))
-		if rh.Source == ReplicasFromCurrent {
-			a.Reason += fmt.Sprintf("; replicas assumed at today's %d throughout", current)
-		}
+	case best >= 0:
+		a.Recommended, a.IdleAfter = true, a.Candidates[best].IdleAfter
+	case warm >= 0:
+		a.KeepWarm, a.KeepWarmInstead = true, a.Candidates[warm].IdleAfter
 	}
 	return a
+}
+
+// explainShutdown writes a's reason, once its candidates are priced.
+func explainShutdown(cfg Config, a *AutoshutdownRecommendation, rh ReplicaHistory, current int, currency string) {
+	pick := func(idleAfter string) Backtest {
+		for _, c := range a.Candidates {
+			if c.IdleAfter == idleAfter {
+				return c
+			}
+		}
+		return Backtest{}
+	}
+	switch {
+	case rh.ReplicaHours <= 0:
+		a.Reason = "no replicas ran in the history: nothing to save"
+	case a.Recommended:
+		c := pick(a.IdleAfter)
+		a.Reason = fmt.Sprintf("idleAfter %s would have kept it at zero %s of the time, saving %s of its %s replica-hours (%s a month), with %s (%s a day, about %s of waiting a day at %s each)",
+			c.IdleAfter, pctOf(c.ZeroShare), number(c.ReplicaHoursSaved), number(a.ReplicaHoursUsed), FormatMoney(c.MonthlySavings, currency),
+			plural(c.ColdStarts, "cold start"), number(c.ColdStartsPerDay), minutes(c.WaitMinutesPerDay), a.ColdStart)
+	case a.KeepWarm:
+		c := pick(a.KeepWarmInstead)
+		a.Reason = fmt.Sprintf("keep one replica warm (minReplicas: 1): idleAfter %s would save %s a month at zero %s of the time, but its %s cold starts a day at %s each would make callers wait about %s a day, more than %s; keeping one replica warm costs those %s",
+			c.IdleAfter, FormatMoney(c.MonthlySavings, currency), pctOf(c.ZeroShare), number(c.ColdStartsPerDay), a.ColdStart,
+			minutes(c.WaitMinutesPerDay), shutdown.FormatDuration(cfg.MaxWaitPerDay), FormatMoney(a.KeepWarmMonthly, currency))
+	default:
+		a.Reason = fmt.Sprintf("no idleAfter keeps the workload at zero %s of the time with at most %s cold starts a day",
+			pctOf(cfg.MinIdleShare), number(cfg.MaxColdStartsPerDay))
+	}
+	if (a.Recommended || a.KeepWarm) && rh.Source == ReplicasFromCurrent {
+		a.Reason += fmt.Sprintf("; replicas assumed at today's %d throughout", current)
+	}
+}
+
+// minutes renders minutes as a duration: "24m", "1h12m", "30s".
+func minutes(m float64) string {
+	return shutdown.FormatDuration(time.Duration(math.Round(m*60)) * time.Second)
 }

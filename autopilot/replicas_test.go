@@ -44,8 +44,13 @@ func workloadOf(t *testing.T, r *Report, k queries.WorkloadKey) WorkloadReport {
 // 120(k+1)+1, a cold start: 91 minutes a cycle, 90 in the last (to 1440),
 // 11*91 + 90 = 1091 minutes and 11 cold starts. With idleAfter 5m: 101 a
 // cycle, 11*101 + 100 = 1211 minutes.
+//
+// A 30s wake makes 11 cold starts a day 5.5 minutes of waiting, within
+// the 15 minutes of MaxWaitPerDay (TestBacktestKeepWarm has GPU's 2m).
 func TestBacktestHandComputed(t *testing.T) {
-	r := mustRecommend(t, idleDay(t, DefaultConfig()))
+	cfg := DefaultConfig()
+	cfg.ColdStart.GPU = 30 * time.Second
+	r := mustRecommend(t, idleDay(t, cfg))
 	w := workloadOf(t, r, notebook)
 	a := w.Autoshutdown
 	if a == nil {
@@ -77,6 +82,31 @@ func TestBacktestHandComputed(t *testing.T) {
 	}
 	if w.Scaling == nil || w.Scaling.MinReplicas != 0 {
 		t.Errorf("scaling %+v: min replicas must be 0 with autoshutdown", w.Scaling)
+	}
+}
+
+// With a GPU model server's default wake of 2m, 11 cold starts a day make
+// callers wait 22 minutes a day, more than MaxWaitPerDay's 15: one replica
+// is kept warm, at the cost of what idleAfter 5m would have saved. Its 2
+// replicas (no requests: priced at nothing but the T4, $0.35 an hour)
+// scale to 1 at a target of 0.5 req/s (1 req/s over 2 replicas), so
+// idleAfter 5m saves 1211 of 1440 minutes of that one T4: 0.35 * 730 *
+// 1211/1440 = $214.86 a month.
+func TestBacktestKeepWarm(t *testing.T) {
+	w := workloadOf(t, mustRecommend(t, idleDay(t, DefaultConfig())), notebook)
+	a := w.Autoshutdown
+	if a.Recommended || !a.KeepWarm || a.KeepWarmInstead != "5m" || a.KeepWarmMonthly != 214.86 || a.ColdStart != "2m" || a.ColdStartFrom != "default gpu" {
+		t.Errorf("got %+v", a)
+	}
+	want := "keep one replica warm (minReplicas: 1): idleAfter 5m would save $214.86 a month at zero 84.1% of the time, but its 11 cold starts a day at 2m each would make callers wait about 22m a day, more than 15m; keeping one replica warm costs those $214.86; replicas assumed at today's 2 throughout"
+	if a.Reason != want {
+		t.Errorf("reason\n got %q\nwant %q", a.Reason, want)
+	}
+	if c := a.Candidates[0]; c.WaitMinutesPerDay != 22 {
+		t.Errorf("5m: wait %v minutes a day, want 22", c.WaitMinutesPerDay)
+	}
+	if w.Scaling.MinReplicas != 1 {
+		t.Errorf("min replicas %d, want 1 (kept warm)", w.Scaling.MinReplicas)
 	}
 }
 
@@ -130,7 +160,7 @@ func TestScalingHandComputed(t *testing.T) {
 	if s.TargetRPS != 5.9 || s.RPSP95 != 23.6108 || s.MinReplicas != 1 || s.MaxReplicas != 5 || s.RPSMax != 24 || s.RPSMean != 12.5 {
 		t.Errorf("got %+v", s)
 	}
-	if !(s.Basis == "p95 of the request rate while active (23.61 req/s) over today's 4 replicas; max 24 req/s +15% headroom") {
+	if !(s.Basis == "p95 of the request rate while active (23.61 req/s) over today's 4 replicas; maxReplicas from the highest 1h rate, 24 req/s at 2026-01-02 00:00 UTC, +15% headroom") {
 		t.Errorf("basis %q", s.Basis)
 	}
 }
@@ -158,7 +188,7 @@ func TestScalingTargetFromReplicasOverTime(t *testing.T) {
 	if s.TargetRPS != 10 || s.MinReplicas != 3 || s.MaxReplicas != 12 {
 		t.Errorf("target %v, replicas %d..%d; want 10, 3..12 (got %+v)", s.TargetRPS, s.MinReplicas, s.MaxReplicas, s)
 	}
-	if want := "p95 of the request rate per replica while active (10 req/s), each sample over the replicas that ran then; max 100 req/s +15% headroom"; s.Basis != want {
+	if want := "p95 of the request rate per replica while active (10 req/s), each over the replicas that ran then; maxReplicas from the highest 1h rate, 100 req/s at 2026-01-01 13:00 UTC, +15% headroom"; s.Basis != want {
 		t.Errorf("basis %q, want %q", s.Basis, want)
 	}
 }
@@ -171,7 +201,9 @@ func TestScalingTargetFromReplicasOverTime(t *testing.T) {
 // 1 GiB without usage samples (priced as it is).
 func replicaDay(t *testing.T, from int, before, after float64, today int) *History {
 	t.Helper()
-	h := newHistory(t, DefaultConfig(), 24*time.Hour, time.Minute)
+	cfg := DefaultConfig()
+	cfg.ColdStart.GPU = 30 * time.Second // 11 cold starts a day within MaxWaitPerDay
+	h := newHistory(t, cfg, 24*time.Hour, time.Minute)
 	h.SetReplicas(notebook, today)
 	h.SetResources(ContainerRef{Workload: notebook, Pod: "notebook-0", Container: "jupyter"}, Resources{CPURequest: 1, MemoryRequest: GiB})
 	h.Framebuffer(GPURef{Workload: notebook, Pod: "notebook-0", GPU: "0", Model: "Tesla T4"}, t0, 1000, 15360)
@@ -225,15 +257,19 @@ func TestBacktestReplicasOverTime(t *testing.T) {
 	check("5m", 40.35, 7.65)
 	check("15m", 36.35, 11.65)
 	check("4h", 0, 48)
-	if !a.Recommended || a.IdleAfter != "5m" || !strings.Contains(a.Reason, "saving 40.35 of its 48 replica-hours, with 11 cold starts") ||
+	if !a.Recommended || a.IdleAfter != "5m" || !strings.Contains(a.Reason, "saving 40.35 of its 48 replica-hours ($236.84 a month), with 11 cold starts (11 a day, about 5m30s of waiting a day at 30s each)") ||
 		strings.Contains(a.Reason, "assumed") {
 		t.Errorf("recommendation %v %q: %s", a.Recommended, a.IdleAfter, a.Reason)
 	}
 	// Cost per replica-hour: 1 core 0.0316 + 1 GiB 0.0042 + a T4 0.35 =
-	// 0.3858. Now: 2 replicas on average, 0.3858 * 730 * 2 = 563.27. With
-	// idleAfter 5m, 7.65 of the 48 replica-hours run: 563.268 * 7.65/48 =
-	// 89.77.
-	if want := (Cost{MonthlyNow: 563.27, MonthlyRecommended: 89.77, MonthlySavings: 473.5}); w.Cost != want {
+	// 0.3858. Now: 2 replicas on average, 0.3858 * 730 * 2 = 563.27.
+	// Scaling: each replica handled 1/3 or 1 req/s, p95 1: target 1, 1-2
+	// replicas; replayed, every minute needs 1 (1 req/s or none): 1
+	// replica saved, 281.63. With idleAfter 5m that one replica is at zero
+	// 1211 of 1440 minutes (20.183 h, rounded to 3 decimals): 281.634 *
+	// 20.183/24 = 236.84 saved, 44.79 left.
+	if want := (Cost{MonthlyNow: 563.27, MonthlyRecommended: 44.79, MonthlySavings: 518.48,
+		SavingsBy: Savings{Replicas: 281.63, Autoshutdown: 236.84}}); w.Cost != want {
 		t.Errorf("cost %+v, want %+v", w.Cost, want)
 	}
 	if w.Replicas != 5 {

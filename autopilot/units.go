@@ -3,6 +3,7 @@ package autopilot
 import (
 	"math"
 	"strconv"
+	"strings"
 )
 
 // FormatCPU renders cores as Kubernetes writes them: "250m", "2", "1500m".
@@ -57,3 +58,30 @@ func pct(share float64) string { return strconv.FormatFloat(round(share*100, 2),
 
 // pctOf renders a share as a percentage: 0.25 -> "25%".
 func pctOf(share float64) string { return pct(share) + "%" }
+
+// currencySymbols are the symbols FormatMoney writes for these ISO codes;
+// any other currency is written as its code and a space.
+var currencySymbols = map[string]string{"USD": "$", "EUR": "€", "GBP": "£", "JPY": "¥", "INR": "₹"}
+
+// FormatMoney renders an amount with its currency's symbol, thousands
+// separators and cents: "$2,280.23", "-€16.76", "CHF 1,000.00".
+func FormatMoney(v float64, currency string) string {
+	sym, ok := currencySymbols[currency]
+	if !ok {
+		sym = currency + " "
+	}
+	sign := ""
+	if v < 0 && math.Round(v*100) != 0 {
+		sign, v = "-", -v
+	}
+	s := strconv.FormatFloat(math.Abs(v), 'f', 2, 64)
+	whole, cents := s[:len(s)-3], s[len(s)-3:]
+	var b strings.Builder
+	for i, r := range whole {
+		if i > 0 && (len(whole)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(r)
+	}
+	return sign + sym + b.String() + cents
+}

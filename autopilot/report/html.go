@@ -1,107 +1,108 @@
 package report
 
 import (
-	"fmt"
 	"html/template"
 	"io"
-	"math"
 	"strings"
 
 	"github.com/ebbscale/ebb/autopilot"
 )
 
-// Chart geometry, in SVG user units.
-const (
-	chartW, chartH = 640.0, 160.0
-	chartPad       = 4.0
-)
-
-// svgChart is the data of one workload's inline SVG: the usage polyline
-// and the horizontal lines of the current and recommended requests.
-type svgChart struct {
-	Points       string
-	Current      float64 // y of the current request; < 0: none
-	Recommended  float64 // y of the recommended request; < 0: none
-	Max          string  // the top of the y axis, as a quantity
-	Label        string
-	W, H         float64
-	HasUsage     bool
-	CurrentText  string
-	RecommendTxt string
+// htmlWorkload is one workload's section of the page.
+type htmlWorkload struct {
+	autopilot.WorkloadReport
+	ID       string
+	Charts   []htmlChart
+	Evidence []string
+	Patch    string
+	Scaled   string
+	HowTo    string
+	HowToURL string
+	Savings  string
 }
 
-func chartOf(c autopilot.Chart) svgChart {
-	s := svgChart{W: chartW, H: chartH, Current: -1, Recommended: -1, Label: "CPU of container " + c.Container + " (max per pod in each bin)"}
-	top := math.Max(c.CPURequest, c.CPUTarget)
-	for _, v := range c.CPU {
-		if !math.IsNaN(v) {
-			top = math.Max(top, v)
+type htmlChart struct {
+	SVG     template.HTML
+	Caption string
+}
+
+type htmlPage struct {
+	*autopilot.Report
+	Total     string
+	Workloads []htmlWorkload
+}
+
+func pageOf(r *autopilot.Report) htmlPage {
+	p := htmlPage{Report: r, Total: totalLine(r)}
+	for _, wl := range r.Workloads {
+		hw := htmlWorkload{WorkloadReport: wl, ID: wl.Namespace + "-" + wl.Name, Evidence: evidence(r, wl),
+			Patch: ResourcesPatch(wl), Scaled: ScaledObjectPatch(wl), Savings: money(r, wl.Cost.MonthlySavings)}
+		hw.HowTo, hw.HowToURL = howTo(wl.GPU)
+		for _, c := range chartsOf(wl, r.Prices) {
+			// The SVG is built from numbers and escaped text only.
+			hw.Charts = append(hw.Charts, htmlChart{SVG: template.HTML(c.render()), Caption: c.title})
 		}
+		p.Workloads = append(p.Workloads, hw)
 	}
-	if top <= 0 {
-		return s
-	}
-	top *= 1.1
-	y := func(v float64) float64 { return chartH - chartPad - v/top*(chartH-2*chartPad) }
-	var b strings.Builder
-	n := len(c.CPU)
-	for i, v := range c.CPU {
-		if math.IsNaN(v) {
-			continue
-		}
-		x := chartPad + float64(i)/math.Max(float64(n-1), 1)*(chartW-2*chartPad)
-		fmt.Fprintf(&b, "%.1f,%.1f ", x, y(v))
-		s.HasUsage = true
-	}
-	s.Points = strings.TrimSpace(b.String())
-	if c.CPURequest > 0 {
-		s.Current, s.CurrentText = y(c.CPURequest), "current "+autopilot.FormatCPU(c.CPURequest)
-	}
-	if c.CPUTarget > 0 {
-		s.Recommended, s.RecommendTxt = y(c.CPUTarget), "recommended "+autopilot.FormatCPU(c.CPUTarget)
-	}
-	s.Max = autopilot.FormatCPU(top)
-	return s
+	return p
 }
 
 var page = template.Must(template.New("page").Funcs(template.FuncMap{
-	"change": func(r autopilot.ResourceRecommendation, kind string) string {
-		return change(r, map[string]func(float64) string{"cpu": cpu, "mem": mem}[kind])
+	"short": func(r autopilot.ResourceRecommendation, kind string) string {
+		return strings.Replace(short(r, map[string]func(float64) string{"cpu": cpu, "mem": mem}[kind]), "→", " → ", 1)
 	},
-	"scaling":   scaling,
-	"idleAfter": idleAfter,
-	"gpu":       gpu,
-	"money":     money,
-	"evidence":  evidence,
-	"chart":     chartOf,
-	"time":      func(t interface{ Format(string) string }) string { return t.Format("2006-01-02 15:04 MST") },
+	"scaling":  scalingShort,
+	"idle":     idleAfter,
+	"gpu":      gpuShort,
+	"replicas": replicasText,
+	"time":     func(t interface{ Format(string) string }) string { return t.Format("2006-01-02 15:04 MST") },
 }).Parse(`<!DOCTYPE html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
 <title>ebb autopilot recommendations</title>
 <style>
-body{font:14px/1.4 system-ui,sans-serif;margin:2em;color:#222}
-table{border-collapse:collapse;margin:1em 0}
-td,th{border:1px solid #ccc;padding:4px 8px;text-align:left;vertical-align:top}
+*{box-sizing:border-box}
+body{font:14px/1.45 system-ui,sans-serif;margin:0 auto;padding:1em;max-width:1200px;color:#222}
+h1{font-size:1.6em;margin:.3em 0}
+table{border-collapse:collapse;margin:1em 0;width:100%}
+td,th{border:1px solid #ccc;padding:4px 6px;text-align:left;vertical-align:top}
+td.name{overflow-wrap:anywhere}
+th.num{text-align:right}
 th{background:#f3f3f3}
-.critical{color:#b00020;font-weight:bold}.warning{color:#b26a00;font-weight:bold}.ok{color:#1b7a1b}.unknown{color:#777}
+td.num{text-align:right;white-space:nowrap}
+.critical{color:#b00020;font-weight:bold}.warning{color:#9a5b00;font-weight:bold}.ok{color:#1b7a1b}.unknown{color:#777}
 section{border-top:1px solid #ddd;margin-top:1.5em}
-svg{background:#fafafa;border:1px solid #ddd}
+figure{margin:1em 0}
+svg.chart{width:100%;height:auto;display:block;background:#fcfcfc;border:1px solid #ddd}
+figcaption{font-size:.9em;color:#555}
+pre{background:#f6f6f6;border:1px solid #ddd;padding:.6em;overflow-x:auto;max-width:100%;font-size:12px}
+li{overflow-wrap:anywhere}
+@media (max-width:560px){
+ table.summary thead{display:none}
+ table.summary tr{display:block;border:1px solid #ccc;margin-bottom:.6em}
+ table.summary td{display:flex;gap:.5em;border:0;border-bottom:1px solid #eee}
+ table.summary td::before{content:attr(data-label);font-weight:bold;min-width:7.5em;flex:none}
+ table.summary td.num{text-align:left}
+}
 </style>
 </head>
 <body>
 <h1>ebb autopilot recommendations</h1>
 <p>History {{time .HistoryStart}} to {{time .HistoryEnd}}, step {{.Step}}, source {{.Source}}. Schema <code>{{.Schema}}</code>.</p>
-<p><strong>Monthly cost ({{.Prices.Currency}}):</strong> now {{money .Totals.MonthlyNow}}, recommended {{money .Totals.MonthlyRecommended}}, <strong>savings {{money .Totals.MonthlySavings}}</strong>.</p>
-<table>
-<tr><th>severity</th><th>workload</th><th>container</th><th>CPU request</th><th>memory request</th><th>replicas</th><th>idle after</th><th>GPU</th><th>savings/mo</th></tr>
-{{- range $w := .Workloads}}{{range .Containers}}
-<tr><td class="{{$w.Severity}}">{{$w.Severity}}</td><td><a href="#{{$w.Namespace}}-{{$w.Name}}">{{$w.Namespace}}/{{$w.Name}}</a></td><td>{{.Name}}</td><td>{{change .CPU "cpu"}}</td><td>{{change .Memory "mem"}}</td><td>{{scaling $w}}</td><td>{{idleAfter $w}}</td><td>{{gpu $w}}</td><td>{{money $w.Cost.MonthlySavings}}</td></tr>
+<p><strong>Monthly cost ({{.Prices.Currency}}):</strong> {{.Total}}.</p>
+<table class="summary">
+<thead><tr><th>workload</th><th>CPU request</th><th>memory request</th><th>replicas</th><th>idle after</th><th>GPU</th><th class="num">savings/mo</th></tr></thead>
+<tbody>
+{{- range $w := .Workloads}}{{range $i, $c := .Containers}}
+<tr><td data-label="workload" class="name">{{if eq $i 0}}<a href="#{{$w.ID}}">{{$w.Namespace}}/{{$w.Name}}</a> <span class="{{$w.Severity}}">{{$w.Severity}}</span>{{end}}{{if gt (len $w.Containers) 1}}<br>container {{$c.Name}}{{end}}</td><td data-label="CPU">{{short $c.CPU "cpu"}}</td><td data-label="memory">{{short $c.Memory "mem"}}</td><td data-label="replicas">{{if eq $i 0}}{{scaling $w.WorkloadReport}}{{end}}</td><td data-label="idle after">{{if eq $i 0}}{{idle $w.WorkloadReport}}{{end}}</td><td data-label="GPU">{{if eq $i 0}}{{gpu $w.WorkloadReport}}{{end}}</td><td data-label="savings/mo" class="num">{{if eq $i 0}}{{$w.Savings}}{{end}}</td></tr>
 {{- else}}
-<tr><td class="{{$w.Severity}}">{{$w.Severity}}</td><td><a href="#{{$w.Namespace}}-{{$w.Name}}">{{$w.Namespace}}/{{$w.Name}}</a></td><td>-</td><td>-</td><td>-</td><td>{{scaling $w}}</td><td>{{idleAfter $w}}</td><td>{{gpu $w}}</td><td>{{money $w.Cost.MonthlySavings}}</td></tr>
+<tr><td data-label="workload" class="name"><a href="#{{$w.ID}}">{{$w.Namespace}}/{{$w.Name}}</a> <span class="{{$w.Severity}}">{{$w.Severity}}</span></td><td data-label="CPU">-</td><td data-label="memory">-</td><td data-label="replicas">{{scaling $w.WorkloadReport}}</td><td data-label="idle after">{{idle $w.WorkloadReport}}</td><td data-label="GPU">{{gpu $w.WorkloadReport}}</td><td data-label="savings/mo" class="num">{{$w.Savings}}</td></tr>
 {{- end}}{{end}}
+</tbody>
 </table>
+<p>CPU and memory: request now → recommended. Replicas: minReplicas-maxReplicas @ target requests/s per replica. Idle after: autoshutdown's <code>idleAfter</code>; keep warm: cold starts would make callers wait too long, keep one replica. GPU: share N/class is time-slicing N replicas per GPU. ?: not enough data (see the workload).</p>
 <h2>Policy</h2>
 <ul>
 <li><strong>CPU:</strong> {{.Policy.CPU}}</li>
@@ -111,32 +112,31 @@ svg{background:#fafafa;border:1px solid #ddd}
 <li><strong>Autoshutdown:</strong> {{.Policy.Autoshutdown}}</li>
 </ul>
 {{- range .Workloads}}
-<section id="{{.Namespace}}-{{.Name}}">
+<section id="{{.ID}}" class="workload">
 <h2>{{.Namespace}}/{{.Name}} <span class="{{.Severity}}">{{.Severity}}</span></h2>
-{{- with chart .Chart}}
+<p>{{replicas .Replicas}} today; saves {{.Savings}} a month.</p>
+{{- range .Charts}}
 <figure>
-<svg class="chart" xmlns="http://www.w3.org/2000/svg" width="{{.W}}" height="{{.H}}" viewBox="0 0 {{.W}} {{.H}}" role="img" aria-label="{{.Label}}">
-<title>{{.Label}}</title>
-{{- if .HasUsage}}
-<polyline fill="none" stroke="#3366cc" stroke-width="1.5" points="{{.Points}}"/>
-{{- end}}
-{{- if ge .Current 0.0}}
-<line x1="0" x2="{{.W}}" y1="{{.Current}}" y2="{{.Current}}" stroke="#b00020" stroke-dasharray="6 4"/>
-<text x="6" y="{{.Current}}" dy="-3" font-size="11" fill="#b00020">{{.CurrentText}}</text>
-{{- end}}
-{{- if ge .Recommended 0.0}}
-<line x1="0" x2="{{.W}}" y1="{{.Recommended}}" y2="{{.Recommended}}" stroke="#1b7a1b"/>
-<text x="{{.W}}" y="{{.Recommended}}" dy="-3" dx="-6" text-anchor="end" font-size="11" fill="#1b7a1b">{{.RecommendTxt}}</text>
-{{- end}}
-</svg>
-<figcaption>{{.Label}}; the axis tops at {{.Max}} cores.</figcaption>
+{{.SVG}}
+<figcaption>{{.Caption}}</figcaption>
 </figure>
 {{- end}}
 <ul>
-{{- range evidence .}}
+{{- range .Evidence}}
 <li>{{.}}</li>
 {{- end}}
+{{- if .HowToURL}}
+<li>GPU how-to: <a href="{{.HowToURL}}">{{.HowTo}}</a></li>
+{{- end}}
 </ul>
+{{- if .Patch}}
+<p>Resources: <code>kubectl patch deployment {{.Name}} -n {{.Namespace}} --patch-file resources.yaml</code> (or statefulset)</p>
+<pre>{{.Patch}}</pre>
+{{- end}}
+{{- if .Scaled}}
+<p>ScaledObject: <code>kubectl patch scaledobject {{.Name}} -n {{.Namespace}} --type merge --patch-file scaledobject.yaml</code></p>
+<pre>{{.Scaled}}</pre>
+{{- end}}
 </section>
 {{- end}}
 </body>
@@ -144,7 +144,8 @@ svg{background:#fafafa;border:1px solid #ddd}
 `))
 
 // HTML writes a single self-contained page: no script, no external
-// resource, one inline SVG chart per workload.
+// resource; inline SVG charts of what costs money for every workload, and
+// the YAML to apply.
 func HTML(w io.Writer, r *autopilot.Report) error {
-	return page.Execute(w, r)
+	return page.Execute(w, pageOf(r))
 }

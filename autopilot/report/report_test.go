@@ -157,7 +157,8 @@ func TestJSONSchema(t *testing.T) {
 	}
 }
 
-// The HTML parses, holds one chart per workload, and loads nothing.
+// The HTML parses, holds the charts ChartKinds names for every workload,
+// and loads nothing: its only links outside the page are <a> to the docs.
 func TestHTMLSelfContained(t *testing.T) {
 	r := fixture(t)
 	var b bytes.Buffer
@@ -168,7 +169,10 @@ func TestHTMLSelfContained(t *testing.T) {
 	d.Strict = false
 	d.AutoClose = xml.HTMLAutoClose
 	d.Entity = xml.HTMLEntity
-	charts, sections := 0, 0
+	charts, sections, want := 0, 0, 0
+	for _, w := range r.Workloads {
+		want += len(ChartKinds(w, r.Prices))
+	}
 	for {
 		tok, err := d.Token()
 		if err == io.EOF {
@@ -190,12 +194,59 @@ func TestHTMLSelfContained(t *testing.T) {
 			sections++
 		}
 		for _, a := range se.Attr {
-			if a.Name.Local == "src" || a.Name.Local == "href" && !strings.HasPrefix(a.Value, "#") {
+			if a.Name.Local == "src" || a.Name.Local == "href" && !strings.HasPrefix(a.Value, "#") && !(se.Name.Local == "a" && strings.HasPrefix(a.Value, DocsURL)) {
 				t.Errorf("<%s %s=%q>: the page must load nothing", se.Name.Local, a.Name.Local, a.Value)
 			}
 		}
 	}
-	if charts != len(r.Workloads) || sections != len(r.Workloads) {
-		t.Errorf("%d charts and %d sections, want one per workload (%d)", charts, sections, len(r.Workloads))
+	if charts != want || sections != len(r.Workloads) {
+		t.Errorf("%d charts and %d sections, want %d charts and one section per workload (%d)", charts, sections, want, len(r.Workloads))
+	}
+}
+
+// The default table fits TableWidth columns, cutting long workload names
+// with "…", and --wide keeps every name whole.
+func TestTableFitsWidth(t *testing.T) {
+	r := fixture(t)
+	long := r.Workloads[0]
+	long.Namespace, long.Name = "machine-learning-inference", "very-long-workload-name-of-a-model-server-with-a-suffix"
+	r.Workloads = append(r.Workloads, long)
+	var b bytes.Buffer
+	if err := Table(&b, r); err != nil {
+		t.Fatal(err)
+	}
+	for i, l := range strings.Split(b.String(), "\n") {
+		if n := len([]rune(l)); n > TableWidth {
+			t.Errorf("line %d is %d columns, want at most %d: %q", i+1, n, TableWidth, l)
+		}
+	}
+	if !strings.Contains(b.String(), "machine-learning-inference/very-long-workload-n…") {
+		t.Errorf("the long name is not cut with …:\n%s", b.String())
+	}
+	b.Reset()
+	if err := RenderWith(&b, r, "table", Options{Wide: true}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(b.String(), long.Namespace+"/"+long.Name) {
+		t.Errorf("--wide cuts the long name:\n%s", b.String())
+	}
+}
+
+func TestFormatMoney(t *testing.T) {
+	for _, c := range []struct {
+		v        float64
+		currency string
+		want     string
+	}{
+		{2280.23, "USD", "$2,280.23"},
+		{1234567.891, "EUR", "€1,234,567.89"},
+		{-16.76, "USD", "-$16.76"},
+		{-0.001, "USD", "$0.00"},
+		{999.995, "GBP", "£1,000.00"},
+		{1000, "CHF", "CHF 1,000.00"},
+	} {
+		if got := autopilot.FormatMoney(c.v, c.currency); got != c.want {
+			t.Errorf("FormatMoney(%v, %s) = %q, want %q", c.v, c.currency, got, c.want)
+		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -20,6 +21,7 @@ import (
 	"github.com/ebbscale/ebb/kube"
 	"github.com/ebbscale/ebb/queries"
 	"github.com/ebbscale/ebb/queries/promapi"
+	"github.com/ebbscale/ebb/shutdown"
 	"github.com/ebbscale/ebb/sim"
 )
 
@@ -48,6 +50,11 @@ type recommendConfig struct {
 	minHistory        time.Duration
 	cpuLimitFactor    float64
 	memoryLimitFactor float64
+	coldStart         coldStartFlag
+	maxWait           time.Duration
+	warningShare      float64
+	warningAmount     float64
+	wide              bool
 }
 
 // recommendDeps are what tests replace.
@@ -92,6 +99,13 @@ func recommendFlags(c *recommendConfig) *flag.FlagSet {
 	fs.DurationVar(&c.minHistory, "min-history", d.MinHistory, "least history for a recommendation")
 	fs.Float64Var(&c.cpuLimitFactor, "cpu-limit-factor", d.CPULimitFactor, "CPU limit as a multiple of the request; 0: no limit")
 	fs.Float64Var(&c.memoryLimitFactor, "memory-limit-factor", d.MemoryLimitFactor, "memory limit as a multiple of the request; 0: no limit")
+	c.coldStart = coldStartFlag{d: d.ColdStart}
+	fs.Var(&c.coldStart, "cold-start", "how long a wake from zero takes, by kind: gpu (GPU model servers), cpu (the rest) or a GPU class ("+
+		strings.Join(autopilot.GPUClasses(), ", ")+"), e.g. gpu=3m,H100-80GB=5m")
+	fs.DurationVar(&c.maxWait, "max-cold-start-wait", d.MaxWaitPerDay, "most a day's cold starts may make callers wait (wakes a day x --cold-start) before one replica is kept warm instead of autoshutdown")
+	fs.Float64Var(&c.warningShare, "warning-share", d.WarningShare, "severity warning from savings of at least this share of a workload's cost (and --warning-amount)")
+	fs.Float64Var(&c.warningAmount, "warning-amount", d.WarningAmount, "severity warning from savings of at least this much a month, in the price table's currency (and --warning-share)")
+	fs.BoolVar(&c.wide, "wide", false, "with --format table: every column and reason, however wide; by default the table fits 120 columns")
 	return fs
 }
 
@@ -209,6 +223,8 @@ func (c *recommendConfig) autopilotConfig() (autopilot.Config, error) {
 	cfg.CPUPercentile, cfg.Margin, cfg.MinHistory = c.cpuPercentile, c.margin, c.minHistory
 	cfg.CPU.HalfLife, cfg.Memory.HalfLife = c.halfLife, c.halfLife
 	cfg.CPULimitFactor, cfg.MemoryLimitFactor = c.cpuLimitFactor, c.memoryLimitFactor
+	cfg.ColdStart, cfg.MaxWaitPerDay = c.coldStart.d, c.maxWait
+	cfg.WarningShare, cfg.WarningAmount = c.warningShare, c.warningAmount
 	return cfg, cfg.Validate()
 }
 
@@ -262,7 +278,7 @@ func (c *recommendConfig) writeReport(stdout io.Writer, rep *autopilot.Report, l
 		defer f.Close()
 		out = f
 	}
-	if err := report.Render(out, rep, c.format); err != nil {
+	if err := report.RenderWith(out, rep, c.format, report.Options{Wide: c.wide}); err != nil {
 		return err
 	}
 	live.footnote(out, rep, c.format)
@@ -297,6 +313,8 @@ func (c *recommendConfig) validate() (time.Duration, error) {
 		return 0, errors.New("--apply with --source sim: the simulator's workloads are not in a cluster; --annotate alone prints the patches")
 	case c.queryTimeout <= 0:
 		return 0, fmt.Errorf("--query-timeout = %s, must be positive", c.queryTimeout)
+	case c.wide && c.format != "table":
+		return 0, fmt.Errorf("--wide applies to --format table, not %s", c.format)
 	case c.tgiMaxTokens < 0:
 		return 0, fmt.Errorf("--tgi-max-batch-total-tokens = %d, must be 0 (none) or positive", c.tgiMaxTokens)
 	}
@@ -484,6 +502,12 @@ func simReader(start time.Time, seed int64, namespaces []string) *autopilot.Sour
 		}
 		if g, ok := gpus[w.Key.Name]; ok && w.GPUsPerReplica > 0 {
 			sw.GPUModel, sw.FramebufferMiB, sw.VLLM = g.model, g.fbMiB, g.vllm
+			if g.vllm {
+				// A chat answer streams about 200 tokens at 20 a second
+				// after a prompt of about 1,200: 10 s and 1,400 tokens a
+				// request, in a cache of 100,000 tokens.
+				sw.SecondsPerRequest, sw.TokensPerRequest, sw.KVCacheTokens = 10, 1400, 100_000
+			}
 			sw.Current = autopilot.Resources{CPURequest: 4, MemoryRequest: 16 * autopilot.GiB, MemoryLimit: 16 * autopilot.GiB, GPUs: float64(w.GPUsPerReplica)}
 			sw.CPUBase, sw.CPUPerRPS, sw.MemoryBase, sw.MemoryPerRPS = 0.5, 0.2, 6*autopilot.GiB, 20*autopilot.MiB
 		}
@@ -526,4 +550,56 @@ func (p *progress) done() {
 	if p.on {
 		fmt.Fprint(p.w, "\r\033[K")
 	}
+}
+
+// coldStartFlag is --cold-start: kind=duration pairs over the defaults.
+type coldStartFlag struct{ d autopilot.ColdStarts }
+
+func (f *coldStartFlag) String() string {
+	if f == nil {
+		return ""
+	}
+	return formatColdStarts(f.d)
+}
+
+// Set reads "gpu=2m,cpu=15s,H100-80GB=5m".
+func (f *coldStartFlag) Set(s string) error {
+	out := f.d
+	out.ByClass = map[string]time.Duration{}
+	for k, v := range f.d.ByClass {
+		out.ByClass[k] = v
+	}
+	for _, kv := range strings.Split(s, ",") {
+		k, v, ok := strings.Cut(strings.TrimSpace(kv), "=")
+		if !ok {
+			return fmt.Errorf("%q: want kind=duration, e.g. gpu=2m", kv)
+		}
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 {
+			return fmt.Errorf("%q: %q is not a duration >= 0 such as 2m or 30s", kv, v)
+		}
+		switch {
+		case k == "gpu":
+			out.GPU = d
+		case k == "cpu":
+			out.Other = d
+		case slices.Contains(autopilot.GPUClasses(), k):
+			out.ByClass[k] = d
+		default:
+			return fmt.Errorf("%q: unknown kind %q; want gpu, cpu or a GPU class: %s", kv, k, strings.Join(autopilot.GPUClasses(), ", "))
+		}
+	}
+	f.d = out
+	return nil
+}
+
+// formatColdStarts renders cold starts as --cold-start takes them.
+func formatColdStarts(c autopilot.ColdStarts) string {
+	parts := []string{"gpu=" + shutdown.FormatDuration(c.GPU), "cpu=" + shutdown.FormatDuration(c.Other)}
+	for _, k := range autopilot.GPUClasses() {
+		if d, ok := c.ByClass[k]; ok {
+			parts = append(parts, k+"="+shutdown.FormatDuration(d))
+		}
+	}
+	return strings.Join(parts, ",")
 }

@@ -241,10 +241,12 @@ func TestRecommendMetricsServer(t *testing.T) {
 			if format == "table" {
 				// Each row's words, whatever the columns' widths.
 				for _, want := range [][]string{
-					{"shop/web", "app", "1 -> 460m", "1Gi -> 345Mi"},
-					{"shop/db", "postgres", "2 -> ? (1 pod, none with metrics yet (metrics-server reports a pod about a minute after it starts))"},
-					{"shop/batch", "app", "1 -> ? (scaled to zero: no pods to sample)"},
-					{"ghost/*", "-", `- -> ? (namespace "ghost" does not exist)`},
+					{"ok", "shop/web", "1→460m", "1Gi→345Mi", "$28.98"},
+					{"unknown", "shop/db", "2→?", "4Gi→?"},
+					{"shop/db postgres: CPU and memory: 1 pod, none with metrics yet (metrics-server reports a pod about a minute after it"},
+					{"starts)"},
+					{"shop/batch app: CPU and memory: scaled to zero: no pods to sample"},
+					{"ghost/*: CPU and memory: namespace \"ghost\" does not exist"},
 					{"Evidence: 61 samples of metrics-server over 15m;"},
 					{"  shop/web app: CPU 122 samples over 0.25h, 0.01 days of evidence (range 10m-46460m), memory 122 samples over 0.25h, 0.01 days of evidence (range 64Mi-34845Mi)"},
 				} {

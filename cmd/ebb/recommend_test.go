@@ -48,6 +48,13 @@ func TestRecommendFlagErrors(t *testing.T) {
 		{[]string{"--source=sim", "--prices=/nonexistent/prices.json"}, "--prices: open /nonexistent/prices.json: no such file or directory"},
 		{[]string{"--source=sim", "--tgi-max-batch-total-tokens=-1"}, "--tgi-max-batch-total-tokens = -1, must be 0 (none) or positive"},
 		{[]string{"--source=sim", "--tgi-max-batch-total-tokens=32k"}, `--tgi-max-batch-total-tokens "32k": want a whole number`},
+		{[]string{"--source=sim", "--cold-start=tpu=1m"}, `--cold-start "tpu=1m": "tpu=1m": unknown kind "tpu"; want gpu, cpu or a GPU class: A100-40GB, A100-80GB, A10G, H100-80GB, L4, T4, V100`},
+		{[]string{"--source=sim", "--cold-start=gpu=soon"}, `--cold-start "gpu=soon": "gpu=soon": "soon" is not a duration >= 0 such as 2m or 30s`},
+		{[]string{"--source=sim", "--cold-start=gpu"}, `--cold-start "gpu": "gpu": want kind=duration, e.g. gpu=2m`},
+		{[]string{"--source=sim", "--warning-share=1.5"}, "warning share = 1.5, must be in [0, 1]"},
+		{[]string{"--source=sim", "--warning-amount=-1"}, "warning amount = -1, must be a finite number >= 0"},
+		{[]string{"--source=sim", "--max-cold-start-wait=-1m"}, "max wait per day = -1m0s, must not be negative"},
+		{[]string{"--source=sim", "--wide", "--format=json"}, "--wide applies to --format table, not json"},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
@@ -97,11 +104,25 @@ func TestRecommendSim(t *testing.T) {
 	if bob.GPU == nil || bob.GPU.Recommended != "no GPU" || bob.Autoshutdown == nil || bob.Autoshutdown.IdleAfter != "5m" {
 		t.Errorf("bob: gpu %+v, autoshutdown %+v", bob.GPU, bob.Autoshutdown)
 	}
-	// Alice works 20 minutes every 2 hours: autoshutdown with 12 cold
-	// starts a day at most.
+	// Alice works 20 minutes every 2 hours: 12 cold starts a day, each a
+	// GPU's 2 minutes, would make her wait 24 minutes a day: one replica
+	// is kept warm. With a 30s wake (6 minutes a day), idleAfter 5m.
 	alice := got["notebooks/alice-notebook"]
-	if a := alice.Autoshutdown; a == nil || !a.Recommended {
+	if a := alice.Autoshutdown; a == nil || a.Recommended || !a.KeepWarm || a.KeepWarmInstead != "5m" || a.ColdStart != "2m" {
 		t.Errorf("alice: autoshutdown %+v", a)
+	}
+	var out bytes.Buffer
+	args := []string{"--source=sim", "--history=3d", "--format=json", "--namespace=notebooks", "--cold-start=T4=30s"}
+	if err := recommend(context.Background(), args, &out, &bytes.Buffer{}, recommendDeps{getenv: func(string) string { return "" }}); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(out.Bytes(), &r); err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range r.Workloads {
+		if a := w.Autoshutdown; w.Name == "alice-notebook" && (a == nil || !a.Recommended || a.IdleAfter != "5m" || a.ColdStart != "30s" || a.ColdStartFrom != "cold start of T4") {
+			t.Errorf("alice with --cold-start=T4=30s: autoshutdown %+v", a)
+		}
 	}
 }
 
@@ -256,7 +277,7 @@ func TestRecommendStoreIntegration(t *testing.T) {
 }
 
 // wantWebAnnotation is the recommendation of shop/web in knownHistory.
-const wantWebAnnotation = `{"schema":"ebb.dev/autopilot/v2","generatedAt":"2026-01-04T00:10:00Z","severity":"critical","containers":{"app":{"cpuRequest":"575m","memoryRequest":"460Mi","memoryLimit":"460Mi"}},"minReplicas":1,"maxReplicas":2,"targetRPS":10}`
+const wantWebAnnotation = `{"schema":"ebb.dev/autopilot/v3","generatedAt":"2026-01-04T00:10:00Z","severity":"ok","containers":{"app":{"cpuRequest":"575m","memoryRequest":"460Mi","memoryLimit":"460Mi"}},"minReplicas":1,"maxReplicas":2,"targetRPS":10}`
 
 func checkKnownReport(t *testing.T, url string) {
 	dir := t.TempDir()
@@ -317,13 +338,17 @@ func checkKnownReport(t *testing.T, url string) {
 	if a := web.Autoshutdown; a == nil || a.Recommended || a.IdleShare != 0 {
 		t.Errorf("autoshutdown %+v", web.Autoshutdown)
 	}
-	// 1Gi requested, 460Mi recommended: more than 2x.
-	if web.Severity != autopilot.SeverityCritical {
+	// 1Gi requested, 460Mi recommended: no risk, and $11.49 a month is
+	// less than the $100 of a warning.
+	if web.Severity != autopilot.SeverityOK {
 		t.Errorf("severity %s", web.Severity)
 	}
 	// Cost: (1 * 0.0316 + 1 * 0.0042) * 730 = 26.13 now;
-	// (0.575 * 0.0316 + 460/1024 * 0.0042) * 730 = 14.64 recommended.
-	if want := (autopilot.Cost{MonthlyNow: 26.13, MonthlyRecommended: 14.64, MonthlySavings: 11.49}); web.Cost != want {
+	// (0.575 * 0.0316 + 460/1024 * 0.0042) * 730 = 14.64 recommended:
+	// 0.425 * 0.0316 * 730 = 9.80 from CPU, 564/1024 * 0.0042 * 730 = 1.69
+	// from memory.
+	if want := (autopilot.Cost{MonthlyNow: 26.13, MonthlyRecommended: 14.64, MonthlySavings: 11.49,
+		SavingsBy: autopilot.Savings{CPU: 9.8, Memory: 1.69}}); web.Cost != want {
 		t.Errorf("cost %+v, want %+v", web.Cost, want)
 	}
 
@@ -337,7 +362,7 @@ func checkKnownReport(t *testing.T, url string) {
 
 	checkKnownReplicasAndTGI(t, byName)
 
-	wantPatch := `shop/web: {"metadata":{"annotations":{"ebb.dev/recommendation":"{\"schema\":\"ebb.dev/autopilot/v2\",\"generatedAt\":\"2026-01-04T00:10:00Z\",\"severity\":\"critical\",\"containers\":{\"app\":{\"cpuRequest\":\"575m\",\"memoryRequest\":\"460Mi\",\"memoryLimit\":\"460Mi\"}},\"minReplicas\":1,\"maxReplicas\":2,\"targetRPS\":10}"}}}`
+	wantPatch := `shop/web: {"metadata":{"annotations":{"ebb.dev/recommendation":"{\"schema\":\"ebb.dev/autopilot/v3\",\"generatedAt\":\"2026-01-04T00:10:00Z\",\"severity\":\"ok\",\"containers\":{\"app\":{\"cpuRequest\":\"575m\",\"memoryRequest\":\"460Mi\",\"memoryLimit\":\"460Mi\"}},\"minReplicas\":1,\"maxReplicas\":2,\"targetRPS\":10}"}}}`
 	if !strings.Contains(stdout.String(), wantPatch+"\n") {
 		t.Errorf("stdout lacks the patch %s:\n%s", wantPatch, stdout.String())
 	}
@@ -378,14 +403,23 @@ func checkKnownReplicasAndTGI(t *testing.T, byName map[string]autopilot.Workload
 	}
 	// Cost: 0.5 cores and 512 MiB per replica, no usage samples (priced
 	// as requested): 0.5 * 0.0316 + 0.5 * 0.0042 = 0.0179 an hour, times
-	// 3 replicas on average and 730 hours = 39.20 now; with 13.667 of the
-	// 216 replica-hours: 39.201 * 13.667 / 216 = 2.48. Today's 1 pod would
-	// have said 13.07.
-	if want := (autopilot.Cost{MonthlyNow: 39.2, MonthlyRecommended: 2.48, MonthlySavings: 36.72}); rep.Cost != want {
+	// 3 replicas on average and 730 hours = 39.20 now (today's 1 pod would
+	// have said 13.07). Scaling: each replica handled 10/2 or 10/4 req/s,
+	// p95 5: target 5, 1 to ceil(11.5/5) = 3 replicas; replayed, the 36
+	// active steps of 864 need 2, the others 1: 900/864 = 1.0417 on
+	// average, 13.067 * (3 - 1.0417) = 25.59 saved. idleAfter 5m keeps
+	// that 1 replica at zero 67.417 of 72 hours: 13.067 * 0.93635 = 12.24
+	// saved, 13.067 * 0.10532 = 1.38 left.
+	if want := (autopilot.Cost{MonthlyNow: 39.2, MonthlyRecommended: 1.38, MonthlySavings: 37.82,
+		SavingsBy: autopilot.Savings{Replicas: 25.59, Autoshutdown: 12.24}}); rep.Cost != want {
 		t.Errorf("shop/report cost %+v, want %+v", rep.Cost, want)
 	}
-	if rep.Severity != autopilot.SeverityCritical {
-		t.Errorf("shop/report severity %s, want critical (at zero 94%% of the time)", rep.Severity)
+	if s := rep.Scaling; s == nil || s.TargetRPS != 5 || s.MinReplicas != 0 || s.MaxReplicas != 3 || s.ReplicasMean != 1.042 {
+		t.Errorf("shop/report scaling %+v", rep.Scaling)
+	}
+	// Not at risk, and $37.82 a month is below a warning's $100.
+	if rep.Severity != autopilot.SeverityOK {
+		t.Errorf("shop/report severity %s, want ok", rep.Severity)
 	}
 
 	// ml/tgi: 6000 tokens of the 24000 --tgi-max-batch-total-tokens
@@ -507,7 +541,7 @@ func TestRecommendApplyRows(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := llm.Annotations[autopilot.AnnotationKey], `{"schema":"ebb.dev/autopilot/v2","generatedAt":"2026-11-16T08:00:00Z","severity":"critical"}`; got != want {
+	if got, want := llm.Annotations[autopilot.AnnotationKey], `{"schema":"ebb.dev/autopilot/v3","generatedAt":"2026-11-16T08:00:00Z","severity":"critical"}`; got != want {
 		t.Errorf("ml/llm annotation %s, want %s", got, want)
 	}
 }
