@@ -441,3 +441,41 @@ func TestActivatorE2EKEDAWakes(t *testing.T) {
 	t.Logf("ebb's slice written at revision %d, KEDA's scale to zero at %d; a held request -> KEDA scaled w 0 -> 1 in %.0f ms (the store's rate 0)",
 		slice, zero, ms(woke))
 }
+
+// TestActivatorE2ENewScaledObjectOnIdle: a ScaledObject is created for a
+// workload that has long been idle and that ebb has never been asked about.
+// KEDA's first answer from ebb is idle and KEDA scales the workload to zero
+// at once (it was never active, so no cooldown runs): ebb's slice must be
+// in place before that scale, or requests in between find no endpoint.
+func TestActivatorE2ENewScaledObjectOnIdle(t *testing.T) {
+	a := startActivatorEnv(t, controlplane.Options{KEDA: true}, 1)
+	md := map[string]any{"scalerAddress": a.e.conn.Target()}
+	for k, v := range liveRef.ScalerMetadata {
+		if k != "scalerAddress" {
+			md[k] = v
+		}
+	}
+	time.Sleep(4 * time.Second) // longer than the trigger's idleAfter (3s) with no traffic
+	if a.slice(t) != nil {
+		t.Fatal("ebb wrote a slice for a workload no ScaledObject has asked about")
+	}
+	sliceRV := a.firstEvent(t, a.client.DiscoveryV1().EndpointSlices(actNS), actEbbSlice, func(runtime.Object) bool { return true })
+	zeroRV := a.firstEvent(t, a.client.AppsV1().Deployments(actNS), actWorkload, func(obj runtime.Object) bool {
+		d, ok := obj.(*appsv1.Deployment)
+		return ok && d.Spec.Replicas != nil && *d.Spec.Replicas == 0
+	})
+	a.scaledObject(t, map[string]any{"type": "external-push", "metadata": md})
+	var slice, zero uint64
+	for deadline := time.After(60 * time.Second); slice == 0 || zero == 0; {
+		select {
+		case slice = <-sliceRV:
+		case zero = <-zeroRV:
+		case <-deadline:
+			t.Fatalf("after 60s: ebb's slice written at revision %d, w scaled to zero at %d; want both\nebb's log:\n%s", slice, zero, a.e.stderr)
+		}
+	}
+	if zero < slice {
+		t.Errorf("KEDA scaled w to zero (revision %d) before ebb's slice was written (revision %d): requests in between had no endpoint", zero, slice)
+	}
+	t.Logf("ebb's slice written at revision %d, KEDA's scale to zero at %d", slice, zero)
+}
