@@ -492,3 +492,16 @@ func (m *Model) Apply(p Policy) Policy {
 	p.Learned = m
 	return p
 }
+
+// LearnConfig returns how p learns: p.Learn, or DefaultLearnConfig when it
+// is zero, with p's IdleAfter as the fixed fallback.
+func (p Policy) LearnConfig() LearnConfig {
+	c := p.Learn
+	if c.Window == 0 {
+		c = DefaultLearnConfig()
+	}
+	if p.IdleAfter > 0 {
+		c.Fixed = p.IdleAfter
+	}
+	return c
+}

@@ -34,6 +34,9 @@ type Policy struct {
 	// Auto is idleAfter: auto: the keep-alive, pre-wake and keep-awake
 	// hours are learned (see Learn and Model.Apply).
 	Auto bool
+	// Learn is how an Auto policy learns; the zero value means
+	// DefaultLearnConfig, with IdleAfter as the fixed fallback.
+	Learn LearnConfig
 	// Learned is the model in force for an Auto policy, set by
 	// Model.Apply; nil: IdleAfter applies as for a fixed policy.
 	Learned *Model
