@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/ebbscale/ebb/queries"
@@ -18,6 +19,47 @@ import (
 // per pod and summed per workload and step; a query's rows are summed into
 // one series under the zero WorkloadKey, as Instant reduces them.
 func (p *Prometheus) History(ctx context.Context, shape queries.Shape, lookback, step time.Duration, at time.Time) (map[queries.WorkloadKey][]Point, error) {
+	return p.history(ctx, shape, "", lookback, step, at)
+}
+
+// ActiveSteps returns, for each workload with any, the steps over
+// (at-lookback, at] at which shape's value was above activation, in time
+// order: the activity idleAfter: auto learns from after a restart. As in
+// LastActive, the store filters the rows (requests above activation, gpu
+// pods above 0), so that mostly active steps travel.
+func (p *Prometheus) ActiveSteps(ctx context.Context, shape queries.Shape, activation float64, lookback, step time.Duration, at time.Time) (map[queries.WorkloadKey][]time.Time, error) {
+	if math.IsNaN(activation) || math.IsInf(activation, 0) {
+		return nil, &queries.QueryError{Shape: shape, Kind: queries.KindBadData, Err: fmt.Errorf("activation = %g, want a finite number", activation)}
+	}
+	threshold := strconv.FormatFloat(activation, 'g', -1, 64)
+	filter := ""
+	switch shape.Signal {
+	case queries.SignalRequests:
+		filter = " > " + threshold
+	case queries.SignalGPU:
+		filter = " > 0"
+	}
+	h, err := p.history(ctx, shape, filter, lookback, step, at)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[queries.WorkloadKey][]time.Time, len(h))
+	for w, pts := range h {
+		var ts []time.Time
+		for _, pt := range pts {
+			if pt.V > activation {
+				ts = append(ts, pt.T)
+			}
+		}
+		if len(ts) > 0 {
+			out[w] = ts
+		}
+	}
+	return out, nil
+}
+
+// history is History with filter appended to the parenthesised expression.
+func (p *Prometheus) history(ctx context.Context, shape queries.Shape, filter string, lookback, step time.Duration, at time.Time) (map[queries.WorkloadKey][]Point, error) {
 	expr, err := p.catalog.Expr(shape)
 	if err != nil {
 		return nil, &queries.QueryError{Shape: shape, Kind: queries.KindBadData, Err: err}
@@ -29,6 +71,9 @@ func (p *Prometheus) History(ctx context.Context, shape queries.Shape, lookback,
 	start := at.Add(-lookback).Add(step)
 	if start.After(at) {
 		start = at
+	}
+	if filter != "" {
+		expr = "(" + expr + ")" + filter
 	}
 	series, err := p.Range(ctx, expr, start, at, step)
 	if err != nil {
