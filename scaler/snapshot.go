@@ -37,6 +37,9 @@ type Interest struct {
 	// history; both are used only by the collector's refresh.
 	tracker   shutdown.Tracker
 	recovered bool
+	// learn is the learned model of an auto policy (learn.go); used only
+	// by the collector's refresh.
+	learn learnState
 	// decision is the idle policy's last decision with its detail, for the
 	// state sink; used only by the collector's refresh.
 	decision shutdown.Decision
