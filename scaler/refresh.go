@@ -32,6 +32,7 @@ func (c *Collector) Refresh(ctx context.Context) {
 	groups, slots := c.plan(now)
 	results := c.query(ctx, groups, now)
 	c.recover(ctx, groups, now)
+	c.recoverActivity(ctx, groups, now)
 
 	prev := c.snap.load()
 	obs := make([]Observation, slots)
@@ -76,7 +77,7 @@ func (c *Collector) Refresh(ctx context.Context) {
 			if at := in.demandAt.Load(); at != 0 {
 				in.tracker.Saw(time.Unix(0, at))
 			}
-			d := in.tracker.Decide(c.policy(in), now)
+			d := in.tracker.Decide(c.learned(in, c.policy(in), o, now), now)
 			if !known || d.Active != o.Active || d.Known() != knownReason(o.Reason) {
 				c.flipped = append(c.flipped, in)
 			}
