@@ -17,8 +17,9 @@ var _ queries.LastActiveSource = (*Prometheus)(nil)
 // range query, and returns for each workload the last step at which its
 // value was above activation.
 //
-// For requests the store filters the rows (`(expr) > activation`), so only
-// active steps travel. For gpu it filters pods with a positive utilization,
+// For requests and the model-server signals, whose rows are workloads, the
+// store filters the rows (`(expr) > activation`), so only active steps
+// travel. For gpu it filters pods with a positive utilization,
 // which changes no workload's sum, and the pods are summed per workload and
 // step here. For query the whole result is summed per step, as Instant
 // reduces it.
@@ -37,7 +38,7 @@ func (p *Prometheus) LastActive(ctx context.Context, shape queries.Shape, activa
 	}
 	threshold := strconv.FormatFloat(activation, 'g', -1, 64)
 	switch shape.Signal {
-	case queries.SignalRequests:
+	case queries.SignalRequests, queries.SignalQueue, queries.SignalRunning, queries.SignalKVCache, queries.SignalTTFT:
 		expr = "(" + expr + ") > " + threshold
 	case queries.SignalGPU:
 		expr = "(" + expr + ") > 0"
@@ -70,6 +71,12 @@ func (p *Prometheus) LastActive(ctx context.Context, shape queries.Shape, activa
 		case queries.SignalRequests:
 			r := p.catalog.Requests
 			ns, wl := s.Labels[r.NamespaceLabel], s.Labels[r.WorkloadLabel]
+			if ns != "" && wl != "" {
+				add(queries.WorkloadKey{Namespace: ns, Name: wl}, s.Points)
+			}
+		case queries.SignalQueue, queries.SignalRunning, queries.SignalKVCache, queries.SignalTTFT:
+			labels := p.catalog.ModelServerLabels()
+			ns, wl := s.Labels[labels[0]], s.Labels[labels[1]]
 			if ns != "" && wl != "" {
 				add(queries.WorkloadKey{Namespace: ns, Name: wl}, s.Points)
 			}

@@ -3,6 +3,7 @@ package promapi_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -74,6 +75,17 @@ func modelServerHistory() []storetest.Series {
 		[]storetest.Bucket{{Le: "0.1", PerSecond: 0}, {Le: "0.25", PerSecond: 2}, {Le: "0.5", PerSecond: 2}, {Le: "+Inf", PerSecond: 2}}))
 	add(msPod("vision", "triton-6b7c8d-x2k4z", "10.42.4.40").TritonTRTLLM("tensorrt_llm", 2, 9, 7, 0.4,
 		[]storetest.Bucket{{Le: "100", PerSecond: 0}, {Le: "500", PerSecond: 1}, {Le: "2000", PerSecond: 2}, {Le: "+Inf", PerSecond: 2}}))
+	// ml/burst-llm (TGI) had 2 requests waiting until busyUntil, none
+	// after: see TestIntegrationModelServerLastActive.
+	waiting := storetest.Constant(storetest.Epoch, step, n, 2)
+	for i := range waiting {
+		if waiting[i].T.After(busyUntil) {
+			waiting[i].V = 0
+		}
+	}
+	burst := msPod("ml", "burst-llm-0", "10.42.2.22").TGI(0, 0)
+	burst[0].Samples = waiting // tgi_queue_size
+	add(burst)
 	// One TGI pod per name of WorkloadOfPod's cases, each in a namespace of
 	// its own, with its index as queue size: see TestIntegrationPodNames.
 	for i, pod := range podNames {
@@ -145,12 +157,12 @@ func TestIntegrationModelServers(t *testing.T) {
 		want  []queries.Sample
 	}{
 		{"queue auto", shape(queries.SignalQueue, queries.ServerAuto), []queries.Sample{
-			sample("ml", "llama", 6), sample("ml", "idle-llm", 0), sample("ml", "mistral", 4),
+			sample("ml", "llama", 6), sample("ml", "idle-llm", 0), sample("ml", "mistral", 4), sample("ml", "burst-llm", 0),
 			sample("chat", "qwen", 5), sample("vision", "triton", 2)}},
 		{"queue vllm", shape(queries.SignalQueue, queries.ServerVLLM), []queries.Sample{
 			sample("ml", "llama", 6), sample("ml", "idle-llm", 0)}},
 		{"running auto", shape(queries.SignalRunning, queries.ServerAuto), []queries.Sample{
-			sample("ml", "llama", 21), sample("ml", "idle-llm", 0), sample("ml", "mistral", 22),
+			sample("ml", "llama", 21), sample("ml", "idle-llm", 0), sample("ml", "mistral", 22), sample("ml", "burst-llm", 0),
 			sample("chat", "qwen", 30), sample("vision", "triton", 9)}},
 		{"kvcache auto", shape(queries.SignalKVCache, queries.ServerAuto), []queries.Sample{
 			sample("ml", "llama", 85), sample("ml", "idle-llm", 0),
@@ -201,5 +213,37 @@ func TestIntegrationPodNames(t *testing.T) {
 			}
 		}
 		checkSamples(t, names, want)
+	})
+}
+
+// TestIntegrationModelServerLastActive recovers a model server's last
+// activity from the store's history, as ebb does after a restart: the last
+// step whose value was above 0, workload by workload. ml/burst-llm's queue
+// of 2 is 0 from 4m15s on; avg_over_time holds the sample at 4m while it is
+// in the window: up to 5m in Prometheus 2.x's [t-1m, t], 4m45s in
+// VictoriaMetrics' (t-1m, t]. ml/mistral (4 waiting) is active at the last
+// step; workloads never above 0 are absent.
+func TestIntegrationModelServerLastActive(t *testing.T) {
+	shape := queries.Shape{Signal: queries.SignalQueue, Server: queries.ServerTGI, Window: time.Minute}
+	want := map[string]time.Time{"prometheus": busyUntil.Add(time.Minute), "victoriametrics": busyUntil.Add(45 * time.Second)}
+	eachModelServerStore(t, func(t *testing.T, src *promapi.Prometheus) {
+		got, err := src.LastActive(context.Background(), shape, 0, 10*time.Minute, step, at)
+		if err != nil {
+			t.Fatal(err)
+		}
+		last := map[queries.WorkloadKey]time.Time{}
+		for _, l := range got {
+			last[l.Workload] = l.At
+		}
+		store := strings.TrimPrefix(t.Name(), "TestIntegrationModelServerLastActive/")
+		if g := last[queries.WorkloadKey{Namespace: "ml", Name: "burst-llm"}]; !g.Equal(want[store]) {
+			t.Errorf("ml/burst-llm last active %v, want %v", g, want[store])
+		}
+		if g := last[queries.WorkloadKey{Namespace: "ml", Name: "mistral"}]; !g.Equal(at) {
+			t.Errorf("ml/mistral last active %v, want %v (active now)", g, at)
+		}
+		if g, ok := last[queries.WorkloadKey{Namespace: "ml", Name: "idle-llm"}]; ok {
+			t.Errorf("ml/idle-llm (vLLM, not read by server tgi) last active %v, want absent", g)
+		}
 	})
 }
