@@ -280,7 +280,11 @@ func (c *Collector) recover(ctx context.Context, groups map[queries.Shape]map[qu
 		}
 		lookback += k.shape.Window
 		qctx, cancel := context.WithTimeout(ctx, c.cfg.QueryTimeout)
-		found, err := hs.LastActive(qctx, k.shape, k.activation, lookback, c.cfg.RecoveryStep, now)
+		activation := k.activation
+		if k.shape.Signal.CountsRequests() {
+			activation = 0 // any request in flight was activity (see observe)
+		}
+		found, err := hs.LastActive(qctx, k.shape, activation, lookback, c.cfg.RecoveryStep, now)
 		cancel()
 		c.cfg.Metrics.observeRecovery(k.shape.Signal, err)
 		if err != nil {
