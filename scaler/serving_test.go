@@ -88,3 +88,26 @@ func TestModelServerActivation(t *testing.T) {
 		}
 	}
 }
+
+// After a restart, a queue or running trigger's idle clock is recovered
+// from any request in flight (activation 0), as observing counts them; a
+// kvcache trigger's from its activation.
+func TestModelServerRecoveryActivation(t *testing.T) {
+	src := &queriestest.FakeLastActive{}
+	w := wk("ml", "vllm-llama")
+	queue := queries.Shape{Signal: queries.SignalQueue, Server: queries.ServerAuto, Window: time.Minute}
+	kv := queries.Shape{Signal: queries.SignalKVCache, Server: queries.ServerAuto, Window: time.Minute}
+	src.Set(queue, queries.Sample{Workload: w, Value: 0})
+	src.Set(kv, queries.Sample{Workload: w, Value: 0})
+	c, _ := policyCollector(t, src, nil)
+	c.Register(queue, w, 5, 0)
+	c.Register(kv, w, 50, 0)
+	c.Refresh(context.Background())
+	got := map[queries.Signal]float64{}
+	for _, l := range src.Lookbacks() {
+		got[l.Shape.Signal] = l.Activation
+	}
+	if len(got) != 2 || got[queries.SignalQueue] != 0 || got[queries.SignalKVCache] != 50 {
+		t.Errorf("recovered with activations %v, want queue 0 and kvcache 50", got)
+	}
+}
