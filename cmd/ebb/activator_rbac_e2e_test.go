@@ -13,14 +13,14 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/ptr"
 
 	"github.com/ebbscale/ebb/kube/controlplane"
 )
 
-// activatorGroups are the API groups of the activator's rules in deploy/'s
-// ClusterRole ebb: core (Services) and discovery.k8s.io (EndpointSlices).
-var activatorGroups = []string{"", "discovery.k8s.io"}
+// activatorResources are what the activator's rules in deploy/ are about.
+var activatorResources = []string{"services", "endpointslices"}
 
 // TestActivatorRBACIsMinimal shows that every rule deploy/ grants the
 // activator is needed and that nothing broader is granted. The grants are
@@ -39,11 +39,8 @@ var activatorGroups = []string{"", "discovery.k8s.io"}
 func TestActivatorRBACIsMinimal(t *testing.T) {
 	a := startActivatorEnv(t, controlplane.Options{}, 1)
 	ctx := context.Background()
-	cr, err := a.client.RbacV1().ClusterRoles().Get(ctx, "ebb", metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := &rbacEnv{kubeEnv: &kubeEnv{cp: a.cp, client: a.client, ns: actNS}, role: cr}
+	roles := boundRoles(t, a.client)
+	r := &rbacEnv{kubeEnv: &kubeEnv{cp: a.cp, client: a.client, ns: actNS}}
 	want := [][3]string{
 		{"", "services", "list"}, {"", "services", "watch"},
 		{"discovery.k8s.io", "endpointslices", "get"}, {"discovery.k8s.io", "endpointslices", "list"},
@@ -51,8 +48,8 @@ func TestActivatorRBACIsMinimal(t *testing.T) {
 		{"discovery.k8s.io", "endpointslices", "update"}, {"discovery.k8s.io", "endpointslices", "delete"},
 	}
 	var got [][3]string
-	for _, g := range grants(cr.Rules) {
-		if slices.Contains(activatorGroups, g[0]) {
+	for _, g := range roles.grants() {
+		if slices.Contains(activatorResources, g[1]) {
 			got = append(got, g)
 		}
 	}
@@ -60,7 +57,7 @@ func TestActivatorRBACIsMinimal(t *testing.T) {
 	slices.SortFunc(got, byName)
 	slices.SortFunc(want, byName)
 	if !slices.Equal(got, want) {
-		t.Errorf("deploy/'s ClusterRole ebb grants %v in the core and discovery.k8s.io groups, want exactly %v", got, want)
+		t.Errorf("deploy/'s ClusterRoles grant %v on Services and EndpointSlices, want exactly %v", got, want)
 	}
 	t.Run("nothing broader", func(t *testing.T) {
 		for _, at := range []authorizationv1.ResourceAttributes{
@@ -85,15 +82,9 @@ func TestActivatorRBACIsMinimal(t *testing.T) {
 
 	without := func(t *testing.T, group, resource, verb string) {
 		t.Helper()
-		var rules []rbacv1.PolicyRule
-		for _, g := range grants(cr.Rules) {
-			if g != [3]string{group, resource, verb} {
-				rules = append(rules, rbacv1.PolicyRule{APIGroups: []string{g[0]}, Resources: []string{g[1]}, Verbs: []string{g[2]}})
-			}
-		}
-		r.setRules(t, rules)
+		roles.without(t, r, [3]string{group, resource, verb})
 	}
-	restore := func(t *testing.T) { t.Helper(); r.setRules(t, cr.Rules) }
+	restore := func(t *testing.T) { t.Helper(); roles.without(t, r, [3]string{}) }
 	refused := func(verb, resource, group string) string {
 		return `cannot ` + verb + ` resource \"` + resource + `\" in API group \"` + group + `\"`
 	}
@@ -226,3 +217,80 @@ func waitSlicePort(t *testing.T, a *actEnv, name string) {
 	}
 }
 
+// clusterRoles are the ClusterRoles bound to ebb's ServiceAccount, as
+// deploy/ creates them, by name.
+type clusterRoles map[string]*rbacv1.ClusterRole
+
+// boundRoles reads the ClusterRoles that ClusterRoleBindings bind to
+// ebb's ServiceAccount, however deploy/ splits its rules among them.
+func boundRoles(t *testing.T, client kubernetes.Interface) clusterRoles {
+	t.Helper()
+	ctx := context.Background()
+	bindings, err := client.RbacV1().ClusterRoleBindings().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	roles := clusterRoles{}
+	for _, b := range bindings.Items {
+		if !slices.ContainsFunc(b.Subjects, func(s rbacv1.Subject) bool {
+			return s.Kind == "ServiceAccount" && s.Namespace == "ebb-system" && s.Name == "ebb"
+		}) {
+			continue
+		}
+		cr, err := client.RbacV1().ClusterRoles().Get(ctx, b.RoleRef.Name, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		roles[cr.Name] = cr
+	}
+	if len(roles) == 0 {
+		t.Fatal("no ClusterRole is bound to ebb-system/ebb")
+	}
+	return roles
+}
+
+// grants lists what all the roles allow as (group, resource, verb).
+func (c clusterRoles) grants() [][3]string {
+	var out [][3]string
+	for _, cr := range c {
+		out = append(out, grants(cr.Rules)...)
+	}
+	return out
+}
+
+// without sets every role's rules to its own grants but drop, one rule per
+// grant (all of them when drop is zero: the roles as deploy/ has them), and
+// waits until the authorizer answers by them.
+func (c clusterRoles) without(t *testing.T, r *rbacEnv, drop [3]string) {
+	t.Helper()
+	ctx := context.Background()
+	api := r.client.RbacV1().ClusterRoles()
+	for name, orig := range c {
+		rules := orig.Rules
+		if drop != ([3]string{}) {
+			rules = nil
+			for _, g := range grants(orig.Rules) {
+				if g != drop {
+					rules = append(rules, rbacv1.PolicyRule{APIGroups: []string{g[0]}, Resources: []string{g[1]}, Verbs: []string{g[2]}})
+				}
+			}
+		}
+		cr, err := api.Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cr.Rules = rules
+		if _, err := api.Update(ctx, cr, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for _, g := range c.grants() {
+		for r.allowed(t, g[0], g[1], g[2]) == (g == drop) {
+			if time.Now().After(deadline) {
+				t.Fatalf("the authorizer did not follow the new rules for %v within 10s", g)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+}
