@@ -56,7 +56,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}),
 		decisions: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "ebb_activity",
-			Help: "Workload signals by the idle policy's answer (active, idle, unknown: answered neither) and reason (held, traffic, recent, min-uptime, keep-awake, opt-out, unknown, bad-config, idle) in the last snapshot.",
+			Help: "Workload signals by the idle policy's answer (active, idle, unknown: answered neither) and reason (held, traffic, serving, recent, min-uptime, keep-awake, opt-out, unknown, bad-config, idle) in the last snapshot.",
 		}, []string{"state", "reason"}),
 		recoveries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ebb_idle_clock_recoveries_total",
