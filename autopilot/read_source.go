@@ -27,15 +27,11 @@ type SyntheticWorkload struct {
 	MemoryBase, MemoryPerRPS float64
 	// FramebufferMiB is the framebuffer a GPU has in use.
 	FramebufferMiB float64
-	// VLLM makes the pods report a KV cache: the framebuffer is then
-	// preallocated. KV-cache usage is the tokens of the sequences in
-	// flight over KVCacheTokens: a pod's request rate times
-	// SecondsPerRequest (Little's law) times TokensPerRequest. It is not
-	// GPU utilization, which measures compute, not memory.
-	VLLM              bool
-	KVCacheTokens     float64
-	TokensPerRequest  float64
-	SecondsPerRequest float64
+	// Server is the model server the pods run, "" for none: their KV-cache
+	// usage and queue are then read from the source's kvcache and queue
+	// signals (the simulator's batching servers answer them), and the
+	// framebuffer counts as preallocated.
+	Server ModelServer
 }
 
 // SourceReader reads the history of Workloads, and of no other, from a
@@ -64,6 +60,10 @@ func (r *SourceReader) Read(ctx context.Context, h *History) error {
 	}
 	reqShape := queries.Shape{Signal: queries.SignalRequests, Window: h.step}
 	minuteShape := queries.Shape{Signal: queries.SignalRequests, Window: time.Minute}
+	servers := false
+	for _, w := range r.Workloads {
+		servers = servers || w.Server != ""
+	}
 	gpuShape := queries.Shape{Signal: queries.SignalGPU, Window: h.step}
 	days := int(h.end.Sub(h.start)/(24*time.Hour)) + 1
 	lastDay := -1
@@ -120,10 +120,11 @@ func (r *SourceReader) Read(ctx context.Context, h *History) error {
 					spec, _ := specOf(GPUClass(w.GPUModel))
 					h.Framebuffer(ref, t, w.FramebufferMiB, spec.memMiB)
 				}
-				if w.VLLM && w.KVCacheTokens > 0 {
-					per := rps[w.Key] / float64(w.Replicas)
-					h.KVCache(w.Key, VLLM, t, min(per*w.SecondsPerRequest*w.TokensPerRequest/w.KVCacheTokens, 1))
-				}
+			}
+		}
+		if servers {
+			if err := r.readServers(ctx, h, t, byKey); err != nil {
+				return err
 			}
 		}
 		if d := int(t.Sub(h.start) / (24 * time.Hour)); d != lastDay {
@@ -159,6 +160,31 @@ func (r *SourceReader) readPeaks(ctx context.Context, h *History, minute queries
 	}
 	for _, w := range r.Workloads {
 		h.RequestPeak(w.Key, t, peak[w.Key])
+	}
+	return nil
+}
+
+// readServers adds the model servers' KV-cache usage and queue at t: the
+// kvcache signal is the sum over a workload's replicas of each one's usage
+// in percent, each replica taken at the mean; the queue the total waiting.
+func (r *SourceReader) readServers(ctx context.Context, h *History, t time.Time, byKey map[queries.WorkloadKey]*SyntheticWorkload) error {
+	for _, sig := range []queries.Signal{queries.SignalKVCache, queries.SignalQueue} {
+		shape := queries.Shape{Signal: sig, Server: queries.ServerAuto, Window: h.step}
+		out, err := r.Source.Instant(ctx, shape, t)
+		if err != nil {
+			return fmt.Errorf("read %s at %s: %w", sig, t.Format(time.RFC3339), err)
+		}
+		for _, s := range out {
+			w := byKey[s.Workload]
+			if w == nil || w.Server == "" || w.Replicas == 0 {
+				continue
+			}
+			if sig == queries.SignalKVCache {
+				h.KVCache(w.Key, w.Server, t, s.Value/float64(w.Replicas)/100)
+			} else {
+				h.RequestsWaiting(w.Key, w.Server, t, s.Value)
+			}
+		}
 	}
 	return nil
 }

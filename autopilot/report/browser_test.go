@@ -111,7 +111,7 @@ func simReport(t *testing.T) *autopilot.Report {
 			CPUBase: 0.05, CPUPerRPS: 0.01, MemoryBase: 200 * autopilot.MiB, MemoryPerRPS: 2 * autopilot.MiB}
 		if w.GPUsPerReplica > 0 {
 			sw.GPUModel, sw.FramebufferMiB = "NVIDIA A100-SXM4-40GB", 20000
-			sw.VLLM, sw.SecondsPerRequest, sw.TokensPerRequest, sw.KVCacheTokens = true, 10, 1400, 100_000
+			sw.Server = autopilot.VLLM
 		}
 		r.Workloads = append(r.Workloads, sw)
 	}

@@ -475,16 +475,20 @@ func applyPatches(ctx context.Context, w io.Writer, client kubernetes.Interface,
 // given pods with a fixed resource model: what `ebb demo` scales.
 func simReader(start time.Time, seed int64, namespaces []string) *autopilot.SourceReader {
 	cluster := sim.DemoCluster(start, seed)
+	// The GPUs of the demo's GPU workloads, and the model server they run
+	// (the simulator's batching servers report KV cache and queue).
 	gpus := map[string]struct {
-		model string
-		fbMiB float64
-		vllm  bool
+		model  string
+		fbMiB  float64
+		server autopilot.ModelServer
 	}{
-		"llm-code":       {"NVIDIA A100-SXM4-40GB", 30000, false},
-		"llm-chat":       {"NVIDIA H100 80GB HBM3", 73000, true},
-		"dev-llm":        {"NVIDIA A100-SXM4-40GB", 12000, false},
-		"alice-notebook": {"Tesla T4", 5000, false},
-		"bob-notebook":   {"Tesla T4", 3000, false},
+		"llm-code":       {"NVIDIA A100-SXM4-40GB", 30000, autopilot.TGI},
+		"llm-code-gpu":   {"NVIDIA A100-SXM4-40GB", 30000, autopilot.TGI},
+		"llm-chat":       {"NVIDIA H100 80GB HBM3", 73000, autopilot.VLLM},
+		"llm-chat-gpu":   {"NVIDIA H100 80GB HBM3", 73000, autopilot.VLLM},
+		"dev-llm":        {"NVIDIA A100-SXM4-40GB", 12000, ""},
+		"alice-notebook": {"Tesla T4", 5000, ""},
+		"bob-notebook":   {"Tesla T4", 3000, ""},
 	}
 	in := map[string]bool{}
 	for _, ns := range namespaces {
@@ -500,14 +504,12 @@ func simReader(start time.Time, seed int64, namespaces []string) *autopilot.Sour
 			Current: autopilot.Resources{CPURequest: 1, MemoryRequest: autopilot.GiB, MemoryLimit: autopilot.GiB},
 			CPUBase: 0.05, CPUPerRPS: 0.01, MemoryBase: 200 * autopilot.MiB, MemoryPerRPS: 2 * autopilot.MiB,
 		}
-		if g, ok := gpus[w.Key.Name]; ok && w.GPUsPerReplica > 0 {
-			sw.GPUModel, sw.FramebufferMiB, sw.VLLM = g.model, g.fbMiB, g.vllm
-			if g.vllm {
-				// A chat answer streams about 200 tokens at 20 a second
-				// after a prompt of about 1,200: 10 s and 1,400 tokens a
-				// request, in a cache of 100,000 tokens.
-				sw.SecondsPerRequest, sw.TokensPerRequest, sw.KVCacheTokens = 10, 1400, 100_000
+		if w.GPUsPerReplica > 0 {
+			g, ok := gpus[w.Key.Name]
+			if !ok { // a GPU workload the map does not know: a generic GPU
+				g.model = "NVIDIA L4"
 			}
+			sw.GPUModel, sw.FramebufferMiB, sw.Server = g.model, g.fbMiB, g.server
 			sw.Current = autopilot.Resources{CPURequest: 4, MemoryRequest: 16 * autopilot.GiB, MemoryLimit: 16 * autopilot.GiB, GPUs: float64(w.GPUsPerReplica)}
 			sw.CPUBase, sw.CPUPerRPS, sw.MemoryBase, sw.MemoryPerRPS = 0.5, 0.2, 6*autopilot.GiB, 20*autopilot.MiB
 		}
