@@ -54,6 +54,7 @@ type serveConfig struct {
 	defaultWindow time.Duration
 	shutdownGrace time.Duration
 	idleAfter     time.Duration
+	auto          autoConfig // serve_auto.go
 	minUptime     time.Duration
 
 	namespaceLabel string
@@ -86,7 +87,7 @@ func serveFlags(c *serveConfig) *flag.FlagSet {
 	fs.IntVar(&c.concurrency, "query-concurrency", 4, "store queries in flight at once within a tick")
 	fs.DurationVar(&c.defaultWindow, "default-window", time.Minute, "window of requests and gpu triggers that set none")
 	fs.DurationVar(&c.shutdownGrace, "shutdown-grace", 10*time.Second, "how long a SIGTERM waits for RPCs and streams to finish")
-	fs.DurationVar(&c.idleAfter, "idle-after", shutdown.DefaultIdleAfter, "autoshutdown: a workload stays active this long after its last activity, unless its trigger (idleAfter) or annotation (ebb.dev/idle-after) says otherwise")
+	c.auto.flags(fs, &c.idleAfter) // --idle-after, --learn-min-history, --prewake-budget: serve_auto.go
 	fs.DurationVar(&c.minUptime, "min-uptime", shutdown.DefaultMinUptime, "autoshutdown: a workload stays active at least this long after it wakes, so it cannot flap")
 
 	fs.StringVar(&c.namespaceLabel, "namespace-label", "namespace", "label that custom queries are forced into the ScaledObject's namespace with")
@@ -138,6 +139,9 @@ func (c *serveConfig) validate() error {
 		return fmt.Errorf("--min-uptime = %s, must be in [0s, 720h]", c.minUptime)
 	case c.annotationQPS <= 0 || c.annotationBurst < 1:
 		return fmt.Errorf("--annotation-qps = %g and --annotation-burst = %d, must be positive", c.annotationQPS, c.annotationBurst)
+	}
+	if err := c.auto.validate(); err != nil {
+		return err
 	}
 	if err := c.catalog.Validate(); err != nil {
 		return err
@@ -227,7 +231,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer, deps serveDe
 		Logger:       logger,
 		Metrics:      metrics,
 		MaxStaleness: cfg.maxStaleness,
-		Policy:       shutdown.Policy{IdleAfter: cfg.idleAfter, MinUptime: cfg.minUptime},
+		Policy:       cfg.auto.policy(shutdown.Policy{IdleAfter: cfg.idleAfter, MinUptime: cfg.minUptime}),
 		Overrides:    cluster.overrides(),
 		States:       edge.states(cluster.states()),
 	})
