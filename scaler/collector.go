@@ -15,21 +15,35 @@ import (
 	"github.com/ebbscale/ebb/shutdown"
 )
 
-// Config configures a Collector.
+// The collector's defaults, each declared once: cmd/ebb's flags and
+// externalscaler (through the Collector's accessors) take them from here.
+const (
+	DefaultInterval     = 5 * time.Second
+	DefaultQueryTimeout = 10 * time.Second
+	DefaultForgetAfter  = time.Hour
+	DefaultMaxStaleness = time.Minute
+	DefaultConcurrency  = 4
+	DefaultKickGap      = time.Second
+)
+
+// Config configures a Collector. Zero fields take the Default values above.
 type Config struct {
 	// Source answers the batched queries. Required.
 	Source queries.Source
-	// Interval between ticks; default 5s.
+	// Interval between ticks.
 	Interval time.Duration
-	// QueryTimeout bounds each query; default 10s, and never more than
-	// Interval*2.
+	// QueryTimeout bounds each query.
 	QueryTimeout time.Duration
-	// ForgetAfter drops interests nobody touched for this long; default 1h.
+	// ForgetAfter drops interests nobody touched for this long; the
+	// gRPC server forgets its cached triggers after as long (see
+	// Collector.ForgetAfter).
 	ForgetAfter time.Duration
-	// Concurrency is how many shape queries run at once; default 4.
+	// Concurrency is how many shape queries run at once.
 	Concurrency int
-	// KickGap is the shortest wall time between two refreshes that new
-	// interests ask for; default 1s, at most Interval.
+	// KickGap is the shortest time, on Clock, between two refreshes that
+	// new interests ask for; at most Interval. Negative: no pacing, every
+	// new interest refreshes at once (tests on a mock clock that stands
+	// still while they register).
 	KickGap time.Duration
 	// Clock defaults to the real clock.
 	Clock clock.Clock
@@ -40,7 +54,7 @@ type Config struct {
 
 	// MaxStaleness is how long the last good value is trusted while queries
 	// fail; after that a workload's state is unknown: neither active nor
-	// idle. Default 1m.
+	// idle, and GetMetrics answers Unavailable (see Collector.MaxStaleness).
 	MaxStaleness time.Duration
 	// Policy is the server's default idle policy (--idle-after,
 	// --min-uptime); the zero Policy means shutdown's defaults.
@@ -59,25 +73,25 @@ func (c *Config) setDefaults() error {
 		return errors.New("collector: no source")
 	}
 	if c.Interval == 0 {
-		c.Interval = 5 * time.Second
+		c.Interval = DefaultInterval
 	}
 	if c.Interval < 100*time.Millisecond {
 		return fmt.Errorf("collector: interval = %s, must be at least 100ms", c.Interval)
 	}
 	if c.QueryTimeout == 0 {
-		c.QueryTimeout = 10 * time.Second
+		c.QueryTimeout = DefaultQueryTimeout
 	}
 	if c.QueryTimeout < 0 {
 		return fmt.Errorf("collector: query timeout = %s, must be positive", c.QueryTimeout)
 	}
 	if c.ForgetAfter == 0 {
-		c.ForgetAfter = time.Hour
+		c.ForgetAfter = DefaultForgetAfter
 	}
 	if c.ForgetAfter < c.Interval {
 		return fmt.Errorf("collector: forget-after = %s, must be at least the interval %s", c.ForgetAfter, c.Interval)
 	}
 	if c.Concurrency == 0 {
-		c.Concurrency = 4
+		c.Concurrency = DefaultConcurrency
 	}
 	if c.Concurrency < 0 {
 		return fmt.Errorf("collector: concurrency = %d, must be positive", c.Concurrency)
@@ -86,14 +100,11 @@ func (c *Config) setDefaults() error {
 		c.Clock = clock.New()
 	}
 	if c.KickGap == 0 {
-		c.KickGap = time.Second
-	}
-	if c.KickGap < 0 {
-		return fmt.Errorf("collector: kick gap = %s, must be positive", c.KickGap)
+		c.KickGap = DefaultKickGap
 	}
 	c.KickGap = min(c.KickGap, c.Interval)
 	if c.MaxStaleness == 0 {
-		c.MaxStaleness = time.Minute
+		c.MaxStaleness = DefaultMaxStaleness
 	}
 	if c.MaxStaleness < 0 {
 		return fmt.Errorf("collector: max staleness = %s, must be positive", c.MaxStaleness)
@@ -291,14 +302,24 @@ func (c *Collector) Changed() <-chan struct{} {
 	return c.changed
 }
 
+// MaxStaleness is how long a value is trusted while queries fail: the
+// collector's idle decisions and the gRPC server's GetMetrics both stop
+// there.
+func (c *Collector) MaxStaleness() time.Duration { return c.cfg.MaxStaleness }
+
+// ForgetAfter is how long an interest nobody asks about is kept; the gRPC
+// server keeps its cached triggers as long.
+func (c *Collector) ForgetAfter() time.Duration { return c.cfg.ForgetAfter }
+
 // Ready is closed after the first tick in which no query failed.
 func (c *Collector) Ready() <-chan struct{} { return c.ready }
 
 // Run ticks until ctx is done. The first refresh runs at once.
 func (c *Collector) Run(ctx context.Context) error {
-	ticker := c.cfg.Clock.Ticker(c.cfg.Interval)
+	clk := c.cfg.Clock
+	ticker := clk.Ticker(c.cfg.Interval)
 	defer ticker.Stop()
-	var lastKick time.Time // wall time: this paces I/O, it is no evaluation time
+	var lastKick time.Time
 	for {
 		c.Refresh(ctx)
 		select {
@@ -310,8 +331,8 @@ func (c *Collector) Run(ctx context.Context) error {
 			// come at most once per KickGap: a burst of registrations (KEDA
 			// starting with thousands of ScaledObjects) then costs one query
 			// per shape per KickGap, not one per refresh it can squeeze in.
-			if wait := c.cfg.KickGap - time.Since(lastKick); wait > 0 {
-				t := time.NewTimer(wait)
+			if wait := c.cfg.KickGap - clk.Since(lastKick); wait > 0 {
+				t := clk.Timer(wait)
 				select {
 				case <-ctx.Done():
 					t.Stop()
@@ -321,7 +342,7 @@ func (c *Collector) Run(ctx context.Context) error {
 				}
 				t.Stop()
 			}
-			lastKick = time.Now()
+			lastKick = clk.Now()
 		}
 	}
 }

@@ -207,14 +207,13 @@ func TestCollectorReadyAndChanged(t *testing.T) {
 
 func TestCollectorRunTicksOnClock(t *testing.T) {
 	src := &queriestest.FakeSource{}
-	c, clk := newTestCollector(t, src)
-	c.Register(reqShape, wk("a", "w"), 0, 0)
+	c, clk := newTestCollector(t, src) // Interval 5s, KickGap 1s
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
 	changed := c.Changed()
 	go func() { done <- c.Run(ctx) }()
 
-	waitChanged := func(what string) {
+	waitChanged := func(what string, at time.Time) {
 		t.Helper()
 		select {
 		case <-changed:
@@ -222,17 +221,20 @@ func TestCollectorRunTicksOnClock(t *testing.T) {
 		case <-time.After(10 * time.Second):
 			t.Fatalf("%s: no snapshot", what)
 		}
+		if got := c.Snapshot().At; !got.Equal(at) {
+			t.Errorf("%s: evaluated at t0+%s, want t0+%s", what, got.Sub(t0), at.Sub(t0))
+		}
 	}
-	waitChanged("first refresh at start")
-	// Registering a new interest asks for a refresh without waiting for the tick.
+	waitChanged("first refresh at start", t0)
+	// A new interest asks for a refresh without waiting for the tick.
+	c.Register(reqShape, wk("a", "w"), 0, 0)
+	waitChanged("refresh after a new interest", t0)
+	// Another one in the same instant waits for KickGap on the clock.
 	c.Register(gpuShape, wk("a", "g"), 0, 0)
-	waitChanged("refresh after a new interest")
-	at := c.Snapshot().At
-	clk.Add(5 * time.Second)
-	waitChanged("tick after the interval")
-	if got := c.Snapshot().At; !got.Equal(at.Add(5 * time.Second)) {
-		t.Errorf("tick evaluated at %v, want %v", got, at.Add(5*time.Second))
-	}
+	clk.Add(time.Second)
+	waitChanged("refresh a KickGap after the last", t0.Add(time.Second))
+	clk.Add(4 * time.Second)
+	waitChanged("tick after the interval", t0.Add(5*time.Second))
 	cancel()
 	if err := <-done; !errors.Is(err, context.Canceled) {
 		t.Errorf("Run returned %v, want context.Canceled", err)
@@ -268,7 +270,6 @@ func TestNewCollectorErrors(t *testing.T) {
 		{Config{Source: src, QueryTimeout: -time.Second}, "collector: query timeout = -1s, must be positive"},
 		{Config{Source: src, ForgetAfter: time.Second}, "collector: forget-after = 1s, must be at least the interval 5s"},
 		{Config{Source: src, Concurrency: -1}, "collector: concurrency = -1, must be positive"},
-		{Config{Source: src, KickGap: -time.Second}, "collector: kick gap = -1s, must be positive"},
 	}
 	for _, tt := range tests {
 		_, err := NewCollector(tt.cfg)
@@ -296,9 +297,10 @@ func TestReadyNeedsTheStoreWhenNothingIsWatched(t *testing.T) {
 	}
 }
 
-// TestCollectorPacesKickedRefreshes registers triggers in a burst, as KEDA
+// TestCollectorPacesKickedRefreshes registers triggers in bursts, as KEDA
 // does when it or ebb restarts: the first new trigger is refreshed at once,
-// the rest together after KickGap, instead of one query per registration.
+// the rest of a burst together once KickGap has passed on the collector's
+// clock, instead of one query per registration.
 func TestCollectorPacesKickedRefreshes(t *testing.T) {
 	src := &queriestest.FakeSource{}
 	clk := clock.NewMock() // the ticker never fires: only kicks refresh
@@ -314,31 +316,66 @@ func TestCollectorPacesKickedRefreshes(t *testing.T) {
 	defer func() { cancel(); <-done }()
 	<-c.Ready() // the first refresh, with nothing registered
 
-	first := c.Changed()
-	start := time.Now()
-	c.Register(reqShape, wk("a", "w0"), 0, 0)
-	<-first
-	if n := len(src.Calls()); n != 1 {
-		t.Fatalf("the first new trigger made %d queries, want 1 at once", n)
-	}
-	const burst = 40
-	for i := 1; i < burst; i++ {
-		c.Register(reqShape, wk("a", fmt.Sprintf("w%d", i)), 0, 0)
-		time.Sleep(time.Millisecond)
-	}
-	took := time.Since(start)
-	for c.Snapshot().size() < burst {
-		select {
-		case <-c.Changed():
-		case <-time.After(10 * time.Second):
-			t.Fatalf("%d of %d triggers observed after 10s", c.Snapshot().size(), burst)
+	// waitFor waits (in wall time, bounded) until the snapshot holds n
+	// interests.
+	waitFor := func(n int) {
+		t.Helper()
+		for c.Snapshot().size() < n {
+			select {
+			case <-c.Changed():
+			case <-time.After(10 * time.Second):
+				t.Fatalf("%d of %d triggers observed after 10s, clock at t0+%s", c.Snapshot().size(), n, clk.Now().Sub(t0))
+			}
 		}
 	}
-	// One query at once, then at most one per gap while the burst lasted,
-	// and one for what came after the last.
-	limit := 2 + int(took/gap)
-	if n := len(src.Calls()); n > limit || n < 2 {
-		t.Errorf("%d registrations over %s made %d queries, want 2..%d (one per %s)", burst, took.Round(time.Millisecond), n, limit, gap)
+	queried := func() int { return len(src.Calls()) }
+
+	c.Register(reqShape, wk("a", "w0"), 0, 0)
+	waitFor(1)
+	if n := queried(); n != 1 {
+		t.Fatalf("the first new trigger made %d queries, want 1 at once", n)
+	}
+	const burst = 20
+	for round := 1; round <= 2; round++ {
+		for i := range burst {
+			c.Register(reqShape, wk("a", fmt.Sprintf("r%d-w%d", round, i)), 0, 0)
+		}
+		clk.Add(gap - time.Millisecond) // Add yields, so the collector runs
+		if n := queried(); n != round {
+			t.Fatalf("burst %d: %d queries before the gap has passed, want %d", round, n, round)
+		}
+		clk.Add(time.Millisecond)
+		waitFor(1 + round*burst)
+		if n := queried(); n != round+1 {
+			t.Fatalf("burst %d: %d queries once the gap has passed, want %d: one per burst", round, n, round+1)
+		}
+	}
+}
+
+// TestCollectorWithoutPacing: a negative KickGap refreshes for every new
+// interest at once, with the clock standing still.
+func TestCollectorWithoutPacing(t *testing.T) {
+	src := &queriestest.FakeSource{}
+	clk := clock.NewMock()
+	clk.Set(t0)
+	c, err := NewCollector(Config{Source: src, Interval: time.Hour, ForgetAfter: 2 * time.Hour, KickGap: -1, Clock: clk})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { c.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	<-c.Ready()
+	for i := range 3 {
+		c.Register(reqShape, wk("a", fmt.Sprintf("w%d", i)), 0, 0)
+		for c.Snapshot().size() < i+1 {
+			select {
+			case <-c.Changed():
+			case <-time.After(10 * time.Second):
+				t.Fatalf("interest %d not refreshed within 10s with the clock standing still", i)
+			}
+		}
 	}
 }
 
