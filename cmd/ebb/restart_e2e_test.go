@@ -36,7 +36,7 @@ func startInstance(t *testing.T, promURL string, at time.Time) *instance {
 	go func() {
 		done <- runServe(ctx, []string{"--prometheus-url=" + promURL, "--grpc-addr=127.0.0.1:0", "--http-addr=127.0.0.1:0",
 			"--interval=5s", "--log-format=text", "--idle-after=10m", "--min-uptime=0s"}, stderr,
-			serveDeps{clock: in.clk, getenv: func(string) string { return "" }, kickGap: time.Millisecond,
+			serveDeps{clock: in.clk, getenv: func(string) string { return "" }, kickGap: -1, // no pacing: the mock clock stands still while the test registers
 				listening: func(g, _ string) { addrs <- g },
 				started:   func(c *scaler.Collector) { cols <- c }})
 	}()
