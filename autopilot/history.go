@@ -66,6 +66,8 @@ type workloadHistory struct {
 	// then, where the history has replicas over time.
 	rpsPerReplica *Histogram
 	rpsChart      []float64
+	rpsBinSum     []float64 // per chart bin, for its mean
+	rpsBinN       []float64
 	rpsSum        float64
 	rpsMaxAt      time.Time // when the highest step rate was
 	// rpsSteps counts every step's rate without decay, for the replay of
@@ -399,6 +401,7 @@ func (h *History) RequestRate(k queries.WorkloadKey, t time.Time, rps float64) {
 		w.rpsActive, _ = NewHistogram(o, h.start)
 		w.rpsSteps, _ = NewHistogram(stepOptions, h.start)
 		w.rpsChart = h.newChart()
+		w.rpsBinSum, w.rpsBinN = make([]float64, h.cfg.ChartBins), make([]float64, h.cfg.ChartBins)
 		for _, c := range h.cfg.IdleAfterCandidates {
 			w.backtests = append(w.backtests, newBacktest(h.cfg, c, h.step))
 		}
@@ -425,6 +428,10 @@ func (h *History) RequestRate(k queries.WorkloadKey, t time.Time, rps float64) {
 		}
 	}
 	chartMax(w.rpsChart, h.bin(t), rps)
+	if i := h.bin(t); i >= 0 {
+		w.rpsBinSum[i] += rps
+		w.rpsBinN[i]++
+	}
 	for _, b := range w.backtests {
 		b.observe(t, rps, replicas, known)
 	}

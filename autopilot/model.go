@@ -172,11 +172,13 @@ type Chart struct {
 	MemoryLimit       float64     `json:"memoryLimit"`
 	MemoryRecommended float64     `json:"memoryRecommended"`
 	OOMKills          []int       `json:"oomKills,omitempty"`
-	// RequestRate is the highest step rate of each bin, RequestPeak the
-	// highest 1-minute rate; Replicas the most replicas of each bin.
-	RequestRate ChartValues `json:"requestRate,omitempty"`
-	RequestPeak ChartValues `json:"requestRatePeak,omitempty"`
-	Replicas    ChartValues `json:"replicas,omitempty"`
+	// RequestRate is the highest step rate of each bin, RequestRateMean
+	// the bin's mean, RequestPeak its highest 1-minute rate; Replicas the
+	// most replicas of each bin.
+	RequestRate     ChartValues `json:"requestRate,omitempty"`
+	RequestRateMean ChartValues `json:"requestRateMean,omitempty"`
+	RequestPeak     ChartValues `json:"requestRatePeak,omitempty"`
+	Replicas        ChartValues `json:"replicas,omitempty"`
 	// GPUUtil is the mean GPU utilization of each bin and GPUUtilMax its
 	// highest, KVCache the highest KV-cache usage, in percent;
 	// FramebufferMiB the highest framebuffer in use on one GPU.

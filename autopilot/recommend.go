@@ -447,6 +447,7 @@ func (h *History) chartOf(w *workloadHistory, cs []ContainerReport) Chart {
 	}
 	if w.rpsChart != nil {
 		ch.RequestRate = ChartValues(w.rpsChart)
+		ch.RequestRateMean = meanBins(w.rpsBinSum, w.rpsBinN)
 	}
 	if w.peakChart != nil {
 		ch.RequestPeak = ChartValues(w.peakChart)

@@ -138,9 +138,11 @@ func chartsOf(wl autopilot.WorkloadReport, p autopilot.Prices) []*svgChart {
 		case ChartRequests:
 			c := base(k, "Request rate and replicas", axis{label: "requests/s", format: numTick})
 			c.right = &axis{label: "replicas", format: numTick}
-			c.series = []series{{name: "rate (" + stepName(wl) + ")", color: colUseP90, width: 1.2, values: ch.RequestRate}}
+			c.series = []series{{name: "mean rate", color: colUseP50, width: 1.5, values: ch.RequestRateMean}}
 			if hasValues(ch.RequestPeak) {
-				c.series = append(c.series, series{name: "1-minute peak", color: colUse, width: 1.5, values: ch.RequestPeak})
+				c.series = append(c.series, series{name: "highest 1-minute rate", color: colUse, width: 1.5, values: ch.RequestPeak})
+			} else {
+				c.series = append(c.series, series{name: "highest " + stepName(wl) + " rate", color: colUse, width: 1.5, values: ch.RequestRate})
 			}
 			if hasValues(ch.Replicas) {
 				c.series = append(c.series, series{name: "replicas", color: "#555", width: 1.5, values: ch.Replicas, right: true, step: true})
@@ -166,10 +168,10 @@ func chartsOf(wl autopilot.WorkloadReport, p autopilot.Prices) []*svgChart {
 
 // stepName names the rate's window: the history's step.
 func stepName(wl autopilot.WorkloadReport) string {
-	if s := wl.Scaling; s != nil && s.BurstWindow != "" && s.BurstWindow != "1m" {
-		return s.BurstWindow + " mean"
+	if s := wl.Scaling; s != nil && s.BurstWindow != "" {
+		return s.BurstWindow
 	}
-	return "step mean"
+	return "step"
 }
 
 // replicasFor is the replicas the recommended scaling runs for each bin's

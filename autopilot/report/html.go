@@ -74,7 +74,7 @@ th{background:#f3f3f3}
 td.num{text-align:right;white-space:nowrap}
 .critical{color:#b00020;font-weight:bold}.warning{color:#9a5b00;font-weight:bold}.ok{color:#1b7a1b}.unknown{color:#777}
 section{border-top:1px solid #ddd;margin-top:1.5em}
-figure{margin:1em 0}
+figure{margin:1em 0;max-width:900px}
 svg.chart{width:100%;height:auto;display:block;background:#fcfcfc;border:1px solid #ddd}
 figcaption{font-size:.9em;color:#555}
 pre{background:#f6f6f6;border:1px solid #ddd;padding:.6em;overflow-x:auto;max-width:100%;font-size:12px}
