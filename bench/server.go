@@ -109,8 +109,8 @@ func Serve(ctx context.Context, lis net.Listener, cfg ServerConfig) error {
 	if err != nil {
 		return err
 	}
-	srv := externalscaler.NewServer(collector, externalscaler.Options{})
-	g := externalscaler.NewGRPCServer(srv, collector.Ready(), externalscaler.GRPCOptions{Registry: reg})
+	srv := externalscaler.NewServer(collector, externalscaler.Config{})
+	g := externalscaler.NewGRPCServer(srv, collector.Ready(), externalscaler.GRPCConfig{Registry: reg})
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	errc := make(chan error, 1)

@@ -33,8 +33,8 @@ func BenchmarkHeldPush(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	srv := NewServer(c, Options{Clock: clk, FirstWait: time.Millisecond})
-	g := NewGRPCServer(srv, c.Ready(), GRPCOptions{Registry: prometheus.NewRegistry()})
+	srv := NewServer(c, Config{Clock: clk, FirstWait: time.Millisecond})
+	g := NewGRPCServer(srv, c.Ready(), GRPCConfig{Registry: prometheus.NewRegistry()})
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)

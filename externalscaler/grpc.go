@@ -96,8 +96,8 @@ func loadCertPool(file string) (*x509.CertPool, error) {
 	return pool, nil
 }
 
-// GRPCOptions configure NewGRPCServer.
-type GRPCOptions struct {
+// GRPCConfig configures NewGRPCServer.
+type GRPCConfig struct {
 	TLS      *tls.Config // nil serves plaintext
 	Registry prometheus.Registerer
 	Logger   *slog.Logger
@@ -106,12 +106,12 @@ type GRPCOptions struct {
 // NewGRPCServer returns a gRPC server with the external scaler, the health
 // service (reported SERVING for the scaler once ready is closed), reflection,
 // keepalive, panic recovery and RPC metrics.
-func NewGRPCServer(srv *Server, ready <-chan struct{}, opts GRPCOptions) *grpc.Server {
-	logger := opts.Logger
+func NewGRPCServer(srv *Server, ready <-chan struct{}, cfg GRPCConfig) *grpc.Server {
+	logger := cfg.Logger
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	m := newRPCMetrics(opts.Registry)
+	m := newRPCMetrics(cfg.Registry)
 	gopts := []grpc.ServerOption{
 		grpc.ChainUnaryInterceptor(m.unary, recoverUnary(logger)),
 		grpc.ChainStreamInterceptor(m.stream, recoverStream(logger)),
@@ -120,8 +120,8 @@ func NewGRPCServer(srv *Server, ready <-chan struct{}, opts GRPCOptions) *grpc.S
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
 		grpc.MaxRecvMsgSize(1 << 20),
 	}
-	if opts.TLS != nil {
-		gopts = append(gopts, grpc.Creds(credentials.NewTLS(opts.TLS)))
+	if cfg.TLS != nil {
+		gopts = append(gopts, grpc.Creds(credentials.NewTLS(cfg.TLS)))
 	}
 	g := grpc.NewServer(gopts...)
 	pb.RegisterExternalScalerServer(g, srv)

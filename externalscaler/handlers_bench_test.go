@@ -61,7 +61,7 @@ type benchServer struct {
 	refs      []*pb.ScaledObjectRef
 }
 
-func newBenchServer(b *testing.B, n int, md map[string]string, cfg scaler.Config, opts Options) *benchServer {
+func newBenchServer(b *testing.B, n int, md map[string]string, cfg scaler.Config, opts Config) *benchServer {
 	b.Helper()
 	bs := &benchServer{src: &queriestest.FakeSource{}}
 	cfg.Source = bs.src
@@ -124,7 +124,7 @@ func BenchmarkParseTrigger(b *testing.B) {
 func BenchmarkResolve(b *testing.B) {
 	for _, n := range handlerSizes() {
 		b.Run(fmt.Sprint(n), func(b *testing.B) {
-			bs := newBenchServer(b, n, benchMetadata, scaler.Config{}, Options{})
+			bs := newBenchServer(b, n, benchMetadata, scaler.Config{}, Config{})
 			b.ReportAllocs()
 			i := 0
 			for b.Loop() {
@@ -220,7 +220,7 @@ func BenchmarkHandlers(b *testing.B) {
 			if bs != nil {
 				return
 			}
-			bs = newBenchServer(b, n, benchMetadata, scaler.Config{}, Options{})
+			bs = newBenchServer(b, n, benchMetadata, scaler.Config{}, Config{})
 			reqs = make([]*pb.GetMetricsRequest, n)
 			for i, r := range bs.refs {
 				reqs[i] = &pb.GetMetricsRequest{ScaledObjectRef: r, MetricName: "s0-ebb-requests-" + r.Name}
@@ -314,7 +314,7 @@ func BenchmarkStreamIsActiveFanout(b *testing.B) {
 			b.Run(fmt.Sprintf("%s/%d", mode, n), func(b *testing.B) {
 				clk := clock.New()
 				// The collector's own 1ns min-uptime lets activity follow the value.
-				bs := newBenchServer(b, n, md, scaler.Config{Policy: shutdown.Policy{MinUptime: time.Nanosecond}}, Options{Clock: clk})
+				bs := newBenchServer(b, n, md, scaler.Config{Policy: shutdown.Policy{MinUptime: time.Nanosecond}}, Config{Clock: clk})
 				bs.setValues(n, func(i int) float64 { return value(true, i) })
 				bs.collector.Refresh(context.Background()) // every workload active
 				var sent sync.WaitGroup
@@ -401,7 +401,7 @@ func BenchmarkHeapPerWorkload(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				s := NewServer(c, Options{})
+				s := NewServer(c, Config{})
 				for i := range n {
 					if _, err := s.IsActive(context.Background(), benchRef(i, benchMetadata)); err != nil {
 						b.Fatal(err)
@@ -449,7 +449,7 @@ func BenchmarkRegisterBurst(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				s := NewServer(c, Options{})
+				s := NewServer(c, Config{})
 				ctx, cancel := context.WithCancel(context.Background())
 				done := make(chan struct{})
 				go func() { c.Run(ctx); close(done) }()

@@ -21,13 +21,11 @@ import (
 	"github.com/ebbscale/ebb/scaler"
 )
 
-// Options configure a Server.
-type Options struct {
-	// MaxStaleness is the oldest value GetMetrics serves; default 1m.
-	MaxStaleness time.Duration
-	// ForgetAfter drops cached triggers nobody asked about for this long;
-	// default 1h.
-	ForgetAfter time.Duration
+// Config configures a Server. How stale a value GetMetrics may serve and
+// how long a trigger nobody asks about is cached are the collector's
+// settings (scaler.Config's MaxStaleness and ForgetAfter), read from it, so
+// the two cannot disagree.
+type Config struct {
 	// FirstWait bounds how long the first call for a trigger ebb has not
 	// collected yet waits for its first collection (and the call's own
 	// deadline bounds it too); default 2s. No other call ever waits.
@@ -42,7 +40,7 @@ type Server struct {
 	pb.UnimplementedExternalScalerServer
 
 	collector *scaler.Collector
-	opts      Options
+	cfg       Config
 
 	mu    sync.RWMutex
 	cache map[refKey]*entry // the newest variant first, linked by next
@@ -123,30 +121,27 @@ func cutField(s string) (field, rest string) {
 // cached (one per trigger pointing at ebb, plus edits in flight).
 const maxEntriesPerRef = 16
 
+// DefaultFirstWait is Config.FirstWait's default.
+const DefaultFirstWait = 2 * time.Second
+
 // NewServer returns a Server answering from c.
-func NewServer(c *scaler.Collector, opts Options) *Server {
-	if opts.MaxStaleness == 0 {
-		opts.MaxStaleness = time.Minute
+func NewServer(c *scaler.Collector, cfg Config) *Server {
+	if cfg.FirstWait == 0 {
+		cfg.FirstWait = DefaultFirstWait
 	}
-	if opts.ForgetAfter == 0 {
-		opts.ForgetAfter = time.Hour
+	if cfg.Clock == nil {
+		cfg.Clock = clock.New()
 	}
-	if opts.FirstWait == 0 {
-		opts.FirstWait = 2 * time.Second
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	if opts.Clock == nil {
-		opts.Clock = clock.New()
-	}
-	if opts.Logger == nil {
-		opts.Logger = slog.New(slog.DiscardHandler)
-	}
-	return &Server{collector: c, opts: opts, cache: make(map[refKey]*entry), done: make(chan struct{})}
+	return &Server{collector: c, cfg: cfg, cache: make(map[refKey]*entry), done: make(chan struct{})}
 }
 
 // resolve returns the parsed trigger for ref and its collector interest,
 // parsing the metadata only the first time it is seen.
 func (s *Server) resolve(ref *pb.ScaledObjectRef) (*entry, *scaler.Interest, error) {
-	return s.resolveAt(ref, s.opts.Clock.Now())
+	return s.resolveAt(ref, s.cfg.Clock.Now())
 }
 
 // resolveAt is resolve for a call that reads the clock itself.
@@ -166,7 +161,7 @@ func (s *Server) resolveAt(ref *pb.ScaledObjectRef, now time.Time) (*entry, *sca
 	in := e.interest.Load()
 	if in == nil || in.Dead() {
 		t := e.trigger
-		e.waitUntil.Store(time.Now().Add(s.opts.FirstWait).UnixNano())
+		e.waitUntil.Store(time.Now().Add(s.cfg.FirstWait).UnixNano())
 		in = s.collector.Register(t.Shape, t.Workload, t.Activation, t.IdleAfter)
 		e.interest.Store(in)
 	} else {
@@ -194,10 +189,10 @@ func (s *Server) insert(key refKey, ref *pb.ScaledObjectRef) *entry {
 	buf = appendMetadata(buf, ref.ScalerMetadata)
 	all := string(buf)
 	own := refKey{all[:len(key.namespace)], all[len(key.namespace) : len(key.namespace)+len(key.name)]}
-	t, err := ParseTrigger(own.name, own.namespace, ref.ScalerMetadata, s.opts.Parse)
+	t, err := ParseTrigger(own.name, own.namespace, ref.ScalerMetadata, s.cfg.Parse)
 	e := &entry{md: metadata(all[len(own.namespace)+len(own.name):]), trigger: t, metric: t.MetricName(), err: err}
 	if err != nil {
-		s.opts.Logger.Warn("bad trigger metadata", "namespace", ref.Namespace, "scaledObject", ref.Name, "err", err)
+		s.cfg.Logger.Warn("bad trigger metadata", "namespace", ref.Namespace, "scaledObject", ref.Name, "err", err)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -218,9 +213,10 @@ func (s *Server) insert(key refKey, ref *pb.ScaledObjectRef) *entry {
 	return e
 }
 
-// Sweep drops cached triggers not asked about within ForgetAfter.
+// Sweep drops cached triggers not asked about within the collector's
+// ForgetAfter.
 func (s *Server) Sweep() {
-	cutoff := s.opts.Clock.Now().Add(-s.opts.ForgetAfter).UnixNano()
+	cutoff := s.cfg.Clock.Now().Add(-s.collector.ForgetAfter()).UnixNano()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for key, first := range s.cache {
@@ -250,7 +246,7 @@ func (s *Server) Sweep() {
 
 // RunSweeper calls Sweep every ForgetAfter until ctx is done.
 func (s *Server) RunSweeper(ctx context.Context) {
-	t := s.opts.Clock.Ticker(s.opts.ForgetAfter)
+	t := s.cfg.Clock.Ticker(s.collector.ForgetAfter())
 	defer t.Stop()
 	for {
 		select {
@@ -308,7 +304,7 @@ func (s *Server) unknown(e *entry, in *scaler.Interest, a scaler.Activity) error
 	o, _ := s.collector.Snapshot().Lookup(in)
 	msg += o.Why
 	if o.Known() {
-		msg += " (data " + s.opts.Clock.Now().Sub(o.At).Round(time.Second).String() + " old)"
+		msg += " (data " + s.cfg.Clock.Now().Sub(o.At).Round(time.Second).String() + " old)"
 	}
 	if o.Err != nil {
 		msg += ": " + o.Err.Error()
@@ -428,7 +424,7 @@ func (s *Server) StreamMetricSpec(ref *pb.ScaledObjectRef, stream pb.ExternalSca
 
 // GetMetrics returns the workload's total value; KEDA's HPA divides it by
 // the target. The first call for a new trigger waits for its first
-// collection (see Options.FirstWait). A value missing or older than
+// collection (see Config.FirstWait). A value missing or older than
 // MaxStaleness is Unavailable, so KEDA's fallback applies. While the
 // activator holds requests for the workload, a requests trigger answers at
 // least its target: one replica.
@@ -436,19 +432,19 @@ func (s *Server) GetMetrics(ctx context.Context, req *pb.GetMetricsRequest) (*pb
 	if req == nil {
 		return nil, status.Error(codes.InvalidArgument, "request is missing")
 	}
-	now := s.opts.Clock.Now()
+	now := s.cfg.Clock.Now()
 	e, in, err := s.resolveAt(req.ScaledObjectRef, now)
 	if err != nil {
 		return nil, err
 	}
 	snap := s.collector.Snapshot()
-	v, err := snap.Value(in, now, s.opts.MaxStaleness)
+	v, err := snap.Value(in, now, s.collector.MaxStaleness())
 	if err != nil && snap.Activity(in) == scaler.Unseen {
 		if s.awaitFirst(ctx, e, in) == scaler.Unseen {
 			return nil, s.unknown(e, in, scaler.Unseen)
 		}
-		now = s.opts.Clock.Now()
-		v, err = s.collector.Snapshot().Value(in, now, s.opts.MaxStaleness)
+		now = s.cfg.Clock.Now()
+		v, err = s.collector.Snapshot().Value(in, now, s.collector.MaxStaleness())
 	}
 	if in.Held() > 0 && e.trigger.Shape.Signal == queries.SignalRequests && (err != nil || v < e.trigger.Target) {
 		// Requests held for the workload are demand the store has not

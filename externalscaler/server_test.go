@@ -53,8 +53,8 @@ func newHarness(t *testing.T) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h.server = NewServer(h.collector, Options{Clock: h.clk, MaxStaleness: time.Minute, FirstWait: 50 * time.Millisecond})
-	g := NewGRPCServer(h.server, h.collector.Ready(), GRPCOptions{Registry: prometheus.NewRegistry()})
+	h.server = NewServer(h.collector, Config{Clock: h.clk, FirstWait: 50 * time.Millisecond})
+	g := NewGRPCServer(h.server, h.collector.Ready(), GRPCConfig{Registry: prometheus.NewRegistry()})
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -554,7 +554,7 @@ func TestMetadataCacheConcurrent(t *testing.T) {
 // answer is Unavailable, never true.
 func TestFirstCallWaitsForFirstCollection(t *testing.T) {
 	h := newHarness(t)
-	h.server.opts.FirstWait = 2 * time.Second
+	h.server.cfg.FirstWait = 2 * time.Second
 	runCtx, stop := context.WithCancel(context.Background())
 	defer stop()
 	go h.collector.Run(runCtx)
@@ -564,6 +564,9 @@ func TestFirstCallWaitsForFirstCollection(t *testing.T) {
 	if r, err := h.client.IsActive(ctx(t), idle); err != nil || r.Result {
 		t.Errorf("first IsActive of a workload without traffic: %v, %v; want false", r, err)
 	}
+	// KEDA's next new trigger comes a KickGap later on ebb's clock, when
+	// the collector refreshes for it at once.
+	h.clk.Add(scaler.DefaultKickGap)
 	cart := ref("cart", map[string]string{"signal": "requests", "target": "10"})
 	m, err := h.client.GetMetrics(ctx(t), &pb.GetMetricsRequest{ScaledObjectRef: cart})
 	if err != nil || m.MetricValues[0].MetricValueFloat != 12 {
@@ -572,6 +575,7 @@ func TestFirstCallWaitsForFirstCollection(t *testing.T) {
 	if r, err := h.client.IsActive(ctx(t), cart); err != nil || !r.Result {
 		t.Errorf("IsActive after it: %v, %v; want true", r, err)
 	}
+	h.clk.Add(scaler.DefaultKickGap)
 	stream, err := h.client.StreamIsActive(ctx(t), ref("cart2", map[string]string{"signal": "requests", "target": "10", "workload": "idle"}))
 	if err != nil {
 		t.Fatal(err)
@@ -582,7 +586,7 @@ func TestFirstCallWaitsForFirstCollection(t *testing.T) {
 
 	// The store hangs: a new trigger's first call waits FirstWait, then
 	// answers Unavailable.
-	h.server.opts.FirstWait = 100 * time.Millisecond
+	h.server.cfg.FirstWait = 100 * time.Millisecond
 	h.src.Hang()
 	defer h.src.Release()
 	late := ref("late", map[string]string{"signal": "gpu", "target": "70"})

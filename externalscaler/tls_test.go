@@ -77,7 +77,7 @@ func serveTLS(t *testing.T, cfg *tls.Config) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := NewGRPCServer(NewServer(c, Options{}), c.Ready(), GRPCOptions{TLS: cfg})
+	g := NewGRPCServer(NewServer(c, Config{}), c.Ready(), GRPCConfig{TLS: cfg})
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

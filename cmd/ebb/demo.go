@@ -122,12 +122,12 @@ func (cfg *demoConfig) run(ctx context.Context, start time.Time, stdout io.Write
 	clk := clock.NewMock()
 	clk.Set(start)
 	cluster := sim.DemoCluster(start, cfg.seed)
-	collector, err := scaler.NewCollector(scaler.Config{Source: cluster, Interval: cfg.interval, Clock: clk, ForgetAfter: 24 * time.Hour})
+	collector, err := scaler.NewCollector(scaler.Config{Source: cluster, Interval: cfg.interval, Clock: clk, ForgetAfter: 24 * time.Hour, MaxStaleness: 4 * cfg.interval})
 	if err != nil {
 		return err
 	}
-	srv := externalscaler.NewServer(collector, externalscaler.Options{Clock: clk, MaxStaleness: 4 * cfg.interval})
-	g := externalscaler.NewGRPCServer(srv, collector.Ready(), externalscaler.GRPCOptions{Logger: slog.New(slog.DiscardHandler)})
+	srv := externalscaler.NewServer(collector, externalscaler.Config{Clock: clk})
+	g := externalscaler.NewGRPCServer(srv, collector.Ready(), externalscaler.GRPCConfig{Logger: slog.New(slog.DiscardHandler)})
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return err

@@ -38,7 +38,8 @@ type serveDeps struct {
 	// its ticks.
 	started func(*scaler.Collector)
 	// kickGap, when set, replaces the collector's pacing of the refreshes
-	// new triggers ask for (tests register triggers one after another).
+	// new triggers ask for, on ebb's clock (tests register triggers one
+	// after another; negative: none, for a mock clock that stands still).
 	kickGap time.Duration
 }
 
@@ -80,11 +81,11 @@ func serveFlags(c *serveConfig) *flag.FlagSet {
 	c.activator.flags(fs)
 	fs.StringVar(&c.grpcAddr, "grpc-addr", ":9090", "address of KEDA's external scaler gRPC API")
 	fs.StringVar(&c.httpAddr, "http-addr", ":8080", "address of /metrics, /healthz and /readyz")
-	fs.DurationVar(&c.interval, "interval", 5*time.Second, "how often the collector queries the store")
-	fs.DurationVar(&c.maxStaleness, "max-staleness", time.Minute, "oldest value GetMetrics serves; older answers Unavailable so KEDA's fallback applies")
-	fs.DurationVar(&c.queryTimeout, "query-timeout", 10*time.Second, "timeout of one store query")
-	fs.DurationVar(&c.forgetAfter, "forget-after", time.Hour, "stop querying a workload KEDA has not asked about for this long")
-	fs.IntVar(&c.concurrency, "query-concurrency", 4, "store queries in flight at once within a tick")
+	fs.DurationVar(&c.interval, "interval", scaler.DefaultInterval, "how often the collector queries the store")
+	fs.DurationVar(&c.maxStaleness, "max-staleness", scaler.DefaultMaxStaleness, "oldest value GetMetrics serves; older answers Unavailable so KEDA's fallback applies")
+	fs.DurationVar(&c.queryTimeout, "query-timeout", scaler.DefaultQueryTimeout, "timeout of one store query")
+	fs.DurationVar(&c.forgetAfter, "forget-after", scaler.DefaultForgetAfter, "stop querying a workload KEDA has not asked about for this long")
+	fs.IntVar(&c.concurrency, "query-concurrency", scaler.DefaultConcurrency, "store queries in flight at once within a tick")
 	fs.DurationVar(&c.defaultWindow, "default-window", time.Minute, "window of requests and gpu triggers that set none")
 	fs.DurationVar(&c.shutdownGrace, "shutdown-grace", 10*time.Second, "how long a SIGTERM waits for RPCs and streams to finish")
 	c.auto.flags(fs, &c.idleAfter) // --idle-after, --learn-min-history, --prewake-budget: serve_auto.go
@@ -254,9 +255,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer, deps serveDe
 	if deps.started != nil {
 		deps.started(collector)
 	}
-	srv := externalscaler.NewServer(collector, externalscaler.Options{
-		MaxStaleness: cfg.maxStaleness,
-		ForgetAfter:  cfg.forgetAfter,
+	srv := externalscaler.NewServer(collector, externalscaler.Config{
 		Parse: externalscaler.ParseOptions{
 			DefaultWindow: cfg.defaultWindow,
 			Enforce:       enforce.Options{NamespaceLabel: cfg.namespaceLabel},
@@ -264,7 +263,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer, deps serveDe
 		Clock:  clk,
 		Logger: logger,
 	})
-	grpcServer := externalscaler.NewGRPCServer(srv, collector.Ready(), externalscaler.GRPCOptions{TLS: serverTLS, Registry: reg, Logger: logger})
+	grpcServer := externalscaler.NewGRPCServer(srv, collector.Ready(), externalscaler.GRPCConfig{TLS: serverTLS, Registry: reg, Logger: logger})
 	if edge != nil {
 		if err := edge.start(collector, cluster.holdTimeout, clk, reg); err != nil {
 			return err
