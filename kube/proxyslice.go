@@ -67,13 +67,22 @@ func (s *Switcher) sync(ctx context.Context, key types.NamespacedName) error {
 		now, err = s.applySlice(ctx, key, have, want)
 	}
 	s.writtenMu.Lock()
-	defer s.writtenMu.Unlock()
 	if err != nil {
 		// A conflict among them: the cache is the truth again.
 		delete(s.written, key)
+		s.writtenMu.Unlock()
 		return err
 	}
 	s.written[key] = writtenSlice{version: versionOf(now), slice: now}
+	s.writtenMu.Unlock()
+	if want != nil && s.cfg.Switched != nil {
+		s.mu.RLock()
+		wl, held := s.held[key]
+		s.mu.RUnlock()
+		if held {
+			s.cfg.Switched(wl)
+		}
+	}
 	return nil
 }
 

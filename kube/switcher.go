@@ -74,6 +74,10 @@ type SwitcherConfig struct {
 	Logger *slog.Logger
 	// Metrics, when set, receives the switches and slice writes.
 	Metrics *SwitchMetrics
+	// Switched, when set, is called after ebb's slice of a Service of
+	// workload w is written: proxy mode is in place for that Service, and
+	// IdleReady may have turned true. It must not block.
+	Switched func(w queries.WorkloadKey)
 }
 
 // Switcher puts the activator in front of the Services of workloads that

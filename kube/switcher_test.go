@@ -1010,3 +1010,74 @@ func TestSwitcherWarnsOncePerRefusal(t *testing.T) {
 		t.Errorf("no warning names the refused get:\n%s", &log)
 	}
 }
+
+// TestSwitcherIdleReady: ebb may answer idle for a workload that holds
+// requests only once ebb's slice of each of its Services is written, and
+// Switched says when. Workloads that hold nothing are never held back.
+func TestSwitcherIdleReady(t *testing.T) {
+	own := ownSlice("team-a", "web", "web-x7k2p", []discoveryv1.EndpointPort{slicePortOf("http", 8080)}, endpoint("10.1.0.5", true))
+	client := fake.NewClientset(
+		holding("team-a", "web", webLabels),
+		service("team-a", "web", webSel, http80),
+		service("team-a", "web-admin", webSel, http80), // a second Service of web
+		own,
+		ownSlice("team-a", "web-admin", "web-admin-p4c9w", []discoveryv1.EndpointPort{slicePortOf("http", 8080)}, endpoint("10.1.0.5", true)),
+		holding("team-a", "lonely", map[string]string{"app": "lonely"}), // no Service selects it
+	)
+	switched := make(chan queries.WorkloadKey, 4)
+	r := startSwitcher(t, client, SwitcherConfig{Switched: func(w queries.WorkloadKey) { switched <- w }})
+	web := queries.WorkloadKey{Namespace: "team-a", Name: "web"}
+	r.barrier(t)
+	for _, c := range []struct {
+		w    queries.WorkloadKey
+		want bool
+	}{
+		{web, false}, // holds requests, no slice yet
+		{queries.WorkloadKey{Namespace: "team-a", Name: "lonely"}, true},
+		{queries.WorkloadKey{Namespace: "team-a", Name: "no-hold"}, true},
+	} {
+		if got := r.sw.IdleReady(c.w); got != c.want {
+			t.Errorf("before any decision: IdleReady(%s) = %v, want %v", c.w, got, c.want)
+		}
+	}
+
+	r.publish("team-a", "web", false)
+	for range 2 { // one call per Service
+		select {
+		case got := <-switched:
+			if got != web {
+				t.Errorf("Switched(%s), want %s", got, web)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("Switched not called within 10s of the idle decision")
+		}
+	}
+	if !r.sw.IdleReady(web) {
+		t.Error("both slices written: IdleReady(web) = false, want true")
+	}
+
+	// Awake with a ready pod: serve mode, the slices go, and the next idle
+	// answer has to wait for them again.
+	r.publish("team-a", "web", true)
+	r.waitSlice(t, "team-a", "web", nil)
+	r.waitSlice(t, "team-a", "web-admin", nil)
+	if r.sw.IdleReady(web) {
+		t.Error("serve mode: IdleReady(web) = true, want false")
+	}
+}
+
+// TestSwitcherIdleReadyBeforeSync: until the Switcher has read the cluster
+// it cannot tell which workloads hold requests: nothing may be answered idle.
+func TestSwitcherIdleReadyBeforeSync(t *testing.T) {
+	w, err := NewWatcher(WatcherConfig{Client: fake.NewClientset()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sw, err := NewSwitcher(SwitcherConfig{Client: fake.NewClientset(), Workloads: w, ActivatorPort: 8012, ActivatorIPs: []string{"10.0.0.7"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sw.IdleReady(queries.WorkloadKey{Namespace: "team-a", Name: "no-hold"}) {
+		t.Error("before Run: IdleReady = true, want false")
+	}
+}
