@@ -2,9 +2,14 @@
 #
 # ebb: a static Go binary on distroless, running as non-root.
 #
-#   make docker                                  # tags ebbscale/ebb:$(VERSION)
-#   docker build --build-arg VERSION=v0.1.0 -t ebbscale/ebb:v0.1.0 .
-#   docker buildx build --platform linux/amd64,linux/arm64 -t ebbscale/ebb:v0.1.0 .
+#   make docker              # ebbscale/ebb:$(VERSION), VERSION = the chart's appVersion
+#   make docker-multiarch IMAGE=registry.example.com/ebb:0.1.0   # amd64 + arm64, pushed
+#   docker build --build-arg VERSION=0.1.0 -t ebbscale/ebb:0.1.0 .
+#   docker buildx build --platform linux/amd64,linux/arm64 --build-arg VERSION=0.1.0 \
+#     -t registry.example.com/ebb:0.1.0 --push .
+#
+# VERSION must be charts/ebb/Chart.yaml's appVersion: the chart's default
+# image tag, and what `ebb version` prints.
 #
 # The builder runs on the build machine's own platform and cross-compiles to
 # the target's (CGO is off), so a multi-platform build needs no emulation.
@@ -49,7 +54,8 @@ COPY --from=build /out/ebb /ebb
 USER 65532:65532
 
 # 9090: KEDA's external scaler gRPC API. 8080: /metrics, /healthz, /readyz.
-EXPOSE 9090 8080
+# 8012: the activator (held requests of idle workloads).
+EXPOSE 9090 8080 8012
 
 ENTRYPOINT ["/ebb"]
 CMD ["serve"]

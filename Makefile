@@ -1,11 +1,15 @@
 # ebb — see README.md. `make demo` and `make test` are the two commands.
 GO       ?= go
 BIN      ?= bin/ebb
-VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+# ebb's version is the chart's appVersion (charts/ebb/Chart.yaml): the image
+# tag, the chart's default image.tag and what `ebb version` prints.
+VERSION  ?= $(shell sed -n 's/^appVersion: *"\{0,1\}\([^"]*\)"\{0,1\} *$$/\1/p' charts/ebb/Chart.yaml)
+REVISION ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 LDFLAGS  := -s -w -X main.version=$(VERSION)
 IMAGE    ?= ebbscale/ebb:$(VERSION)
+PLATFORMS ?= linux/amd64,linux/arm64
 
-.PHONY: build demo test test-deps bench bench-large lint docker clean
+.PHONY: build demo test test-deps bench bench-large lint docker docker-multiarch manifests version clean
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/ebb
@@ -16,9 +20,10 @@ demo: build
 # test-deps installs the real stores the integration tests run against and
 # the headless browser the HTML report is checked in, and
 # builds the Kubernetes control plane (etcd, kube-apiserver,
-# kube-controller-manager, the KEDA operator) from test/tools/ into
-# $EBB_TOOLS_DIR (default ~/.cache/ebb-tools): about 25 minutes on a cold
-# machine, nothing once they are cached.
+# kube-controller-manager, the KEDA operator) and helm from test/tools/ into
+# $EBB_TOOLS_DIR (default ~/.cache/ebb-tools), with the CRDs of KEDA, the
+# Prometheus Operator and cert-manager: about 25 minutes on a cold machine,
+# nothing once they are cached.
 test-deps:
 	@if ! command -v prometheus >/dev/null || ! command -v promtool >/dev/null || ! command -v victoria-metrics >/dev/null || ! command -v chromium >/dev/null; then \
 		echo "installing prometheus, victoria-metrics and chromium (for the HTML report tests) from Debian's packages"; \
@@ -62,8 +67,27 @@ lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 
+# docker builds the image for this machine's platform, tagged $(IMAGE)
+# (ebbscale/ebb:$(VERSION)); push it to your own registry with
+#   make docker IMAGE=registry.example.com/ebb:$(VERSION) && docker push registry.example.com/ebb:$(VERSION)
 docker:
-	docker build -t $(IMAGE) --build-arg VERSION=$(VERSION) .
+	docker build -t $(IMAGE) --build-arg VERSION=$(VERSION) --build-arg REVISION=$(REVISION) .
+
+# docker-multiarch builds for $(PLATFORMS) with buildx and pushes (a
+# multi-platform image cannot be loaded into the local daemon). The builder
+# cross-compiles, so no emulation is needed:
+#   make docker-multiarch IMAGE=registry.example.com/ebb:$(VERSION)
+docker-multiarch:
+	docker buildx build --platform $(PLATFORMS) -t $(IMAGE) --build-arg VERSION=$(VERSION) --build-arg REVISION=$(REVISION) --push .
+
+# manifests renders deploy/ from the Helm chart (release ebb, namespace
+# ebb-system, default values); charts/ebb's tests fail when the two differ.
+# Needs helm from `make test-deps`.
+manifests:
+	CI=true EBB_UPDATE_MANIFESTS=1 $(GO) test -count=1 -run '^TestDeployIsRenderedFromTheChart$$' ./charts/ebb
+
+version:
+	@echo $(VERSION)
 
 clean:
 	rm -rf bin
