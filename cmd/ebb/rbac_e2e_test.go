@@ -44,7 +44,7 @@ const ebbUser = "system:serviceaccount:ebb-system:ebb"
 type rbacEnv struct {
 	*kubeEnv
 	kubeconfig string
-	role       *rbacv1.ClusterRole // deploy/'s ClusterRole ebb
+	role       *rbacv1.ClusterRole // deploy/'s ClusterRoles' rules, all in ClusterRole ebb
 }
 
 func startRBAC(t *testing.T) *rbacEnv {
@@ -78,6 +78,25 @@ func startRBAC(t *testing.T) *rbacEnv {
 	if r.role == nil {
 		t.Fatal("no ClusterRole ebb in deploy/02-rbac.yaml")
 	}
+	// deploy/ grants one ClusterRole per feature (ebb, ebb-state,
+	// ebb-activator; all bound to ebb). These tests take rules away one at
+	// a time from the ClusterRole ebb, so it holds them all here and the
+	// others none.
+	for _, o := range objs {
+		if o.GetKind() != "ClusterRole" || o.GetName() == "ebb" {
+			continue
+		}
+		var cr rbacv1.ClusterRole
+		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(o.Object, &cr); err != nil {
+			t.Fatal(err)
+		}
+		r.role.Rules = append(r.role.Rules, cr.Rules...)
+		cr.Rules = nil
+		if _, err := r.client.RbacV1().ClusterRoles().Update(ctx, &cr, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r.setRules(t, r.role.Rules)
 	sa, err := k.cp.ServiceAccount(ctx, "ebb-system", "ebb")
 	if err != nil {
 		t.Fatal(err)
