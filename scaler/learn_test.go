@@ -135,3 +135,21 @@ func TestAutoOutageNeverPreWakes(t *testing.T) {
 		t.Fatalf("store down for 4 minutes, in the pre-wake window: %v, want unknown", d)
 	}
 }
+
+// TestAutoHotPathDoesNotLearn checks that what KEDA's calls read, the
+// snapshot's activity and value, neither learns nor allocates for an auto
+// interest: the model changes only in the tick.
+func TestAutoHotPathDoesNotLearn(t *testing.T) {
+	h := jobHistory()
+	c, in, _, _ := autoCollector(t, h)
+	model, at := in.learn.model, in.learn.learnedAt
+	snap := c.Snapshot()
+	allocs := testing.AllocsPerRun(1000, func() {
+		_ = snap.Activity(in)
+		_, _ = snap.Value(in, t0, time.Minute)
+	})
+	if allocs != 0 || in.learn.model != model || !in.learn.learnedAt.Equal(at) || h.history != 1 {
+		t.Errorf("%v allocations, model replaced %v, learned at %v (was %v), %d history reads; want 0, false, unchanged, 1",
+			allocs, in.learn.model != model, in.learn.learnedAt, at, h.history)
+	}
+}
