@@ -116,9 +116,12 @@ func NewGRPCServer(srv *Server, ready <-chan struct{}, cfg GRPCConfig) *grpc.Ser
 		grpc.ChainUnaryInterceptor(m.unary, recoverUnary(logger)),
 		grpc.ChainStreamInterceptor(m.stream, recoverStream(logger)),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
-		// KEDA keeps long-lived connections and may ping while streams are idle.
-		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
-		grpc.MaxRecvMsgSize(1 << 20),
+		// KEDA keeps long-lived connections and may ping while streams are
+		// idle; a client pinging more often than KeepaliveMinTime is sent
+		// GOAWAY too_many_pings.
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: KeepaliveMinTime, PermitWithoutStream: true}),
+		grpc.MaxRecvMsgSize(MaxRecvMsgSize),
+		grpc.MaxConcurrentStreams(MaxConcurrentStreams),
 	}
 	if cfg.TLS != nil {
 		gopts = append(gopts, grpc.Creds(credentials.NewTLS(cfg.TLS)))

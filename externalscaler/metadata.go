@@ -21,7 +21,33 @@ var kedaKeys = map[string]bool{"scalerAddress": true, "enableTLS": true, "unsafe
 const (
 	MinWindow = 10 * time.Second
 	MaxWindow = time.Hour
+	// MaxValueLen bounds every metadata value but a query, in bytes.
+	MaxValueLen = 256
+	// MaxQueryLen bounds the query key's value, in bytes, unless
+	// ParseOptions.Enforce.MaxLength sets another bound.
+	MaxQueryLen = enforce.DefaultMaxLength
+	// MaxNameLen bounds the ScaledObject's name, as Kubernetes does.
+	MaxNameLen = 253
+	// maxListedKeys bounds how many unknown keys an error lists.
+	maxListedKeys = 5
 )
+
+// maxLen is the most bytes key k's value may hold.
+func maxLen(k string, opts ParseOptions) int {
+	switch {
+	case k != "query":
+		return MaxValueLen
+	case opts.Enforce.MaxLength > 0:
+		return opts.Enforce.MaxLength
+	}
+	return MaxQueryLen
+}
+
+// LimitsText is the README's sentence on the size limits of metadata.
+func LimitsText() string {
+	return fmt.Sprintf("A metadata value may hold at most %d bytes, a `query` at most %d, and a ScaledObject's name at most %d; a longer one is answered `InvalidArgument` naming the key and the limit, e.g. `metadata target: %d bytes, longer than the limit of %d`.",
+		MaxValueLen, MaxQueryLen, MaxNameLen, MaxValueLen+1, MaxValueLen)
+}
 
 // Trigger is a ScaledObject trigger's metadata, parsed and validated.
 type Trigger struct {
@@ -70,11 +96,17 @@ func ParseTrigger(name, namespace string, md map[string]string, opts ParseOption
 	if name == "" {
 		return p.t, &MetadataError{Msg: "scaledObjectRef name is empty"}
 	}
+	if len(name) > MaxNameLen {
+		return p.t, &MetadataError{Msg: fmt.Sprintf("scaledObjectRef name is %d bytes, longer than the limit of %d", len(name), MaxNameLen)}
+	}
 	if err := unknownKeys(md); err != nil {
 		return p.t, err
 	}
 	for _, k := range triggerKeys {
 		raw, ok := md[k.Name]
+		if n := maxLen(k.Name, opts); len(raw) > n {
+			return p.t, &MetadataError{k.Name, fmt.Sprintf("%d bytes, longer than the limit of %d", len(raw), n)}
+		}
 		if err := k.parse(&p, raw, ok); err != nil {
 			return p.t, &MetadataError{k.Name, err.Error()}
 		}
@@ -93,7 +125,16 @@ func unknownKeys(md map[string]string) error {
 		return nil
 	}
 	sort.Strings(unknown)
-	return &MetadataError{unknown[0], fmt.Sprintf("unknown key (known: %s); unknown keys: %s", strings.Join(knownKeys, ", "), strings.Join(unknown, ", "))}
+	for i, k := range unknown {
+		if len(k) > MaxValueLen {
+			unknown[i] = k[:MaxValueLen] + "..."
+		}
+	}
+	listed := strings.Join(unknown[:min(len(unknown), maxListedKeys)], ", ")
+	if len(unknown) > maxListedKeys {
+		listed += fmt.Sprintf(" and %d more", len(unknown)-maxListedKeys)
+	}
+	return &MetadataError{unknown[0], fmt.Sprintf("unknown key (known: %s); unknown keys: %s", strings.Join(knownKeys, ", "), listed)}
 }
 
 func parseNumber(s string) (float64, error) {

@@ -33,6 +33,10 @@ type Config struct {
 	Parse     ParseOptions
 	Clock     clock.Clock
 	Logger    *slog.Logger
+	// MaxWorkloads bounds how many distinct ScaledObjects are cached and
+	// collected; a new one beyond it is refused with ResourceExhausted
+	// until one is forgotten. Default DefaultMaxWorkloads.
+	MaxWorkloads int
 }
 
 // Server implements KEDA's ExternalScaler service.
@@ -47,6 +51,7 @@ type Server struct {
 
 	done     chan struct{} // closed by Shutdown
 	doneOnce sync.Once
+	full     atomic.Bool // the workload limit refused a ScaledObject since the last sweep
 }
 
 var _ pb.ExternalScalerServer = (*Server)(nil)
@@ -135,6 +140,9 @@ func NewServer(c *scaler.Collector, cfg Config) *Server {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	if cfg.MaxWorkloads <= 0 {
+		cfg.MaxWorkloads = DefaultMaxWorkloads
+	}
 	return &Server{collector: c, cfg: cfg, cache: make(map[refKey]*entry), done: make(chan struct{})}
 }
 
@@ -152,7 +160,10 @@ func (s *Server) resolveAt(ref *pb.ScaledObjectRef, now time.Time) (*entry, *sca
 	key := refKey{ref.Namespace, ref.Name}
 	e := s.lookup(key, ref.ScalerMetadata)
 	if e == nil {
-		e = s.insert(key, ref)
+		var err error
+		if e, err = s.insert(key, ref); err != nil {
+			return nil, nil, err
+		}
 	}
 	e.seen.Store(now.UnixNano())
 	if e.err != nil {
@@ -181,7 +192,7 @@ func (s *Server) lookup(key refKey, md map[string]string) *entry {
 	return nil
 }
 
-func (s *Server) insert(key refKey, ref *pb.ScaledObjectRef) *entry {
+func (s *Server) insert(key refKey, ref *pb.ScaledObjectRef) (*entry, error) {
 	// The namespace, name and metadata in one allocation: the key compare
 	// and the metadata compare then read the same lines.
 	buf := make([]byte, 0, 64+len(key.namespace)+len(key.name))
@@ -197,10 +208,13 @@ func (s *Server) insert(key refKey, ref *pb.ScaledObjectRef) *entry {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	first := s.cache[key]
+	if first == nil && len(s.cache) >= s.cfg.MaxWorkloads {
+		return nil, s.refuse(key)
+	}
 	n := 0
 	for old := first; old != nil; old = old.next {
 		if old.md.equal(ref.ScalerMetadata) {
-			return old // another call inserted it first
+			return old, nil // another call inserted it first
 		}
 		if n++; n == maxEntriesPerRef-1 {
 			old.next = nil // drop the oldest beyond the bound
@@ -210,7 +224,7 @@ func (s *Server) insert(key refKey, ref *pb.ScaledObjectRef) *entry {
 	// Assigning to a string key replaces the key held too, so the map's key
 	// is always the newest entry's strings, next to its metadata.
 	s.cache[own] = e
-	return e
+	return e, nil
 }
 
 // Sweep drops cached triggers not asked about within the collector's
@@ -241,6 +255,9 @@ func (s *Server) Sweep() {
 		if last != nil {
 			last.next = nil
 		}
+	}
+	if len(s.cache) < s.cfg.MaxWorkloads {
+		s.full.Store(false)
 	}
 }
 

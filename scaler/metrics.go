@@ -93,16 +93,19 @@ func (m *Metrics) ObserveCheck(err error) { m.observeQuery("check", 0, err) }
 // RegisterDataAge registers ebb_data_age_seconds, read from c's snapshot at
 // scrape time: per shape, how old the newest value a query returned is, by
 // the collector's clock. Unlike the snapshot's age, it grows while the
-// store fails; +Inf means no query of the shape has succeeded yet.
-func RegisterDataAge(reg prometheus.Registerer, c *Collector) {
-	reg.MustRegister(dataAge{c: c, desc: prometheus.NewDesc("ebb_data_age_seconds",
-		"Age of the newest good data per signal shape by the collector's clock; grows while the store fails; +Inf before any success.",
+// store fails; +Inf means no query of the shape has succeeded yet. Custom
+// queries are one shape each, so one series per ScaledObject: unless
+// perQuery, they are one series, shape="query", the oldest of their ages.
+func RegisterDataAge(reg prometheus.Registerer, c *Collector, perQuery bool) {
+	reg.MustRegister(dataAge{c: c, perQuery: perQuery, desc: prometheus.NewDesc("ebb_data_age_seconds",
+		"Age of the newest good data per signal shape by the collector's clock (custom queries: the oldest, as shape=\"query\", unless --metrics-per-workload); grows while the store fails; +Inf before any success.",
 		[]string{"shape"}, nil)})
 }
 
 type dataAge struct {
-	c    *Collector
-	desc *prometheus.Desc
+	c        *Collector
+	perQuery bool
+	desc     *prometheus.Desc
 }
 
 func (d dataAge) Describe(ch chan<- *prometheus.Desc) { ch <- d.desc }
@@ -120,12 +123,20 @@ func (d dataAge) Collect(ch chan<- prometheus.Metric) {
 		}
 	}
 	now := d.c.cfg.Clock.Now()
+	queryAge, anyQuery := 0.0, false
 	for shape, at := range newest {
 		age := math.Inf(1)
 		if !at.IsZero() {
 			age = now.Sub(at).Seconds()
 		}
+		if shape.Signal == queries.SignalQuery && !d.perQuery {
+			queryAge, anyQuery = max(queryAge, age), true
+			continue
+		}
 		ch <- prometheus.MustNewConstMetric(d.desc, prometheus.GaugeValue, age, shape.String())
+	}
+	if anyQuery {
+		ch <- prometheus.MustNewConstMetric(d.desc, prometheus.GaugeValue, queryAge, string(queries.SignalQuery))
 	}
 }
 

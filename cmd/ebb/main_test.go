@@ -31,6 +31,7 @@ func TestServeFlagErrors(t *testing.T) {
 		{[]string{url, "--query-timeout=0s"}, nil, "--query-timeout = 0s, must be positive"},
 		{[]string{url, "--query-concurrency=0"}, nil, "--query-concurrency = 0, must be in [1, 64]"},
 		{[]string{url, "--default-window=5s"}, nil, "--default-window = 5s, must be in [10s, 1h]"},
+		{[]string{url, "--max-workloads=0"}, nil, "--max-workloads = 0, must be at least 1"},
 		{[]string{url, "--basic-auth-password-file=/x"}, nil, "--basic-auth-password-file needs --basic-auth-user"},
 		{[]string{url, "--header=NoColon"}, nil, `--header "NoColon": want 'Name: value'`},
 		{[]string{url, "--log-level=loud"}, nil, `--log-level "loud": want debug, info, warn or error`},

@@ -54,6 +54,8 @@ type serveConfig struct {
 	concurrency   int
 	defaultWindow time.Duration
 	shutdownGrace time.Duration
+	maxWorkloads  int
+	perWorkload   bool
 	idleAfter     time.Duration
 	auto          autoConfig // serve_auto.go
 	minUptime     time.Duration
@@ -88,6 +90,8 @@ func serveFlags(c *serveConfig) *flag.FlagSet {
 	fs.IntVar(&c.concurrency, "query-concurrency", scaler.DefaultConcurrency, "store queries in flight at once within a tick")
 	fs.DurationVar(&c.defaultWindow, "default-window", time.Minute, "window of requests and gpu triggers that set none")
 	fs.DurationVar(&c.shutdownGrace, "shutdown-grace", 10*time.Second, "how long a SIGTERM waits for RPCs and streams to finish")
+	fs.IntVar(&c.maxWorkloads, "max-workloads", externalscaler.DefaultMaxWorkloads, "most distinct ScaledObjects served; a new one beyond it is refused (ResourceExhausted) until one is forgotten")
+	fs.BoolVar(&c.perWorkload, "metrics-per-workload", false, "label /metrics per custom query (ebb_data_age_seconds), one series per ScaledObject; off, /metrics has a fixed number of series")
 	c.auto.flags(fs, &c.idleAfter) // --idle-after, --learn-min-history, --prewake-budget: serve_auto.go
 	fs.DurationVar(&c.minUptime, "min-uptime", shutdown.DefaultMinUptime, "autoshutdown: a workload stays active at least this long after it wakes, so it cannot flap")
 
@@ -134,6 +138,8 @@ func (c *serveConfig) validate() error {
 		return fmt.Errorf("--default-window = %s, must be in [10s, 1h]", c.defaultWindow)
 	case c.shutdownGrace < 0:
 		return fmt.Errorf("--shutdown-grace = %s, must not be negative", c.shutdownGrace)
+	case c.maxWorkloads < 1:
+		return fmt.Errorf("--max-workloads = %d, must be at least 1", c.maxWorkloads)
 	case c.idleAfter <= 0 || c.idleAfter > shutdown.MaxIdleAfter:
 		return fmt.Errorf("--idle-after = %s, must be in (0s, 720h]", c.idleAfter)
 	case c.minUptime < 0 || c.minUptime > shutdown.MaxIdleAfter:
@@ -240,7 +246,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer, deps serveDe
 		return err
 	}
 	scaler.RegisterSnapshotAge(reg, collector)
-	scaler.RegisterDataAge(reg, collector)
+	scaler.RegisterDataAge(reg, collector, cfg.perWorkload)
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "ebb_ready",
 		Help: "1 once a collection succeeded (/readyz answers ready), else 0.",
@@ -260,8 +266,9 @@ func runServe(ctx context.Context, args []string, stderr io.Writer, deps serveDe
 			DefaultWindow: cfg.defaultWindow,
 			Enforce:       enforce.Options{NamespaceLabel: cfg.namespaceLabel},
 		},
-		Clock:  clk,
-		Logger: logger,
+		Clock:        clk,
+		Logger:       logger,
+		MaxWorkloads: cfg.maxWorkloads,
 	})
 	grpcServer := externalscaler.NewGRPCServer(srv, collector.Ready(), externalscaler.GRPCConfig{TLS: serverTLS, Registry: reg, Logger: logger})
 	if edge != nil {
@@ -279,7 +286,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer, deps serveDe
 		grpcLis.Close()
 		return fmt.Errorf("--http-addr: %w", err)
 	}
-	httpServer := &http.Server{Handler: httpHandler(reg, collector, health), ReadHeaderTimeout: 10 * time.Second}
+	httpServer := &http.Server{Handler: httpHandler(reg, collector, health), ReadHeaderTimeout: httpReadHeaderTimeout, IdleTimeout: httpIdleTimeout}
 	if deps.listening != nil {
 		deps.listening(grpcLis.Addr().String(), httpLis.Addr().String())
 	}
