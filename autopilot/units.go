@@ -75,13 +75,27 @@ func FormatMoney(v float64, currency string) string {
 		sign, v = "-", -v
 	}
 	s := strconv.FormatFloat(math.Abs(v), 'f', 2, 64)
-	whole, cents := s[:len(s)-3], s[len(s)-3:]
+	return sign + sym + groupThousands(s[:len(s)-3]) + s[len(s)-3:]
+}
+
+// FormatThousands renders v rounded to a whole number with thousands
+// separators: "81,560", "-1,200".
+func FormatThousands(v float64) string {
+	s := strconv.FormatFloat(math.Round(v), 'f', 0, 64)
+	if strings.HasPrefix(s, "-") {
+		return "-" + groupThousands(s[1:])
+	}
+	return groupThousands(s)
+}
+
+// groupThousands puts a comma between each group of three digits.
+func groupThousands(digits string) string {
 	var b strings.Builder
-	for i, r := range whole {
-		if i > 0 && (len(whole)-i)%3 == 0 {
+	for i, r := range digits {
+		if i > 0 && (len(digits)-i)%3 == 0 {
 			b.WriteByte(',')
 		}
 		b.WriteRune(r)
 	}
-	return sign + sym + b.String() + cents
+	return b.String()
 }

@@ -206,7 +206,4 @@ func pctTick(v float64) string { return strconv.FormatFloat(v, 'f', -1, 64) + "%
 func numTick(v float64) string { return strconv.FormatFloat(v, 'g', 4, 64) }
 
 // thousands renders a whole number with thousands separators: "81,560".
-func thousands(v float64) string {
-	s := autopilot.FormatMoney(v, "X")
-	return s[2 : len(s)-3]
-}
+func thousands(v float64) string { return autopilot.FormatThousands(v) }

@@ -249,4 +249,9 @@ func TestFormatMoney(t *testing.T) {
 			t.Errorf("FormatMoney(%v, %s) = %q, want %q", c.v, c.currency, got, c.want)
 		}
 	}
+	for v, want := range map[float64]string{0: "0", 999.5: "1,000", 81560: "81,560", -1234567: "-1,234,567", 15360: "15,360"} {
+		if got := autopilot.FormatThousands(v); got != want {
+			t.Errorf("FormatThousands(%v) = %q, want %q", v, got, want)
+		}
+	}
 }
