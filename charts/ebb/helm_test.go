@@ -24,7 +24,7 @@ func helmBinary(t *testing.T) string {
 	t.Helper()
 	p := controlplane.DefaultBinaries().Helm
 	if _, err := os.Stat(p); err != nil {
-		msg := fmt.Sprintf("no helm at %s: run `make test-deps` to build it (a few minutes on a cold cache, nothing when cached)", p)
+		msg := fmt.Sprintf("no helm at %s: run `make test-deps` to build it (16 minutes cold here under load, nothing when cached)", p)
 		if os.Getenv("CI") == "true" {
 			t.Fatal(msg)
 		}
