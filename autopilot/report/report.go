@@ -529,7 +529,7 @@ func evidence(r *autopilot.Report, wl autopilot.WorkloadReport) []string {
 	if g := wl.GPU; g != nil {
 		out = append(out, fmt.Sprintf("GPU %s (%s) x%d: %s: %s", g.Class, g.Model, g.GPUsPerReplica, g.Recommended, g.Reason))
 	}
-	if a := wl.Autoshutdown; a != nil && len(a.Candidates) > 0 {
+	if a := wl.Autoshutdown; a != nil && everAtZero(a) {
 		var cs []string
 		for _, c := range a.Candidates {
 			cs = append(cs, fmt.Sprintf("%s: zero %s, %s/mo, cold starts %s a day, %s waiting", c.IdleAfter, pctText(c.ZeroShare), money(r, c.MonthlySavings),
@@ -540,6 +540,17 @@ func evidence(r *autopilot.Report, wl autopilot.WorkloadReport) []string {
 	out = append(out, fmt.Sprintf("monthly cost: now %s, recommended %s, savings %s (%s)", money(r, wl.Cost.MonthlyNow), money(r, wl.Cost.MonthlyRecommended),
 		money(r, wl.Cost.MonthlySavings), savingsBy(r, wl.Cost.SavingsBy)))
 	return out
+}
+
+// everAtZero reports whether any idleAfter would have put the workload at
+// zero: the trade-off is worth showing.
+func everAtZero(a *autopilot.AutoshutdownRecommendation) bool {
+	for _, c := range a.Candidates {
+		if c.ZeroHours > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // waitText renders minutes a day: "24m", "0s".
