@@ -152,6 +152,12 @@ func (e Ebb) Start(w *Workload) Runner {
 		activity: &shutdown.Activity{Step: tick}}
 	if e.Auto {
 		r.policy.IdleAfter = e.Learn.Fixed
+		// Decisions come at tick granularity: a tick as long as the
+		// lead's 30s margin over a 2m cold start (a store's 1m step)
+		// wakes up to a tick late, so the lead grows by one.
+		if tick >= 30*time.Second {
+			r.Learn.WakeLead += tick
+		}
 	}
 	// A fresh ebb recovers an empty idle clock: nothing before the history.
 	r.tr.Recover(time.Time{})
