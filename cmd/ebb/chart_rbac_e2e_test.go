@@ -12,11 +12,13 @@ import (
 	"testing"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/dynamic"
@@ -24,6 +26,7 @@ import (
 
 	"github.com/ebbscale/ebb/kube"
 	"github.com/ebbscale/ebb/kube/controlplane"
+	"github.com/ebbscale/ebb/queries/storetest"
 	"github.com/ebbscale/ebb/shutdown"
 )
 
@@ -204,6 +207,8 @@ func waitIsActive(t *testing.T, e *e2e, name string, want bool) {
 //   - serving and state write ebb.dev/state;
 //   - serving and the activator switch an opted-in Service to ebb's own
 //     EndpointSlice, with no patch rule;
+//   - with serving off ebb runs without cluster access, as the chart's
+//     Deployment environment makes it in a pod;
 //   - the autopilot alone reads pods, ReplicaSets and namespaces, and is let
 //     through to metrics.k8s.io (which this API server does not serve:
 //     404, not 403), with nothing of serving.
@@ -281,6 +286,47 @@ func TestChartRBACByFeature(t *testing.T) {
 			}
 			time.Sleep(50 * time.Millisecond)
 		}
+	})
+
+	t.Run("no serving: no cluster access", func(t *testing.T) {
+		// With rbac.serving off the chart mounts no token and blanks
+		// KUBERNETES_SERVICE_HOST, which the kubelet sets in every
+		// container; a container's own env wins over the kubelet's.
+		cmd := exec.Command(chartHelm(t), "template", featRelease, "../../charts/ebb", "--namespace", featRelease,
+			"--set", "rbac.serving=false", "--set", "rbac.state=false", "--set", "activator.enabled=false", "--show-only", "templates/deployment.yaml")
+		cmd.Env = append(os.Environ(), "HELM_CONFIG_HOME="+t.TempDir(), "HELM_CACHE_HOME="+t.TempDir(), "HELM_DATA_HOME="+t.TempDir())
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("helm template: %v", err)
+		}
+		objs, err := controlplane.Decode(strings.NewReader(string(out)))
+		if err != nil || len(objs) != 1 {
+			t.Fatalf("%d objects, %v; want the Deployment", len(objs), err)
+		}
+		var dep appsv1.Deployment
+		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(objs[0].Object, &dep); err != nil {
+			t.Fatal(err)
+		}
+		var hostEnv *corev1.EnvVar
+		for i, v := range dep.Spec.Template.Spec.Containers[0].Env {
+			if v.Name == "KUBERNETES_SERVICE_HOST" {
+				hostEnv = &dep.Spec.Template.Spec.Containers[0].Env[i]
+			}
+		}
+		if hostEnv == nil {
+			t.Fatal("the Deployment does not set KUBERNETES_SERVICE_HOST")
+		}
+		prom := storetest.StartPrometheus(t, storetest.PromOptions{ScrapeTarget: x.addr, ScrapeInterval: liveScrape})
+		flags := []string{"--prometheus-url=" + prom.URL, "--grpc-addr=127.0.0.1:0", "--http-addr=127.0.0.1:0", "--log-format=text"}
+		// In a pod the kubelet's value comes first and the container's
+		// wins: serveProcess's env is added after the test's own.
+		t.Setenv("KUBERNETES_SERVICE_HOST", "10.96.0.1")
+		t.Setenv("KUBERNETES_SERVICE_PORT", "443")
+		waitOutput(t, serveProcess(t, hostEnv.Name+"="+hostEnv.Value, flags...), "no cluster access: running on trigger metadata alone")
+		// Without the chart's blank value ebb looks for the token the pod
+		// does not mount, and does not start.
+		waitOutput(t, serveProcess(t, "KUBERNETES_SERVICE_PORT=443", flags...),
+			"ebb: in-cluster config: open /var/run/secrets/kubernetes.io/serviceaccount/token: no such file or directory")
 	})
 
 	t.Run("autopilot", func(t *testing.T) {
