@@ -112,14 +112,27 @@ func Scatter(r *Result) string {
 	}
 	fmt.Fprintf(&b, `<text x="%.1f" y="%d" font-size="12" text-anchor="middle">%s (fewer: left)</text>`, marginL+pw/2, chartH-10, xlabel)
 	fmt.Fprintf(&b, `<text x="14" y="%.1f" font-size="12" text-anchor="middle" transform="rotate(-90 14 %.1f)">cold starts (fewer: down)</text>`, marginT+ph/2, marginT+ph/2)
+	type label struct{ x, y float64 }
+	var placed []label
 	for _, o := range r.Totals {
 		color := "#1f77b4"
 		if strings.HasPrefix(o.Policy, "ebb-auto") {
 			color = "#d62728"
 		}
 		x, y := px(xOf(o)), py(float64(o.ColdStarts))
+		// Move a label down past the labels it would overprint.
+		lx, ly := x+8, y+4
+		for moved := true; moved; {
+			moved = false
+			for _, l := range placed {
+				if math.Abs(l.y-ly) < 12 && math.Abs(l.x-lx) < 90 {
+					ly, moved = l.y+12, true
+				}
+			}
+		}
+		placed = append(placed, label{lx, ly})
 		fmt.Fprintf(&b, `<g class="point" data-policy="%s"><circle cx="%.1f" cy="%.1f" r="5" fill="%s"/><text x="%.1f" y="%.1f" font-size="11">%s</text></g>`,
-			html.EscapeString(o.Policy), x, y, color, x+8, y+4, html.EscapeString(o.Policy))
+			html.EscapeString(o.Policy), x, y, color, lx, ly, html.EscapeString(o.Policy))
 	}
 	b.WriteString(`</svg>`)
 	return b.String()
