@@ -67,6 +67,10 @@ const (
 	// HistoryTGIQueue is each text-generation-inference pod's longest queue
 	// in the window (tgi_queue_size).
 	HistoryTGIQueue
+	// HistoryRequestPeak is each workload's highest 1-minute request rate
+	// in the window (Istio): the requests signal over 1m, evaluated at
+	// each whole minute of the window: the bursts that size maxReplicas.
+	HistoryRequestPeak
 )
 
 // HistoryWorkloadLabel is the label HistoryReplicas' rows name their
@@ -155,6 +159,32 @@ var historyMetrics = []historyMetric{
 			}
 			for _, p := range s.Points {
 				h.Replicas(queries.WorkloadKey{Namespace: ns, Name: name}, p.T, p.V)
+			}
+		}},
+	{metric: HistoryRequestPeak, name: "request peak",
+		expr: func(e historyExpr) (string, error) {
+			rate, err := e.c.Signals.Expr(queries.Shape{Signal: queries.SignalRequests, Window: time.Minute})
+			if err != nil {
+				return "", err
+			}
+			if e.w <= time.Minute {
+				return rate, nil // the step's own minute
+			}
+			// The rates at the whole minutes of [t-w+1m, t]: the range is
+			// a minute short of the window, for the minute ending at
+			// t-w belongs to the step before. (Prometheus 2 and
+			// VictoriaMetrics take the range's start in; Prometheus 3,
+			// whose ranges are left-open, leaves the first minute out.)
+			return "max_over_time((" + rate + ")[" + queries.FormatWindow(e.w-time.Minute) + ":1m])", nil
+		},
+		feed: func(r *historyRows, h *History, s promapi.Series) {
+			rq := r.cat.Signals.Requests
+			ns, name := s.Labels[rq.NamespaceLabel], s.Labels[rq.WorkloadLabel]
+			if !r.inScope(ns) || name == "" {
+				return
+			}
+			for _, p := range s.Points {
+				h.RequestPeak(queries.WorkloadKey{Namespace: ns, Name: name}, p.T, p.V)
 			}
 		}},
 	{metric: HistoryRequestRate, name: "request rate",
