@@ -39,6 +39,14 @@ func TestHistoryCatalogExprDefault(t *testing.T) {
 		t.Fatal(err)
 	}
 	f(HistoryRequestRate, "", rate)
+	rate1m, err := c.Signals.Expr(queries.Shape{Signal: queries.SignalRequests, Window: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f(HistoryRequestPeak, "", "max_over_time(("+rate1m+")[4m:1m])")
+	if got, err := c.Expr(HistoryRequestPeak, "", time.Minute); err != nil || got != rate1m {
+		t.Errorf("Expr(request peak, 1m) = %s, %v; want the 1-minute rate %s", got, err, rate1m)
+	}
 	f(HistoryGPUUtil, "", "max by "+gpuBy+" ((avg_over_time(DCGM_FI_PROF_GR_ENGINE_ACTIVE[5m]) * 100) or avg_over_time(DCGM_FI_DEV_GPU_UTIL[5m]))")
 	f(HistoryFramebufferUsed, "", "max by "+gpuBy+" (max_over_time(DCGM_FI_DEV_FB_USED[5m]))")
 	f(HistoryKVCache, "llm", `max by (namespace, pod) (max_over_time(vllm:kv_cache_usage_perc{namespace="llm"}[5m]) or max_over_time(vllm:gpu_cache_usage_perc{namespace="llm"}[5m]))`)
@@ -108,7 +116,7 @@ func TestHistoryCatalogExprCustomNames(t *testing.T) {
 			t.Errorf("Expr(%s)\n got %s, %v\nwant %s", m, got, err, w)
 		}
 	}
-	if len(want) != len(HistoryMetrics)-1 { // all but the request rate, Signals' own
+	if len(want) != len(HistoryMetrics)-2 { // all but the request rate and peak, Signals' own
 		t.Errorf("checked %d metrics, there are %d", len(want), len(HistoryMetrics))
 	}
 }
@@ -124,6 +132,7 @@ func TestHistoryCatalogExprErrors(t *testing.T) {
 	}
 	f(HistoryGPUUtil, "ml", time.Minute, "gpu utilization: not narrowed to a namespace; filter its rows instead")
 	f(HistoryRequestRate, "shop", time.Minute, "request rate: not narrowed to a namespace; filter its rows instead")
+	f(HistoryRequestPeak, "shop", time.Minute, "request peak: not narrowed to a namespace; filter its rows instead")
 	f(HistoryCPU, "", 0, "cpu: window = 0s, must be a positive whole number of milliseconds")
 	f(HistoryMemory, "", time.Microsecond, "memory: window = 1µs, must be a positive whole number of milliseconds")
 	f(HistoryMetric(0), "", time.Minute, "unknown history metric 0")
@@ -156,10 +165,10 @@ func TestHistoryMetricNames(t *testing.T) {
 		seen[s] = true
 	}
 	// every constant has its entry in the table, once
-	if len(HistoryMetrics) != int(HistoryTGIQueue) {
-		t.Errorf("HistoryMetrics lists %d metrics, there are %d constants", len(HistoryMetrics), int(HistoryTGIQueue))
+	if len(HistoryMetrics) != int(HistoryRequestPeak) {
+		t.Errorf("HistoryMetrics lists %d metrics, there are %d constants", len(HistoryMetrics), int(HistoryRequestPeak))
 	}
-	for m := HistoryRequests; m <= HistoryTGIQueue; m++ {
+	for m := HistoryRequests; m <= HistoryRequestPeak; m++ {
 		if _, ok := m.lookup(); !ok {
 			t.Errorf("%d: no entry in historyMetrics", int(m))
 		}

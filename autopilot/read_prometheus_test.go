@@ -74,7 +74,7 @@ func TestPrometheusReaderBatches(t *testing.T) {
 	// each, the replicas before the request rate.
 	perChunk := []HistoryMetric{
 		HistoryCPU, HistoryMemory, HistoryOOMKills, HistoryOOMRestarts,
-		HistoryReplicas, HistoryRequestRate,
+		HistoryReplicas, HistoryRequestPeak, HistoryRequestRate,
 		HistoryGPUUtil, HistoryFramebufferUsed,
 		HistoryKVCache, HistoryRequestsWaiting, HistoryTGIKVCache, HistoryTGIQueue,
 	}
@@ -95,9 +95,9 @@ func TestPrometheusReaderBatches(t *testing.T) {
 		}
 	}
 	// 5 at the end (requests and limits twice, framebuffer size once), then
-	// 21 per chunk (9 metrics twice, 3 once).
-	if n := len(progress); n != 68 || progress[n-1] != [2]int{68, 68} || progress[0] != [2]int{1, 68} {
-		t.Errorf("progress %v, want 1/68 to 68/68", progress)
+	// 22 per chunk (9 metrics twice, 4 once).
+	if n := len(progress); n != 71 || progress[n-1] != [2]int{71, 71} || progress[0] != [2]int{1, 71} {
+		t.Errorf("progress %v, want 1/71 to 71/71", progress)
 	}
 }
 
