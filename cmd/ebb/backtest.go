@@ -247,8 +247,8 @@ func (c *backtestConfig) readTrace() (*sim.Trace, error) {
 }
 
 // storeFleet reads every workload's request rate over span from the store
-// at --step: a step's requests are its rate times the step. Replicas are
-// not read: 1 while up (see docs/backtest.md).
+// at --step: a step's requests are its rate times the step; and the
+// replicas it ran, from kube-state-metrics, which it needs while up.
 func (c *backtestConfig) storeFleet(ctx context.Context, span time.Duration, deps backtestDeps) ([]*backtest.Workload, error) {
 	end := deps.now()
 	if c.end != "" {
@@ -290,8 +290,46 @@ func (c *backtestConfig) storeFleet(ctx context.Context, span time.Duration, dep
 		}
 		ws = append(ws, w)
 	}
+	if len(ws) > 0 {
+		if err := c.storeReplicas(ctx, store, ws, start, end); err != nil {
+			return nil, err
+		}
+	}
 	if len(ws) == 0 {
 		return nil, &emptyReportError{msg: fmt.Sprintf("no request-rate series in the store from %s to %s", start.Format(time.RFC3339), end.Format(time.RFC3339))}
 	}
 	return ws, nil
+}
+
+// replicasExpr is the replicas of every Deployment and StatefulSet as
+// kube-state-metrics reports them, labelled by workload.
+const replicasExpr = `label_replace(kube_deployment_status_replicas, "workload", "$1", "deployment", "(.+)") or ` +
+	`label_replace(kube_statefulset_status_replicas, "workload", "$1", "statefulset", "(.+)")`
+
+// storeReplicas fills each workload's replicas at each step from
+// kube-state-metrics; a workload it has no series for keeps 1 while up.
+func (c *backtestConfig) storeReplicas(ctx context.Context, store *promapi.Prometheus, ws []*backtest.Workload, start, end time.Time) error {
+	series, err := store.Range(ctx, replicasExpr, start.Add(c.step), end, c.step)
+	if err != nil {
+		return fmt.Errorf("read the replicas: %w", err)
+	}
+	byKey := map[queries.WorkloadKey]*backtest.Workload{}
+	for _, w := range ws {
+		byKey[w.Key] = w
+	}
+	for _, s := range series {
+		w := byKey[queries.WorkloadKey{Namespace: s.Labels["namespace"], Name: s.Labels["workload"]}]
+		if w == nil {
+			continue
+		}
+		if w.Replicas == nil {
+			w.Replicas = make([]float64, len(w.Requests))
+		}
+		for _, p := range s.Points {
+			if i := int(p.T.Sub(start)/c.step) - 1; i >= 0 && i < len(w.Replicas) {
+				w.Replicas[i] = max(w.Replicas[i], p.V)
+			}
+		}
+	}
+	return nil
 }

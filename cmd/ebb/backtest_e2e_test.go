@@ -13,9 +13,24 @@ import (
 
 // TestBacktestFromTheStore replays three days of a job every 2h, backfilled
 // into a real Prometheus, through every policy: ebb auto learns the rhythm
-// in the 2-day warm-up and hides the next day's cold starts.
+// in the 2-day warm-up and hides the next day's cold starts. A twin of the
+// job runs 3 replicas (kube-state-metrics says so): it costs three times
+// the replica-hours under every policy.
 func TestBacktestFromTheStore(t *testing.T) {
-	prom := storetest.StartPrometheus(t, storetest.PromOptions{History: jobHistory()})
+	history := jobHistory()
+	twin := history[0]
+	twin.Labels = map[string]string{}
+	for k, v := range history[0].Labels {
+		twin.Labels[k] = v
+	}
+	twin.Labels["destination_workload"] = "report-gpu3"
+	var three []storetest.Sample
+	for _, s := range twin.Samples {
+		three = append(three, storetest.Sample{T: s.T, V: 3})
+	}
+	history = append(history, twin, storetest.Series{Metric: "kube_deployment_status_replicas",
+		Labels: map[string]string{"namespace": "batch", "deployment": "report-gpu3", "job": "kube-state-metrics"}, Samples: three})
+	prom := storetest.StartPrometheus(t, storetest.PromOptions{History: history})
 	end := storetest.Epoch.Add(72 * time.Hour)
 	var stdout, stderr bytes.Buffer
 	code := runMain(context.Background(), []string{"backtest", "--source", "prometheus", "--prometheus-url", prom.URL,
@@ -27,8 +42,13 @@ func TestBacktestFromTheStore(t *testing.T) {
 	if err := json.Unmarshal(stdout.Bytes(), &res); err != nil {
 		t.Fatal(err)
 	}
-	if len(res.Workloads) != 1 || res.Workloads[0].Workload != "batch/report" {
-		t.Fatalf("workloads %+v, want batch/report alone", res.Workloads)
+	if len(res.Workloads) != 2 || res.Workloads[0].Workload != "batch/report" || res.Workloads[1].Workload != "batch/report-gpu3" {
+		t.Fatalf("workloads %+v, want batch/report and batch/report-gpu3", res.Workloads)
+	}
+	for i, o := range res.Workloads[0].Outcomes {
+		if o3 := res.Workloads[1].Outcomes[i]; !near(o3.ReplicaHours, 3*o.ReplicaHours, 0.01) {
+			t.Errorf("%s: %v replica-hours with 3 replicas, %v with 1; want three times", o.Policy, o3.ReplicaHours, o.ReplicaHours)
+		}
 	}
 	w := res.Workloads[0]
 	// The last day holds 12 runs of 10 minutes at 2 req/s: 14,400 requests.
@@ -45,3 +65,5 @@ func TestBacktestFromTheStore(t *testing.T) {
 			fixed.ColdStarts, fixed.GPUHours, auto.ColdStarts, auto.HiddenColdStarts, auto.GPUHours, auto.Note)
 	}
 }
+
+func near(a, b, tol float64) bool { return a-b <= tol && b-a <= tol }
