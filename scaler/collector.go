@@ -63,6 +63,9 @@ type Config struct {
 	Overrides OverrideSource
 	// States, when set, is told each workload's state when it changes.
 	States StateSink
+	// IdleGate, when set, is asked before a workload is answered idle
+	// (see IdleGate).
+	IdleGate IdleGate
 	// RecoveryStep is the resolution of idle-clock recovery from history;
 	// default the Interval, at least 15s.
 	RecoveryStep time.Duration

@@ -56,7 +56,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}),
 		decisions: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "ebb_activity",
-			Help: "Workload signals by the idle policy's answer (active, idle, unknown: answered neither) and reason (held, traffic, serving, recent, min-uptime, keep-awake, opt-out, unknown, bad-config, idle) in the last snapshot.",
+			Help: "Workload signals by the idle policy's answer (active, idle, unknown: answered neither) and reason (held, traffic, serving, recent, min-uptime, keep-awake, opt-out, unknown, bad-config, idle, and switching: idle, answered active until the activator is in front) in the last snapshot.",
 		}, []string{"state", "reason"}),
 		recoveries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ebb_idle_clock_recoveries_total",
@@ -178,7 +178,7 @@ func (m *Metrics) observeTick(d time.Duration, shapes int, s *Snapshot) {
 	m.workloads.Set(float64(n))
 	// Every valid pair is set on every tick (no Reset), so that a scrape
 	// during a tick never sees a partial set.
-	for r := shutdown.ReasonHeld; r <= shutdown.ReasonIdle; r++ {
+	for r := shutdown.ReasonHeld; r <= shutdown.ReasonSwitching; r++ {
 		active := r != shutdown.ReasonIdle
 		state := "idle"
 		switch {

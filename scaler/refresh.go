@@ -78,10 +78,11 @@ func (c *Collector) Refresh(ctx context.Context) {
 				in.tracker.Saw(time.Unix(0, at))
 			}
 			d := in.tracker.Decide(c.learned(in, c.policy(in), o, now), now)
+			in.decision = d // what the StateSink is told: idle puts the activator in front
+			d = c.gate(in.workload, d)
 			if !known || d.Active != o.Active || d.Known() != knownReason(o.Reason) {
 				c.flipped = append(c.flipped, in)
 			}
-			in.decision = d
 			o.Active, o.Reason, o.Until, o.Why = d.Active, d.Reason, d.Until, ""
 			switch {
 			case d.Reason == shutdown.ReasonBadConfig:

@@ -91,6 +91,11 @@ const (
 	ReasonRecent                         // active less than IdleAfter ago: active
 	ReasonPreWake                        // inside the learned pre-wake window (auto): active
 	ReasonIdle                           // none of the above: idle
+
+	// ReasonSwitching is not one of Decide's: the collector answers a
+	// workload that Decide found idle active for as long as the activator
+	// is not yet in front of its Services (see Switching).
+	ReasonSwitching
 )
 
 var reasonNames = [...]string{
@@ -106,6 +111,7 @@ var reasonNames = [...]string{
 	ReasonRecent:       "recent",
 	ReasonPreWake:      "pre-wake",
 	ReasonIdle:         "idle",
+	ReasonSwitching:    "switching",
 }
 
 // String returns the reason's short name, e.g. "keep-awake", fit for a
@@ -316,8 +322,19 @@ func (d Decision) Text() string {
 			return "no activity seen (idle after " + FormatDuration(x.IdleAfter) + ")"
 		}
 		return "idle for " + shortAgo(x.At.Sub(x.LastActive)) + " (idle after " + FormatDuration(x.IdleAfter) + ")"
+	case ReasonSwitching:
+		return "idle, switching its Services to the activator first"
 	}
 	return d.Reason.String()
+}
+
+// Switching returns idle decision d held back: active, with reason
+// ReasonSwitching, until the activator is in front of the workload's
+// Services, so that KEDA does not remove its last pod while requests still
+// go only to it. Its Until and Detail are d's.
+func Switching(d Decision) Decision {
+	d.Active, d.Reason = true, ReasonSwitching
+	return d
 }
 
 // Known reports whether the decision rests on a trustworthy state and a

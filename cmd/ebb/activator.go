@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/benbjohnson/clock"
@@ -115,6 +116,9 @@ type activatorEdge struct {
 	server   *http.Server
 	lis      net.Listener
 	logger   *slog.Logger
+	// kick asks the collector for a refresh once a slice is written, so
+	// that an idle answer held back for it goes out (set by start).
+	kick atomic.Pointer[func()]
 }
 
 // newActivatorEdge binds the activator's address and builds the switcher;
@@ -131,6 +135,7 @@ func newActivatorEdge(cfg activatorConfig, c *cluster, namespaces []string, clk 
 	if err != nil {
 		return nil, fmt.Errorf("--activator-addr: %w", err)
 	}
+	e := &activatorEdge{cfg: cfg, lis: lis, logger: logger}
 	sw, err := kube.NewSwitcher(kube.SwitcherConfig{
 		Client:           c.client,
 		Workloads:        c.watcher,
@@ -141,12 +146,28 @@ func newActivatorEdge(cfg activatorConfig, c *cluster, namespaces []string, clk 
 		Clock:            clk,
 		Logger:           logger,
 		Metrics:          kube.NewSwitchMetrics(reg),
+		Switched: func(queries.WorkloadKey) {
+			if k := e.kick.Load(); k != nil {
+				(*k)()
+			}
+		},
 	})
 	if err != nil {
 		lis.Close()
 		return nil, err
 	}
-	return &activatorEdge{cfg: cfg, switcher: sw, lis: lis, logger: logger}, nil
+	e.switcher = sw
+	return e, nil
+}
+
+// gate is the collector's IdleGate: a workload that holds requests is
+// answered idle only once ebb's slices are in front of its Services. Nil
+// when the activator is off.
+func (e *activatorEdge) gate() scaler.IdleGate {
+	if e == nil {
+		return nil
+	}
+	return e.switcher
 }
 
 // states returns the sink that tells both the state writer and the
@@ -161,8 +182,12 @@ func (e *activatorEdge) states(writer scaler.StateSink) scaler.StateSink {
 	return fanout{writer, e.switcher}
 }
 
-// start builds the activator, which tells demand to the collector.
-func (e *activatorEdge) start(demand activator.Demand, holdTimeout func(queries.WorkloadKey) time.Duration, clk clock.Clock, reg prometheus.Registerer) error {
+// start builds the activator, which tells demand to the collector, and
+// lets the switcher kick the collector.
+func (e *activatorEdge) start(collector *scaler.Collector, holdTimeout func(queries.WorkloadKey) time.Duration, clk clock.Clock, reg prometheus.Registerer) error {
+	kick := collector.Kick
+	e.kick.Store(&kick)
+	var demand activator.Demand = collector
 	act, err := activator.New(activator.Config{
 		Endpoints:       e.switcher,
 		Demand:          demand,

@@ -241,6 +241,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer, deps serveDe
 		Policy:       cfg.auto.policy(shutdown.Policy{IdleAfter: cfg.idleAfter, MinUptime: cfg.minUptime}),
 		Overrides:    cluster.overrides(),
 		States:       edge.states(cluster.states()),
+		IdleGate:     edge.gate(),
 	})
 	if err != nil {
 		return err
