@@ -227,7 +227,7 @@ func TestWatcherBadAnnotation(t *testing.T) {
 	}
 	// The policy fails safe: a workload idle for hours stays active.
 	now := time.Date(2026, 3, 28, 12, 0, 0, 0, time.UTC)
-	d := shutdown.Resolve(shutdown.DefaultPolicy(), 0, o).Decide(shutdown.State{Known: true, LastActive: now.Add(-5 * time.Hour)}, now)
+	d := shutdown.Resolve(shutdown.Policy{IdleAfter: shutdown.DefaultIdleAfter, MinUptime: shutdown.DefaultMinUptime}, 0, o).Decide(shutdown.State{Known: true, LastActive: now.Add(-5 * time.Hour)}, now)
 	if !d.Active || d.Reason != shutdown.ReasonBadConfig {
 		t.Errorf("decision: got %s (%s), want active because of bad-config", d, d.Reason)
 	}
