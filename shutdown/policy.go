@@ -42,11 +42,6 @@ type Policy struct {
 	Learned *Model
 }
 
-// DefaultPolicy returns the policy with the server defaults.
-func DefaultPolicy() Policy {
-	return Policy{IdleAfter: DefaultIdleAfter, MinUptime: DefaultMinUptime}
-}
-
 // State is what ebb knows about a workload's activity.
 type State struct {
 	// Known reports whether ebb has a trustworthy observation; false when the
