@@ -82,9 +82,13 @@ var triggerKeys = []TriggerKey{
 			p.t.Workload = queries.WorkloadKey{Namespace: p.namespace, Name: workload}
 			return nil
 		}},
-	{"idleAfter", "no", "autoshutdown: stay active this long after the last activity",
+	{"idleAfter", "no", "autoshutdown: stay active this long after the last activity; `auto`: learned from the workload's own activity, with pre-wake",
 		func(p *triggerParser, raw string, present bool) error {
 			if !present {
+				return nil
+			}
+			if strings.EqualFold(raw, "auto") {
+				p.t.IdleAfter = shutdown.AutoIdleAfter
 				return nil
 			}
 			d, err := time.ParseDuration(raw)
