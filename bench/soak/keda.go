@@ -1,0 +1,453 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	pb "github.com/kedacore/keda/v2/pkg/scalers/externalscaler"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// keda plays KEDA's operator and the HPA against both replicas: IsActive
+// every polling interval, GetMetrics every metrics interval while active,
+// a StreamIsActive open for every external-push ScaledObject, each on its
+// primary replica and on the other while the primary cannot be reached
+// (a Service sends the new connection elsewhere). It checks every answer
+// against the fleet's truth.
+type keda struct {
+	f        *fleet
+	replicas [2]*replica
+	down     [2]atomic.Bool // the harness killed it and it is not ready yet
+	rec      *recorder
+
+	streamGen atomic.Pointer[generation] // cancelled to cut every stream
+}
+
+// generation is the context streams open in until the next cut.
+type generation struct {
+	ctx    context.Context
+	cancel context.CancelFunc
+}
+
+// debugWake, when set, prints the store's samples around a wake.
+var debugWake func(w *workload, sawAt time.Time)
+
+// recorder collects what the checks find.
+type recorder struct {
+	mu sync.Mutex
+
+	calls, ok        int
+	falseIdle        []string
+	unavailableStale int // Unavailable naming data older than --max-staleness
+	unavailableNew   int // Unavailable "not collected yet" after a start
+	unavailableDown  int // transport errors while a replica was down
+	violations       []string
+	violationCount   int
+	failovers        int
+	wake             []time.Duration // push waking workloads: first true after demand
+	wakeUnmeasured   int
+	pairs, agreeNow  int
+	agreeWithinTick  int
+	disagree         []string
+	pairSkipped      int
+	lat              [2][]float64 // call latencies in the current bucket, seconds
+	streamsOpen      atomic.Int64
+	streamReopens    int
+	metricsCalls     int
+	lastStart        [2]time.Time // the replica's last (re)start
+	storeRestartedAt time.Time
+}
+
+func (r *recorder) violation(format string, args ...any) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.violationCount++
+	if len(r.violations) < 10 {
+		r.violations = append(r.violations, time.Now().UTC().Format("15:04:05")+" "+fmt.Sprintf(format, args...))
+	}
+}
+
+// ebb's words for data too old: IsActive's and GetMetrics'.
+var (
+	dataOld  = regexp.MustCompile(`\(data (\S+) old\)`)
+	valueOld = regexp.MustCompile(`value is (\S+) old \(max staleness`)
+)
+
+// classify records a failed call's error: fine only if it is Unavailable
+// and says why in ebb's words while that can be true.
+func (k *keda) classify(rep int, w *workload, method string, err error, at time.Time) {
+	st := status.Convert(err)
+	msg := st.Message()
+	r := k.rec
+	switch {
+	case st.Code() != codes.Unavailable:
+		r.violation("%s %s/%s on replica %d: %s %q", method, w.namespace, w.name, rep, st.Code(), msg)
+	case strings.Contains(msg, "activity unknown: not collected yet"):
+		r.mu.Lock()
+		recent := at.Sub(r.lastStart[rep]) < 20*time.Second || at.Sub(r.storeRestartedAt) < maxStaleness+20*time.Second
+		r.unavailableNew++
+		r.mu.Unlock()
+		if !recent {
+			r.violation("%s %s/%s on replica %d: %q long after its start", method, w.namespace, w.name, rep, msg)
+		}
+	case strings.Contains(msg, "activity unknown"), valueOld.MatchString(msg):
+		m := dataOld.FindStringSubmatch(msg)
+		if m == nil {
+			m = valueOld.FindStringSubmatch(msg)
+		}
+		if m != nil {
+			age, perr := time.ParseDuration(m[1])
+			if perr != nil || age < maxStaleness-time.Second {
+				r.violation("%s %s/%s on replica %d: Unavailable with data %s old, under --max-staleness: %q", method, w.namespace, w.name, rep, m[1], msg)
+				return
+			}
+		}
+		r.mu.Lock()
+		r.unavailableStale++
+		r.mu.Unlock()
+	default: // transport: connection refused, reset, EOF
+		if !k.down[rep].Load() && at.Sub(k.rec.lastStart[rep]) > 5*time.Second {
+			r.violation("%s %s/%s on replica %d: transport error while it runs: %q", method, w.namespace, w.name, rep, msg)
+			return
+		}
+		r.mu.Lock()
+		r.unavailableDown++
+		r.mu.Unlock()
+	}
+}
+
+// checkAnswer checks an idle answer, given over [t0, t1], against the truth.
+func (k *keda) checkAnswer(w *workload, active bool, t0, t1 time.Time, via string) {
+	if active {
+		return
+	}
+	ld := k.f.lastDemand(w, t0.Add(-wakeBound))
+	if !ld.IsZero() && ld.After(t1.Add(-idleAfter)) {
+		k.rec.mu.Lock()
+		if len(k.rec.falseIdle) < 10 {
+			k.rec.falseIdle = append(k.rec.falseIdle, fmt.Sprintf("%s %s/%s (%s) idle via %s, last demand %s before", t1.UTC().Format("15:04:05.000"), w.namespace, w.name, w.kind, via, t1.Sub(ld).Round(time.Millisecond)))
+		} else {
+			k.rec.falseIdle = append(k.rec.falseIdle, "")
+		}
+		k.rec.mu.Unlock()
+	}
+}
+
+// call runs one unary call on w's primary, or on the other replica while
+// the primary is down.
+func (k *keda) target(w *workload) int {
+	if k.down[w.primary].Load() {
+		k.rec.mu.Lock()
+		k.rec.failovers++
+		k.rec.mu.Unlock()
+		return 1 - w.primary
+	}
+	return w.primary
+}
+
+func (k *keda) ref(w *workload) *pb.ScaledObjectRef {
+	return &pb.ScaledObjectRef{Name: w.name, Namespace: w.namespace, ScalerMetadata: w.metadata()}
+}
+
+func (k *keda) isActive(ctx context.Context, rep int, w *workload) (bool, error, time.Time, time.Time) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	t0 := time.Now()
+	resp, err := k.replicas[rep].client.IsActive(ctx, k.ref(w))
+	t1 := time.Now()
+	k.rec.mu.Lock()
+	k.rec.calls++
+	k.rec.lat[rep] = append(k.rec.lat[rep], t1.Sub(t0).Seconds())
+	if err == nil {
+		k.rec.ok++
+	}
+	k.rec.mu.Unlock()
+	if err != nil {
+		return false, err, t0, t1
+	}
+	return resp.Result, nil, t0, t1
+}
+
+// register is KEDA creating the HPA: GetMetricSpec for every ScaledObject
+// on both replicas.
+func (k *keda) register(ctx context.Context, rep int) error {
+	sem := make(chan struct{}, 32)
+	var wg sync.WaitGroup
+	var firstErr atomic.Value
+	for _, w := range k.f.wl {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			defer cancel()
+			if _, err := k.replicas[rep].client.GetMetricSpec(cctx, k.ref(w)); err != nil {
+				firstErr.CompareAndSwap(nil, err)
+			}
+		}()
+	}
+	wg.Wait()
+	if err, _ := firstErr.Load().(error); err != nil {
+		return fmt.Errorf("GetMetricSpec on replica %d: %w", rep, err)
+	}
+	return nil
+}
+
+// poll is KEDA's polling loop: every workload's IsActive once per
+// pollingInterval, spread evenly, and GetMetrics every metricsInterval for
+// those last answered active.
+func (k *keda) poll(ctx context.Context) {
+	n := len(k.f.wl)
+	active := make([]atomic.Bool, n)
+	jobs := make(chan func(), 1024)
+	for range 48 {
+		go func() {
+			for j := range jobs {
+				j()
+			}
+		}()
+	}
+	const step = 100 * time.Millisecond
+	perStep := float64(n) * float64(step) / float64(pollingInterval)
+	metricsEvery := int(metricsInterval / step)
+	t := time.NewTicker(step)
+	defer t.Stop()
+	next, acc, steps := 0, 0.0, 0
+	for {
+		select {
+		case <-ctx.Done():
+			close(jobs)
+			return
+		case <-t.C:
+		}
+		steps++
+		acc += perStep
+		for ; acc >= 1; acc-- {
+			w := k.f.wl[next%n]
+			next++
+			jobs <- func() {
+				rep := k.target(w)
+				a, err, t0, t1 := k.isActive(ctx, rep, w)
+				if ctx.Err() != nil {
+					return
+				}
+				if err != nil {
+					k.classify(rep, w, "IsActive", err, t1)
+					return
+				}
+				active[w.i].Store(a)
+				k.checkAnswer(w, a, t0, t1, fmt.Sprintf("IsActive on replica %d", rep))
+			}
+		}
+		// GetMetrics for a slice of the active ones each step, so that each
+		// is asked every metricsInterval.
+		lo, hi := (steps%metricsEvery)*n/metricsEvery, (steps%metricsEvery+1)*n/metricsEvery
+		for i := lo; i < hi; i++ {
+			if !active[i].Load() {
+				continue
+			}
+			w := k.f.wl[i]
+			jobs <- func() {
+				rep := k.target(w)
+				cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+				defer cancel()
+				t0 := time.Now()
+				_, err := k.replicas[rep].client.GetMetrics(cctx, &pb.GetMetricsRequest{ScaledObjectRef: k.ref(w), MetricName: "s0-ebb-" + w.metadata()["signal"] + "-" + w.name})
+				t1 := time.Now()
+				if ctx.Err() != nil {
+					return
+				}
+				k.rec.mu.Lock()
+				k.rec.metricsCalls++
+				k.rec.calls++
+				k.rec.lat[rep] = append(k.rec.lat[rep], t1.Sub(t0).Seconds())
+				if err == nil {
+					k.rec.ok++
+				}
+				k.rec.mu.Unlock()
+				if err != nil {
+					k.classify(rep, w, "GetMetrics", err, t1)
+				}
+			}
+		}
+	}
+}
+
+// stream holds w's StreamIsActive open, reopening it when it ends, and
+// records when a waking workload is first pushed true.
+func (k *keda) stream(ctx context.Context, w *workload) {
+	woke := false
+	measurable := true // the stream was open, without a gap, since before w woke
+	first := true
+	for ctx.Err() == nil {
+		gen := k.streamGen.Load().ctx
+		sctx, cancel := context.WithCancel(gen)
+		rep := k.target(w)
+		opened := time.Now()
+		if w.kind == waking && !opened.Before(w.wakeAt) && !woke {
+			measurable = false
+		}
+		s, err := k.replicas[rep].client.StreamIsActive(sctx, k.ref(w))
+		if err == nil {
+			k.rec.streamsOpen.Add(1)
+			for {
+				msg, rerr := s.Recv()
+				if rerr != nil {
+					err = rerr
+					break
+				}
+				now := time.Now()
+				k.checkAnswer(w, msg.Result, now, now, fmt.Sprintf("stream on replica %d", rep))
+				if w.kind == waking && msg.Result && !woke && !now.Before(w.wakeAt) {
+					woke = true
+					k.rec.mu.Lock()
+					if measurable {
+						if len(k.rec.wake) == 0 && debugWake != nil {
+							go debugWake(w, now)
+						}
+						k.rec.wake = append(k.rec.wake, now.Sub(w.wakeAt))
+					} else {
+						k.rec.wakeUnmeasured++
+					}
+					k.rec.mu.Unlock()
+				}
+			}
+			k.rec.streamsOpen.Add(-1)
+		}
+		cancel()
+		if ctx.Err() != nil {
+			return
+		}
+		cut := gen.Err() != nil
+		if !cut && status.Code(err) != codes.Canceled {
+			k.classify(rep, w, "StreamIsActive", err, time.Now())
+		}
+		k.rec.mu.Lock()
+		if !first {
+			k.rec.streamReopens++
+		}
+		k.rec.mu.Unlock()
+		first = false
+		if !cut {
+			// KEDA waits before reopening a failed stream.
+			select {
+			case <-ctx.Done():
+			case <-time.After(time.Second):
+			}
+		}
+	}
+	if w.kind == waking && !woke {
+		k.rec.mu.Lock()
+		k.rec.wakeUnmeasured++
+		k.rec.mu.Unlock()
+	}
+}
+
+// cutStreams ends every open stream at once, as a KEDA restart or a
+// network blip would; the streams reopen.
+func (k *keda) cutStreams(parent context.Context) {
+	ctx, cancel := context.WithCancel(parent)
+	if old := k.streamGen.Swap(&generation{ctx, cancel}); old != nil {
+		old.cancel()
+	}
+}
+
+// pairs asks both replicas about the same workloads at the same moment:
+// every 2s, 200 at random; a pair that differs is asked again one tick
+// and one scrape later.
+func (k *keda) pairs(ctx context.Context, rng *rand.Rand) {
+	t := time.NewTicker(2 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if k.down[0].Load() || k.down[1].Load() {
+			continue
+		}
+		var wg sync.WaitGroup
+		for range 200 {
+			w := k.f.wl[rng.IntN(len(k.f.wl))]
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				agree, ok := k.pair(ctx, w)
+				if !ok {
+					k.rec.mu.Lock()
+					k.rec.pairSkipped++
+					k.rec.mu.Unlock()
+					return
+				}
+				if agree {
+					k.rec.mu.Lock()
+					k.rec.pairs++
+					k.rec.agreeNow++
+					k.rec.mu.Unlock()
+					return
+				}
+				time.Sleep(tick + scrape)
+				again, ok := k.pair(ctx, w)
+				k.rec.mu.Lock()
+				defer k.rec.mu.Unlock()
+				k.rec.pairs++
+				if ok && again {
+					k.rec.agreeWithinTick++
+				} else if len(k.rec.disagree) < 10 {
+					k.rec.disagree = append(k.rec.disagree, time.Now().UTC().Format("15:04:05")+" "+w.namespace+"/"+w.name+" ("+w.kind.String()+")")
+				} else {
+					k.rec.disagree = append(k.rec.disagree, "")
+				}
+			}()
+		}
+		wg.Wait()
+	}
+}
+
+func (k *keda) pair(ctx context.Context, w *workload) (agree, ok bool) {
+	var a [2]bool
+	var errs [2]error
+	var t0s, t1s [2]time.Time
+	var wg sync.WaitGroup
+	for rep := range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			a[rep], errs[rep], t0s[rep], t1s[rep] = k.isActive(ctx, rep, w)
+		}()
+	}
+	wg.Wait()
+	for rep := range 2 {
+		if errs[rep] != nil {
+			if ctx.Err() == nil {
+				k.classify(rep, w, "IsActive (pair)", errs[rep], t1s[rep])
+			}
+			return false, false
+		}
+		k.checkAnswer(w, a[rep], t0s[rep], t1s[rep], "pair on replica "+strconv.Itoa(rep))
+	}
+	return a[0] == a[1], true
+}
+
+// p99 takes the bucket's latencies and empties it.
+func (r *recorder) p99(rep int) float64 {
+	r.mu.Lock()
+	l := r.lat[rep]
+	r.lat[rep] = nil
+	r.mu.Unlock()
+	if len(l) == 0 {
+		return 0
+	}
+	slices.Sort(l)
+	return l[min(len(l)-1, int(0.99*float64(len(l))))]
+}
