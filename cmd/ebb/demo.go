@@ -72,7 +72,8 @@ type demoRow struct {
 	peak, coldStarts, scales    int
 	zeroSeconds                 float64
 
-	wake wake // requests that arrive at zero
+	wake wake    // requests that arrive at zero
+	pre  preWake // demo_rhythm.go
 }
 
 func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -122,6 +123,10 @@ func (cfg *demoConfig) run(ctx context.Context, start time.Time, stdout io.Write
 	clk := clock.NewMock()
 	clk.Set(start)
 	cluster := sim.DemoCluster(start, cfg.seed)
+	rhythm, err := addDemoRhythm(cluster, start) // demo_rhythm.go
+	if err != nil {
+		return err
+	}
 	collector, err := scaler.NewCollector(scaler.Config{Source: cluster, Interval: cfg.interval, Clock: clk, ForgetAfter: 24 * time.Hour, MaxStaleness: 4 * cfg.interval})
 	if err != nil {
 		return err
@@ -145,7 +150,7 @@ func (cfg *demoConfig) run(ctx context.Context, start time.Time, stdout io.Write
 
 	// RPCs run to completion; ctx (Ctrl-C) only ends the loop.
 	rpc := context.WithoutCancel(ctx)
-	rows, err := demoRows(rpc, keda, cluster, lis.Addr().String(), start)
+	rows, err := demoRows(rpc, keda, cluster, lis.Addr().String(), start, rhythm)
 	if err != nil {
 		return err
 	}
@@ -194,6 +199,7 @@ loop:
 				return err
 			}
 			r.woke(collector, *cfg, now)
+			r.followed()
 			r.account(cfg.interval)
 			if err := cluster.SetReplicas(r.spec.Key, r.replicas); err != nil {
 				return err
@@ -214,6 +220,7 @@ loop:
 		fmt.Fprintf(stdout, "\ninterrupted after %s of simulated time\n", clk.Now().Sub(start))
 	}
 	writeDemoSummary(stdout, rows, clk.Now().Sub(start), cluster)
+	writeDemoPreWakes(stdout, rows)
 	writeDemoServers(stdout, rows, clk.Now(), cluster)
 	writeDemoWakes(stdout, rows, *cfg)
 	return nil
@@ -221,9 +228,9 @@ loop:
 
 // demoRows builds one ScaledObject per demo workload and asks ebb for its
 // metric spec, as KEDA does when a ScaledObject is created.
-func demoRows(ctx context.Context, keda pb.ExternalScalerClient, cluster *sim.Cluster, addr string, now time.Time) ([]*demoRow, error) {
+func demoRows(ctx context.Context, keda pb.ExternalScalerClient, cluster *sim.Cluster, addr string, now time.Time, extra ...sim.DemoSpec) ([]*demoRow, error) {
 	var rows []*demoRow
-	for _, spec := range sim.DemoSpecs() {
+	for _, spec := range append(sim.DemoSpecs(), extra...) {
 		md := map[string]string{
 			"scalerAddress": addr,
 			"signal":        string(spec.Signal),
@@ -231,8 +238,8 @@ func demoRows(ctx context.Context, keda pb.ExternalScalerClient, cluster *sim.Cl
 			"activation":    strconv.FormatFloat(spec.Activation, 'g', -1, 64),
 			"window":        spec.Window.String(),
 		}
-		if spec.IdleAfter > 0 {
-			md["idleAfter"] = spec.IdleAfter.String()
+		if v := demoIdleAfter(spec); v != "" {
+			md["idleAfter"] = v
 		}
 		if spec.Server != "" {
 			md["server"] = string(spec.Server)
@@ -285,7 +292,7 @@ func (r *demoRow) poll(ctx context.Context, keda pb.ExternalScalerClient, cfg de
 	if r.replicas != before {
 		r.scales++
 		if before == 0 {
-			r.coldStarts++
+			r.scaledUp()
 		}
 	}
 	return nil

@@ -60,7 +60,7 @@ func TestDemoOnATerminal(t *testing.T) {
 				t.Fatalf("exit %d, stderr %q; want 0 and nothing", code, &stderr)
 			}
 			const redraw = "\033[H\033[2J"
-			if n := strings.Count(out, redraw+"ebb demo: 10 simulated workloads; ebb's gRPC server on 127.0.0.1:"); n != 120 {
+			if n := strings.Count(out, redraw+"ebb demo: 11 simulated workloads; ebb's gRPC server on 127.0.0.1:"); n != 120 {
 				t.Errorf("%d redraws starting with the header, want 120 (30m every 15s)", n)
 			}
 			for line := range strings.Lines(strings.ReplaceAll(out, redraw, "")) {

@@ -195,7 +195,7 @@ func TestDemoRunsToCompletion(t *testing.T) {
 	}
 	s := out.String()
 	// bob-notebook is never used: after its cooldown it stays at zero.
-	for _, want := range []string{"summary over 3h0m0s of simulated time", "notebooks/bob-notebook", "GPU-hours:", "store queries: 2880 batched queries for 10 workloads (4 shapes per tick)",
+	for _, want := range []string{"summary over 3h0m0s of simulated time", "notebooks/bob-notebook", "GPU-hours:", "store queries: 2880 batched queries for 11 workloads (4 shapes per tick)", "pre-wake (idleAfter auto): woken ahead of the workload's rhythm\n  notebooks/carol-notebook: 2 pre-wakes, 2 cold starts hidden, 0 wasted\n",
 		"model servers: the same trace on the server's signal and on GPU utilization", "\nml/llm-chat              kvcache ", "\nml/llm-chat-gpu          gpu "} {
 		if !strings.Contains(s, want) {
 			t.Errorf("demo output lacks %q:\n%s", want, s)
