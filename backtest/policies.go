@@ -234,13 +234,21 @@ func (r *ebbRunner) Note() string {
 
 // StandardPolicies are the policies `ebb backtest` compares by default:
 // KEDA's default, Knative, KubeElasti, ebb with a fixed 5m, 15m and 30m,
-// and ebb auto.
-func StandardPolicies(learn shutdown.LearnConfig) []Policy {
-	auto := DefaultEbbAuto()
-	auto.Learn = learn
+// and ebb auto learning as learn says. ebbCooldown is KEDA's cooldownPeriod
+// in front of ebb's policies (0: DefaultEbb's 30s).
+func StandardPolicies(learn shutdown.LearnConfig, ebbCooldown time.Duration) []Policy {
+	ebb := func(idleAfter time.Duration) Ebb {
+		e := DefaultEbb(idleAfter)
+		if ebbCooldown > 0 {
+			e.Cooldown = ebbCooldown
+		}
+		return e
+	}
+	auto := ebb(learn.Fixed)
+	auto.Auto, auto.Learn = true, learn
 	return []Policy{
 		DefaultKEDA(), DefaultKnative(), DefaultKubeElasti(),
-		DefaultEbb(5 * time.Minute), DefaultEbb(15 * time.Minute), DefaultEbb(30 * time.Minute),
+		ebb(5 * time.Minute), ebb(15 * time.Minute), ebb(30 * time.Minute),
 		auto,
 	}
 }

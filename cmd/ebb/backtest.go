@@ -41,6 +41,7 @@ type backtestConfig struct {
 	idleAfter    time.Duration
 	minHistory   time.Duration
 	budget       int
+	kedaCooldown time.Duration
 }
 
 // backtestStart is where the simulated fleets begin when --start is not
@@ -80,6 +81,7 @@ func backtestFlags(c *backtestConfig) *flag.FlagSet {
 	fs.StringVar(&c.output, "output", "", "write the report to this file instead of stdout")
 	fs.DurationVar(&c.idleAfter, "idle-after", shutdown.DefaultIdleAfter, "ebb auto's fixed fallback")
 	fs.DurationVar(&c.minHistory, "learn-min-history", shutdown.DefaultLearnMinHistory, "history ebb auto needs before it learns")
+	fs.DurationVar(&c.kedaCooldown, "ebb-cooldown", 30*time.Second, "KEDA's cooldownPeriod on the ScaledObjects in front of ebb's policies (the README's examples say 30s; KEDA's default is 300s)")
 	fs.IntVar(&c.budget, "prewake-budget", shutdown.DefaultPreWakeBudget, "pre-wakes a day not followed by demand before ebb auto backs off; 0 turns pre-wake off")
 	return fs
 }
@@ -111,6 +113,8 @@ func (c *backtestConfig) options() (backtest.Options, shutdown.LearnConfig, time
 		return o, lc, 0, errors.New("--gpu-hour-price and --replica-hour-price must not be negative")
 	case c.tenants < 1 || c.tenants > 1000:
 		return o, lc, 0, fmt.Errorf("--tenants %d: must be in [1, 1000]", c.tenants)
+	case c.kedaCooldown < 0 || c.kedaCooldown > time.Hour:
+		return o, lc, 0, fmt.Errorf("--ebb-cooldown %s: must be in [0s, 1h]", c.kedaCooldown)
 	case c.thin < 1:
 		return o, lc, 0, fmt.Errorf("--thin %d: must be >= 1", c.thin)
 	case c.source == sourceStore && c.store.url == "":
@@ -180,7 +184,7 @@ func runBacktest(ctx context.Context, args []string, stdout io.Writer, deps back
 	if err != nil {
 		return err
 	}
-	res, err := backtest.Run(ws, backtest.StandardPolicies(lc), o)
+	res, err := backtest.Run(ws, backtest.StandardPolicies(lc, c.kedaCooldown), o)
 	if err != nil {
 		return err
 	}

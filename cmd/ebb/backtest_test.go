@@ -51,6 +51,7 @@ func TestBacktestFlagErrors(t *testing.T) {
 	f([]string{"--warmup", "x"}, `--warmup "x": want a duration such as 14d, 36h or 1d12h`)
 	f([]string{"--cold-start", "gpu=forever"}, `--cold-start "gpu=forever": the duration must be in [0s, 1h]`)
 	f([]string{"--source", "prometheus"}, `--source prometheus needs --prometheus-url`)
+	f([]string{"--ebb-cooldown", "2h"}, `--ebb-cooldown 2h0m0s: must be in [0s, 1h]`)
 	f([]string{"--prewake-budget", "-1"}, `ebb auto: prewake budget = -1, must be >= 0`)
 	f([]string{"--learn-min-history", "10m"}, `ebb auto: learn min history = 10m, must be in [1h, 168h]`)
 }
