@@ -105,7 +105,7 @@ func TestRBACByFeature(t *testing.T) {
 		"ebb":           {{"apps", "deployments,statefulsets", "list,watch"}},
 		"ebb-state":     {{"apps", "deployments,statefulsets", "patch"}},
 		"ebb-activator": {{"", "services", "list,watch"}, {"discovery.k8s.io", "endpointslices", "get,list,watch,create,update,delete"}},
-		"ebb-autopilot": {{"metrics.k8s.io", "pods", "list"}, {"apps", "replicasets", "list"}, {"", "pods", "list"}, {"", "namespaces", "get"}},
+		"ebb-autopilot": {{"apps", "deployments,statefulsets", "list"}, {"metrics.k8s.io", "pods", "list"}, {"apps", "replicasets", "list"}, {"", "pods", "list"}, {"", "namespaces", "get"}},
 	}
 	for _, tt := range []struct {
 		set  []string

@@ -20,6 +20,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
@@ -156,7 +157,8 @@ var (
 	activatorGrants = [][3]string{{"", "services", "list"}, {"", "services", "watch"},
 		{"discovery.k8s.io", "endpointslices", "get"}, {"discovery.k8s.io", "endpointslices", "list"}, {"discovery.k8s.io", "endpointslices", "watch"},
 		{"discovery.k8s.io", "endpointslices", "create"}, {"discovery.k8s.io", "endpointslices", "update"}, {"discovery.k8s.io", "endpointslices", "delete"}}
-	autopilotGrants = [][3]string{{"metrics.k8s.io", "pods", "list"}, {"apps", "replicasets", "list"}, {"", "pods", "list"}, {"", "namespaces", "get"}}
+	autopilotGrants = [][3]string{{"apps", "deployments", "list"}, {"apps", "statefulsets", "list"},
+		{"metrics.k8s.io", "pods", "list"}, {"apps", "replicasets", "list"}, {"", "pods", "list"}, {"", "namespaces", "get"}}
 )
 
 // waitGrants waits until the authorizer allows exactly the grants given
@@ -352,10 +354,17 @@ func TestChartRBACByFeature(t *testing.T) {
 		if !apierrors.IsNotFound(err) {
 			t.Errorf("list pods.metrics.k8s.io: %v, want 404 (allowed, not served)", err)
 		}
-		_, err = sa.AppsV1().Deployments("shop").List(ctx, metav1.ListOptions{})
-		want := `deployments.apps is forbidden: User "` + featUser + `" cannot list resource "deployments" in API group "apps" in the namespace "shop"`
+		// The workloads it reports on, read and never written (that
+		// ebb recommend works with these rules alone, on PodMetrics
+		// served as metrics-server serves them, is
+		// TestAutopilotRBACIsMinimal's).
+		if _, err := sa.AppsV1().Deployments("shop").List(ctx, metav1.ListOptions{}); err != nil {
+			t.Errorf("list deployments: %v", err)
+		}
+		_, err = sa.AppsV1().Deployments("shop").Patch(ctx, "web", types.MergePatchType, []byte(`{}`), metav1.PatchOptions{})
+		want := `deployments.apps "web" is forbidden: User "` + featUser + `" cannot patch resource "deployments" in API group "apps" in the namespace "shop"`
 		if !apierrors.IsForbidden(err) || err.Error() != want {
-			t.Errorf("list deployments: %v, want Forbidden %q", err, want)
+			t.Errorf("patch deployments: %v, want Forbidden %q", err, want)
 		}
 	})
 }
