@@ -20,7 +20,7 @@ import (
 
 // cluster is a real API server with the CRDs of every optional object the
 // chart renders: KEDA's, the Prometheus Operator's and cert-manager's.
-var cluster = controlplane.Shared{Options: controlplane.Options{KEDACRDs: true, MonitoringCRDs: true, CertManagerCRDs: true}}
+var cluster = controlplane.Shared{Config: controlplane.Config{KEDACRDs: true, MonitoringCRDs: true, CertManagerCRDs: true}}
 
 func TestMain(m *testing.M) { os.Exit(cluster.Main(m)) }
 

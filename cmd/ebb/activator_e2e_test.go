@@ -35,7 +35,7 @@ import (
 // its Service.
 func TestActivatorE2ESwitching(t *testing.T) {
 	cm := haveControllerManager()
-	a := startActivatorEnv(t, controlplane.Options{ControllerManager: cm}, 1)
+	a := startActivatorEnv(t, controlplane.Config{ControllerManager: cm}, 1)
 	stream := a.waitIdle(t)
 
 	// Idle, its pod still up: proxy mode, before KEDA removes the pod.
@@ -161,7 +161,7 @@ const actWakeAfter = 3 * time.Second
 // network namespace and its ready endpoint is published; every request
 // gets its own answer, none is lost and none reaches the backend twice.
 func TestActivatorE2EHolds500(t *testing.T) {
-	a := startActivatorEnv(t, controlplane.Options{}, 0)
+	a := startActivatorEnv(t, controlplane.Config{}, 0)
 	stream := a.waitIdle(t)
 	sl := a.waitSlice(t, true, 30*time.Second)
 	url := activatorURL(t, sl)
@@ -360,7 +360,7 @@ func (b *echoBackend) firstAt() time.Time {
 // rate of shop/w is 0. The "pod" then becomes ready in the network
 // namespace and the request is delivered.
 func TestActivatorE2EKEDAWakes(t *testing.T) {
-	a := startActivatorEnv(t, controlplane.Options{KEDA: true}, 1)
+	a := startActivatorEnv(t, controlplane.Config{KEDA: true}, 1)
 	md := map[string]any{"scalerAddress": a.e.conn.Target()}
 	for k, v := range liveRef.ScalerMetadata {
 		if k != "scalerAddress" {
@@ -448,7 +448,7 @@ func TestActivatorE2EKEDAWakes(t *testing.T) {
 // at once (it was never active, so no cooldown runs): ebb's slice must be
 // in place before that scale, or requests in between find no endpoint.
 func TestActivatorE2ENewScaledObjectOnIdle(t *testing.T) {
-	a := startActivatorEnv(t, controlplane.Options{KEDA: true}, 1)
+	a := startActivatorEnv(t, controlplane.Config{KEDA: true}, 1)
 	md := map[string]any{"scalerAddress": a.e.conn.Target()}
 	for k, v := range liveRef.ScalerMetadata {
 		if k != "scalerAddress" {

@@ -77,7 +77,7 @@ func haveControllerManager() bool {
 // startControlPlane starts a control plane of the test's own, stopped when
 // the test ends; a missing binary skips the test (fails it under CI=true)
 // as the harness's Shared does.
-func startControlPlane(t *testing.T, opts controlplane.Options) *controlplane.ControlPlane {
+func startControlPlane(t *testing.T, opts controlplane.Config) *controlplane.ControlPlane {
 	t.Helper()
 	cp, err := controlplane.Start(context.Background(), opts)
 	if controlplane.IsMissingBinary(err) && os.Getenv("CI") != "true" {
@@ -97,7 +97,7 @@ func startControlPlane(t *testing.T, opts controlplane.Options) *controlplane.Co
 
 // startActivatorEnv starts everything but the "pods": shop/w has replicas
 // replicas in its spec, and no ready endpoint.
-func startActivatorEnv(t *testing.T, opts controlplane.Options, replicas int32) *actEnv {
+func startActivatorEnv(t *testing.T, opts controlplane.Config, replicas int32) *actEnv {
 	t.Helper()
 	a := &actEnv{netns: netnstest.New(t)}
 	a.cp = startControlPlane(t, opts)

@@ -37,7 +37,7 @@ var activatorResources = []string{"services", "endpointslices"}
 //   - get: when a slice of ebb's name exists that its cache does not hold
 //     (the create is refused as AlreadyExists and ebb reads the live one).
 func TestActivatorRBACIsMinimal(t *testing.T) {
-	a := startActivatorEnv(t, controlplane.Options{}, 1)
+	a := startActivatorEnv(t, controlplane.Config{}, 1)
 	ctx := context.Background()
 	r := saRBAC{client: a.client, namespace: "ebb-system", name: "ebb"}
 	roles := r.boundRoles(t)

@@ -61,7 +61,7 @@ spec:
 // away, the report or its warnings name the verb and resource the API
 // server refused.
 func TestAutopilotRBACIsMinimal(t *testing.T) {
-	cp := startControlPlane(t, controlplane.Options{})
+	cp := startControlPlane(t, controlplane.Config{})
 	admin := kubernetes.NewForConfigOrDie(cp.Admin)
 	ctx := context.Background()
 	crd, err := controlplane.Decode(strings.NewReader(podMetricsCRD))

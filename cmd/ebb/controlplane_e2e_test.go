@@ -24,7 +24,7 @@ import (
 // controlPlane is this package's control plane (etcd, kube-apiserver with
 // KEDA's CRDs), started by the first test that needs it; the KEDA operator
 // starts with the first test that calls startKEDA.
-var controlPlane = controlplane.Shared{Options: controlplane.Options{KEDACRDs: true}}
+var controlPlane = controlplane.Shared{Config: controlplane.Config{KEDACRDs: true}}
 
 func TestMain(m *testing.M) { os.Exit(controlPlane.Main(m)) }
 

@@ -137,7 +137,7 @@ var strictDryRun = metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}, Fiel
 // Deployment of deploy/ the same way.
 func TestManifests(t *testing.T) {
 	k := startKube(t, "default")
-	controlPlane.WithCRDs(t, controlplane.Options{MonitoringCRDs: true, CertManagerCRDs: true})
+	controlPlane.WithCRDs(t, controlplane.Config{MonitoringCRDs: true, CertManagerCRDs: true})
 	ctx := context.Background()
 	ms := readManifests(t)
 

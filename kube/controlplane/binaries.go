@@ -75,7 +75,7 @@ func DefaultBinaries() Binaries {
 
 // check returns an error wrapping errMissing for the first path of those
 // opts need that does not exist.
-func (b Binaries) check(opts Options) error {
+func (b Binaries) check(opts Config) error {
 	paths := []string{b.Etcd, b.APIServer}
 	if opts.ControllerManager {
 		paths = append(paths, b.ControllerManager)

@@ -23,8 +23,8 @@ import (
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 )
 
-// Options says what to run besides etcd and the API server.
-type Options struct {
+// Config says what to run besides etcd and the API server.
+type Config struct {
 	// ControllerManager runs kube-controller-manager (Deployments get
 	// ReplicaSets, garbage collection works). No kubelet runs: pods stay
 	// Pending.
@@ -77,7 +77,7 @@ type ControlPlane struct {
 // returns once all are ready. An error wraps the tail of the log of the
 // process that did not come up; one that wraps a missing binary satisfies
 // IsMissingBinary.
-func Start(ctx context.Context, opts Options) (_ *ControlPlane, err error) {
+func Start(ctx context.Context, opts Config) (_ *ControlPlane, err error) {
 	bins := DefaultBinaries()
 	if opts.Binaries != nil {
 		bins = *opts.Binaries
@@ -125,7 +125,7 @@ func Start(ctx context.Context, opts Options) (_ *ControlPlane, err error) {
 			return nil, err
 		}
 	}
-	if err := cp.ApplyCRDs(ctx, Options{MonitoringCRDs: opts.MonitoringCRDs, CertManagerCRDs: opts.CertManagerCRDs}); err != nil {
+	if err := cp.ApplyCRDs(ctx, Config{MonitoringCRDs: opts.MonitoringCRDs, CertManagerCRDs: opts.CertManagerCRDs}); err != nil {
 		return nil, err
 	}
 	return cp, nil
@@ -135,7 +135,7 @@ func Start(ctx context.Context, opts Options) (_ *ControlPlane, err error) {
 // MonitoringCRDs, CertManagerCRDs) that are not applied yet, and waits
 // until they are established. Other fields of opts are ignored. An error
 // for a folder that is missing satisfies IsMissingBinary.
-func (cp *ControlPlane) ApplyCRDs(ctx context.Context, opts Options) error {
+func (cp *ControlPlane) ApplyCRDs(ctx context.Context, opts Config) error {
 	for _, set := range []struct {
 		on         bool
 		dir, which string
@@ -175,7 +175,7 @@ func (cp *ControlPlane) StartKEDA(ctx context.Context) error {
 	if cp.keda {
 		return nil
 	}
-	if err := cp.bins.check(Options{KEDA: true}); err != nil {
+	if err := cp.bins.check(Config{KEDA: true}); err != nil {
 		return err
 	}
 	if err := cp.startKEDA(ctx, cp.bins); err != nil {

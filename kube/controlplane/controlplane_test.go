@@ -21,7 +21,7 @@ import (
 	"github.com/ebbscale/ebb/kube/controlplane"
 )
 
-var cluster = controlplane.Shared{Options: controlplane.Options{ControllerManager: true, KEDACRDs: true}}
+var cluster = controlplane.Shared{Config: controlplane.Config{ControllerManager: true, KEDACRDs: true}}
 
 func TestMain(m *testing.M) { os.Exit(cluster.Main(m)) }
 
@@ -105,7 +105,7 @@ func TestStartFailureShowsTheLog(t *testing.T) {
 		t.Skipf("no etcd: %v", err)
 	}
 	bins.APIServer = bins.Etcd // etcd refuses kube-apiserver's flags
-	_, err := controlplane.Start(context.Background(), controlplane.Options{Binaries: &bins})
+	_, err := controlplane.Start(context.Background(), controlplane.Config{Binaries: &bins})
 	if err == nil {
 		t.Fatal("started with etcd as the API server")
 	}

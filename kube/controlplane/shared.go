@@ -11,7 +11,7 @@ import (
 // Shared is one control plane for a whole test package, started on the
 // first Get and stopped by Main after the package's tests:
 //
-//	var cluster = controlplane.Shared{Options: controlplane.Options{KEDA: true}}
+//	var cluster = controlplane.Shared{Config: controlplane.Config{KEDA: true}}
 //
 //	func TestMain(m *testing.M) { os.Exit(cluster.Main(m)) }
 //
@@ -24,7 +24,7 @@ import (
 // starts on the first such call, so a package whose other tests need only
 // the API server does not wait for it.
 type Shared struct {
-	Options Options
+	Config Config
 
 	once sync.Once
 	cp   *ControlPlane
@@ -41,7 +41,7 @@ type Shared struct {
 func (s *Shared) Get(tb testing.TB) *ControlPlane {
 	tb.Helper()
 	s.once.Do(func() {
-		s.cp, s.err = Start(context.Background(), s.Options)
+		s.cp, s.err = Start(context.Background(), s.Config)
 	})
 	return require(tb, s.cp, s.err)
 }
@@ -65,7 +65,7 @@ func (s *Shared) KEDA(tb testing.TB) *ControlPlane {
 // optional CRD sets opts asks for (KEDACRDs, MonitoringCRDs,
 // CertManagerCRDs) applied on the first call that asks for each, and ends
 // the test as Get does when their folders are missing.
-func (s *Shared) WithCRDs(tb testing.TB, opts Options) *ControlPlane {
+func (s *Shared) WithCRDs(tb testing.TB, opts Config) *ControlPlane {
 	tb.Helper()
 	cp := s.Get(tb)
 	if cp == nil {
