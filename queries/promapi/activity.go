@@ -83,39 +83,7 @@ func (p *Prometheus) history(ctx context.Context, shape queries.Shape, filter st
 		}
 		return nil, err
 	}
-	sums := map[queries.WorkloadKey]map[int64]float64{}
-	add := func(w queries.WorkloadKey, pts []Point) {
-		m := sums[w]
-		if m == nil {
-			m = make(map[int64]float64, len(pts))
-			sums[w] = m
-		}
-		for _, pt := range pts {
-			if !math.IsNaN(pt.V) && !math.IsInf(pt.V, 0) {
-				m[pt.T.UnixMilli()] += pt.V
-			}
-		}
-	}
-	for _, s := range series {
-		switch shape.Signal {
-		case queries.SignalRequests:
-			r := p.catalog.Requests
-			if ns, wl := s.Labels[r.NamespaceLabel], s.Labels[r.WorkloadLabel]; ns != "" && wl != "" {
-				add(queries.WorkloadKey{Namespace: ns, Name: wl}, s.Points)
-			}
-		case queries.SignalGPU:
-			labels := p.catalog.GPULabels()
-			vals := make([]string, len(labels))
-			for i, l := range labels {
-				vals[i] = s.Labels[l]
-			}
-			if ns, pod := queries.PodOf(vals); ns != "" && pod != "" {
-				add(queries.WorkloadKey{Namespace: ns, Name: queries.WorkloadOfPod(pod)}, s.Points)
-			}
-		default:
-			add(queries.WorkloadKey{}, s.Points)
-		}
-	}
+	sums := p.stepSums(shape, series)
 	out := make(map[queries.WorkloadKey][]Point, len(sums))
 	for w, m := range sums {
 		pts := make([]Point, 0, len(m))

@@ -52,51 +52,7 @@ func (p *Prometheus) LastActive(ctx context.Context, shape queries.Shape, activa
 		return nil, err
 	}
 
-	// per workload and step: the value, summed over rows
-	sums := make(map[queries.WorkloadKey]map[int64]float64)
-	add := func(w queries.WorkloadKey, pts []Point) {
-		m := sums[w]
-		if m == nil {
-			m = make(map[int64]float64, len(pts))
-			sums[w] = m
-		}
-		for _, pt := range pts {
-			if !math.IsNaN(pt.V) && !math.IsInf(pt.V, 0) {
-				m[pt.T.UnixMilli()] += pt.V
-			}
-		}
-	}
-	for _, s := range series {
-		switch shape.Signal {
-		case queries.SignalRequests:
-			r := p.catalog.Requests
-			ns, wl := s.Labels[r.NamespaceLabel], s.Labels[r.WorkloadLabel]
-			if ns != "" && wl != "" {
-				add(queries.WorkloadKey{Namespace: ns, Name: wl}, s.Points)
-			}
-		case queries.SignalQueue, queries.SignalRunning, queries.SignalKVCache, queries.SignalTTFT:
-			labels := p.catalog.ModelServerLabels()
-			ns, wl := s.Labels[labels[0]], s.Labels[labels[1]]
-			if ns != "" && wl != "" {
-				add(queries.WorkloadKey{Namespace: ns, Name: wl}, s.Points)
-			}
-		case queries.SignalGPU:
-			labels := p.catalog.GPULabels()
-			vals := make([]string, len(labels))
-			for i, l := range labels {
-				vals[i] = s.Labels[l]
-			}
-			ns, pod := queries.PodOf(vals)
-			if ns != "" && pod != "" {
-				// One row per pod: its mean across its GPUs. (A pod
-				// reported under both its own and exported labels counts
-				// twice here, which can only make it look more active.)
-				add(queries.WorkloadKey{Namespace: ns, Name: queries.WorkloadOfPod(pod)}, s.Points)
-			}
-		default:
-			add(queries.WorkloadKey{}, s.Points)
-		}
-	}
+	sums := p.stepSums(shape, series)
 	out := make([]queries.LastActive, 0, len(sums))
 	for w, steps := range sums {
 		var last int64 = math.MinInt64

@@ -247,3 +247,32 @@ func TestIntegrationModelServerLastActive(t *testing.T) {
 		}
 	})
 }
+
+// TestIntegrationModelServerHistory: History reads a model-server signal
+// per workload, as LastActive does (the two share stepSums): ml/burst-llm
+// and ml/mistral apart, never summed into one row.
+func TestIntegrationModelServerHistory(t *testing.T) {
+	shape := queries.Shape{Signal: queries.SignalQueue, Server: queries.ServerTGI, Window: time.Minute}
+	eachModelServerStore(t, func(t *testing.T, src *promapi.Prometheus) {
+		got, err := src.History(context.Background(), shape, 10*time.Minute, step, at)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := got[queries.WorkloadKey{}]; ok {
+			t.Errorf("history has a row of no workload: %v", got)
+		}
+		for _, w := range []queries.WorkloadKey{{Namespace: "ml", Name: "burst-llm"}, {Namespace: "ml", Name: "mistral"}} {
+			if len(got[w]) == 0 {
+				t.Errorf("no history of %s; got workloads %v", w, keysOf(got))
+			}
+		}
+	})
+}
+
+func keysOf[V any](m map[queries.WorkloadKey]V) []queries.WorkloadKey {
+	var out []queries.WorkloadKey
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}
