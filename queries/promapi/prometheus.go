@@ -168,19 +168,29 @@ func (p *Prometheus) Instant(ctx context.Context, shape queries.Shape, at time.T
 	case queries.SignalGPU:
 		return p.gpu(ctx, shape, expr, at)
 	case queries.SignalQueue, queries.SignalRunning, queries.SignalKVCache, queries.SignalTTFT:
-		return p.modelServer(ctx, shape, expr, at)
+		// The query maps pods to workloads: one row per workload, as
+		// requests' are.
+		return p.workloadRows(ctx, shape, expr, at, p.catalog.ModelServerLabels())
 	}
 	return p.query(ctx, shape, expr, at)
 }
 
 func (p *Prometheus) requests(ctx context.Context, shape queries.Shape, expr string, at time.Time) ([]queries.Sample, error) {
+	return p.workloadRows(ctx, shape, expr, at, []string{p.catalog.Requests.NamespaceLabel, p.catalog.Requests.WorkloadLabel})
+}
+
+// workloadRows decodes an answer of one row per workload, labelled with
+// labels (its namespace's and its name's): the requests signal's, and the
+// model-server signals' (whose queries map pods to workloads). A row
+// without either label is skipped; no row at all is nil.
+func (p *Prometheus) workloadRows(ctx context.Context, shape queries.Shape, expr string, at time.Time, labels []string) ([]queries.Sample, error) {
 	var samples []queries.Sample
 	err := p.withAnswerCache(shape, func(cache *answerCache) (int, error) {
 		// The last answer's size is the best guess of this one's.
 		if cache.rows > 0 {
 			samples = make([]queries.Sample, 0, cache.rows)
 		}
-		d := &instantDecoder{labels: []string{p.catalog.Requests.NamespaceLabel, p.catalog.Requests.WorkloadLabel}, intern: cache.intern, parser: &cache.parser}
+		d := &instantDecoder{labels: labels, intern: cache.intern, parser: &cache.parser}
 		d.emit = func(vals []string, v float64) {
 			if vals[0] == "" || vals[1] == "" {
 				d.skipped++
@@ -195,7 +205,7 @@ func (p *Prometheus) requests(ctx context.Context, shape queries.Shape, expr str
 		return nil, err
 	}
 	if len(samples) == 0 {
-		return nil, nil // no workload has traffic
+		return nil, nil // no workload has a row
 	}
 	return samples, nil
 }
