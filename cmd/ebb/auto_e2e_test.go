@@ -1,17 +1,10 @@
 package main
 
 import (
-	"context"
 	"testing"
 	"time"
 
-	"github.com/benbjohnson/clock"
-	pb "github.com/kedacore/keda/v2/pkg/scalers/externalscaler"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
-
 	"github.com/ebbscale/ebb/queries/storetest"
-	"github.com/ebbscale/ebb/scaler"
 )
 
 // jobRuns are the starts of batch/report's runs: 10 minutes of 2 req/s
@@ -50,46 +43,7 @@ func jobHistory() []storetest.Series {
 // at, against the store at promURL.
 func startAutoInstance(t *testing.T, promURL string, at time.Time) *instance {
 	t.Helper()
-	in := &instance{clk: clock.NewMock()}
-	in.clk.Set(at)
-	ctx, cancel := context.WithCancel(context.Background())
-	addrs := make(chan string, 1)
-	cols := make(chan *scaler.Collector, 1)
-	done := make(chan error, 1)
-	stderr := &syncBuffer{}
-	go func() {
-		done <- runServe(ctx, []string{"--prometheus-url=" + promURL, "--grpc-addr=127.0.0.1:0", "--http-addr=127.0.0.1:0",
-			"--interval=5s", "--log-format=text", "--idle-after=auto", "--min-uptime=1m", "--learn-min-history=48h", "--prewake-budget=4"}, stderr,
-			serveDeps{clock: in.clk, getenv: func(string) string { return "" }, kickGap: time.Nanosecond, // one trigger, one kick
-				listening: func(g, _ string) { addrs <- g },
-				started:   func(c *scaler.Collector) { cols <- c }})
-	}()
-	var addr string
-	select {
-	case addr = <-addrs:
-	case err := <-done:
-		t.Fatalf("ebb serve exited: %v\n%s", err, stderr)
-	}
-	in.collector = <-cols
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	in.client = pb.NewExternalScalerClient(conn)
-	stopped := false
-	in.stop = func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		conn.Close()
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("ebb serve: %v\n%s", err, stderr)
-		}
-	}
-	t.Cleanup(in.stop)
-	return in
+	return startInstance(t, promURL, at, "--idle-after=auto", "--min-uptime=1m", "--learn-min-history=48h", "--prewake-budget=4")
 }
 
 // TestAutoPreWakesFromBackfilledHistory starts `ebb serve --idle-after

@@ -24,7 +24,10 @@ type instance struct {
 	stop      func()
 }
 
-func startInstance(t *testing.T, promURL string, at time.Time) *instance {
+// startInstance starts `ebb serve` on a mock clock set at at, against the
+// store at promURL, with --idle-after=10m --min-uptime=0s unless flags say
+// otherwise (later flags win).
+func startInstance(t *testing.T, promURL string, at time.Time, flags ...string) *instance {
 	t.Helper()
 	in := &instance{clk: clock.NewMock()}
 	in.clk.Set(at)
@@ -34,8 +37,9 @@ func startInstance(t *testing.T, promURL string, at time.Time) *instance {
 	done := make(chan error, 1)
 	stderr := &syncBuffer{}
 	go func() {
-		done <- runServe(ctx, []string{"--prometheus-url=" + promURL, "--grpc-addr=127.0.0.1:0", "--http-addr=127.0.0.1:0",
-			"--interval=5s", "--log-format=text", "--idle-after=10m", "--min-uptime=0s"}, stderr,
+		args := append([]string{"--prometheus-url=" + promURL, "--grpc-addr=127.0.0.1:0", "--http-addr=127.0.0.1:0",
+			"--interval=5s", "--log-format=text", "--idle-after=10m", "--min-uptime=0s"}, flags...)
+		done <- runServe(ctx, args, stderr,
 			serveDeps{clock: in.clk, getenv: func(string) string { return "" }, kickGap: -1, // no pacing: the mock clock stands still while the test registers
 				listening: func(g, _ string) { addrs <- g },
 				started:   func(c *scaler.Collector) { cols <- c }})
