@@ -96,6 +96,8 @@ type workloadHistory struct {
 	replicaNow     float64        // in effect at the last request-rate sample
 	replicaKnown   bool           // replicaNow comes from a sample
 	replicaChart   []float64      // the most replicas per chart bin
+
+	wake wakeHistory // wake times from zero (wake.go)
 }
 
 // replicaPoint is a change of a workload's replicas.

@@ -71,7 +71,22 @@ const (
 	// in the window (Istio): the requests signal over 1m, evaluated at
 	// each whole minute of the window: the bursts that size maxReplicas.
 	HistoryRequestPeak
+	// HistoryActivatorWake is each workload's wake time as ebb's activator
+	// measured it over the whole history: the growth of
+	// ebb_activator_wake_latency_seconds' _sum and _count, two rows per
+	// workload labelled HistoryPartLabel "sum" and "count".
+	HistoryActivatorWake
+	// HistoryWakes is when each Deployment's and StatefulSet's desired
+	// replicas rose from 0 (HistoryPartLabel "start") and when its ready
+	// replicas rose from 0 ("ready"), kube-state-metrics, read once over
+	// the last WakeWindow at WakeStep: the wakes from zero and how long
+	// each took.
+	HistoryWakes
 )
+
+// HistoryPartLabel tells the rows of one workload in HistoryActivatorWake's
+// and HistoryWakes' answers apart.
+const HistoryPartLabel = "ebb_part"
 
 // HistoryWorkloadLabel is the label HistoryReplicas' rows name their
 // Deployment or StatefulSet with.
@@ -94,8 +109,13 @@ type historyMetric struct {
 	// stepWindow: the window is the step, so that the windows tile the
 	// history (a counter's growth, counted once).
 	stepWindow bool
-	expr       func(e historyExpr) (string, error)
-	feed       func(r *historyRows, h *History, s promapi.Series)
+	// wholeHistory: read once at the end, its window the whole history.
+	wholeHistory bool
+	// wakes: read once over the last WakeWindow at WakeStep (or the
+	// history's step where finer), its window the step.
+	wakes bool
+	expr  func(e historyExpr) (string, error)
+	feed  func(r *historyRows, h *History, s promapi.Series)
 }
 
 // historyMetrics lists every metric in the order PrometheusReader reads
@@ -159,6 +179,70 @@ var historyMetrics = []historyMetric{
 			}
 			for _, p := range s.Points {
 				h.Replicas(queries.WorkloadKey{Namespace: ns, Name: name}, p.T, p.V)
+			}
+		}},
+	{metric: HistoryActivatorWake, name: "activator wake", namespaced: true, atEnd: true, wholeHistory: true,
+		expr: func(e historyExpr) (string, error) {
+			a := e.c.Activator
+			by := "(" + a.NamespaceLabel + ", " + a.WorkloadLabel + ")"
+			var ms []string
+			if e.ns != "" {
+				ms = append(ms, a.NamespaceLabel+"="+strconv.Quote(e.ns))
+			}
+			part := func(suffix string) string {
+				return "label_replace(sum by " + by + " (increase(" + e.selWith(a.WakeSeconds+suffix, ms) + e.window + ")), " +
+					strconv.Quote(HistoryPartLabel) + ", " + strconv.Quote(suffix[1:]) + `, "", "")`
+			}
+			return part("_sum") + " or " + part("_count"), nil
+		},
+		feed: func(r *historyRows, h *History, s promapi.Series) {
+			a := r.cat.Activator
+			ns, name := s.Labels[a.NamespaceLabel], s.Labels[a.WorkloadLabel]
+			if ns == "" || name == "" || len(s.Points) == 0 {
+				return
+			}
+			k := queries.WorkloadKey{Namespace: ns, Name: name}
+			parts := r.activator[k]
+			v := s.Points[len(s.Points)-1].V
+			switch s.Labels[HistoryPartLabel] {
+			case "sum":
+				parts[0] = v
+			case "count":
+				parts[1] = v
+			}
+			r.activator[k] = parts
+		}},
+	{metric: HistoryWakes, name: "wakes", namespaced: true, wakes: true,
+		expr: func(e historyExpr) (string, error) {
+			wl := e.c.Workloads
+			off := " offset " + queries.FormatWindow(e.w)
+			rise := func(metric, label, part string) string {
+				x := e.sel(metric)
+				return "label_replace(label_replace(" + x + " >= 1 and " + x + off + " < 1, " +
+					strconv.Quote(HistoryWorkloadLabel) + `, "$1", ` + strconv.Quote(label) + `, "(.+)"), ` +
+					strconv.Quote(HistoryPartLabel) + ", " + strconv.Quote(part) + `, "", "")`
+			}
+			return "max by (" + e.c.Containers.NamespaceLabel + ", " + HistoryWorkloadLabel + ", " + HistoryPartLabel + ") (" +
+				strings.Join([]string{
+					rise(wl.DeploymentSpecReplicas, wl.DeploymentLabel, "start"),
+					rise(wl.DeploymentReady, wl.DeploymentLabel, "ready"),
+					rise(wl.StatefulSetSpecReplicas, wl.StatefulSetLabel, "start"),
+					rise(wl.StatefulSetReady, wl.StatefulSetLabel, "ready"),
+				}, " or ") + ")", nil
+		},
+		feed: func(r *historyRows, h *History, s promapi.Series) {
+			ns, name := s.Labels[r.cat.Containers.NamespaceLabel], s.Labels[HistoryWorkloadLabel]
+			if ns == "" || name == "" {
+				return
+			}
+			k := queries.WorkloadKey{Namespace: ns, Name: name}
+			for _, p := range s.Points {
+				switch s.Labels[HistoryPartLabel] {
+				case "start":
+					h.WakeStart(k, p.T, r.wakeStep)
+				case "ready":
+					h.WakeReady(k, p.T, r.wakeStep)
+				}
 			}
 		}},
 	{metric: HistoryRequestPeak, name: "request peak",
@@ -296,6 +380,20 @@ type HistoryCatalog struct {
 	// Workloads names kube-state-metrics' replicas of Deployments and
 	// StatefulSets; they carry Containers.NamespaceLabel.
 	Workloads WorkloadMetrics
+	// Activator names ebb's activator's wake-time histogram.
+	Activator ActivatorMetrics
+}
+
+// ActivatorMetrics names ebb's activator's wake-time histogram and its
+// labels.
+type ActivatorMetrics struct {
+	// WakeSeconds is the histogram "ebb_activator_wake_latency_seconds":
+	// from a workload's first held request to the first byte of a held
+	// request forwarded. Its _sum and _count are read.
+	WakeSeconds string
+	// NamespaceLabel and WorkloadLabel are "namespace" and "workload".
+	NamespaceLabel string
+	WorkloadLabel  string
 }
 
 // ContainerMetrics names the per-container metrics and their labels.
@@ -377,6 +475,16 @@ type WorkloadMetrics struct {
 	// DeploymentLabel and StatefulSetLabel are "deployment" and "statefulset".
 	DeploymentLabel  string
 	StatefulSetLabel string
+	// DeploymentSpecReplicas and DeploymentReady are
+	// "kube_deployment_spec_replicas" and
+	// "kube_deployment_status_replicas_ready"; StatefulSetSpecReplicas and
+	// StatefulSetReady "kube_statefulset_replicas" and
+	// "kube_statefulset_status_replicas_ready": a wake from zero is the
+	// desired replicas rising from 0 until the ready ones do.
+	DeploymentSpecReplicas  string
+	DeploymentReady         string
+	StatefulSetSpecReplicas string
+	StatefulSetReady        string
 }
 
 // DefaultHistoryCatalog returns the names of cAdvisor, kube-state-metrics,
@@ -415,10 +523,19 @@ func DefaultHistoryCatalog() HistoryCatalog {
 			QueueSize:           "tgi_queue_size",
 		},
 		Workloads: WorkloadMetrics{
-			DeploymentReplicas:  "kube_deployment_status_replicas",
-			StatefulSetReplicas: "kube_statefulset_status_replicas",
-			DeploymentLabel:     "deployment",
-			StatefulSetLabel:    "statefulset",
+			DeploymentReplicas:      "kube_deployment_status_replicas",
+			StatefulSetReplicas:     "kube_statefulset_status_replicas",
+			DeploymentLabel:         "deployment",
+			StatefulSetLabel:        "statefulset",
+			DeploymentSpecReplicas:  "kube_deployment_spec_replicas",
+			DeploymentReady:         "kube_deployment_status_replicas_ready",
+			StatefulSetSpecReplicas: "kube_statefulset_replicas",
+			StatefulSetReady:        "kube_statefulset_status_replicas_ready",
+		},
+		Activator: ActivatorMetrics{
+			WakeSeconds:    "ebb_activator_wake_latency_seconds",
+			NamespaceLabel: "namespace",
+			WorkloadLabel:  "workload",
 		},
 	}
 }
@@ -473,6 +590,14 @@ func (c HistoryCatalog) Validate() error {
 	field("workloads.statefulset_replicas", wl.StatefulSetReplicas, true)
 	field("workloads.deployment_label", wl.DeploymentLabel, false)
 	field("workloads.statefulset_label", wl.StatefulSetLabel, false)
+	field("workloads.deployment_spec_replicas", wl.DeploymentSpecReplicas, true)
+	field("workloads.deployment_ready", wl.DeploymentReady, true)
+	field("workloads.statefulset_spec_replicas", wl.StatefulSetSpecReplicas, true)
+	field("workloads.statefulset_ready", wl.StatefulSetReady, true)
+	ac := c.Activator
+	field("activator.wake_seconds", ac.WakeSeconds, true)
+	field("activator.namespace_label", ac.NamespaceLabel, false)
+	field("activator.workload_label", ac.WorkloadLabel, false)
 	return errors.Join(errs...)
 }
 
@@ -523,6 +648,7 @@ type historyExpr struct {
 	window string // "[5m]"
 	// nsm is the namespace matcher to append to a selector's matchers, or "".
 	nsm                       string
+	ns                        string
 	byContainer, byPod, byGPU string
 	realContainer             []string
 }
@@ -532,6 +658,7 @@ func (c HistoryCatalog) exprParts(ns string, w time.Duration) historyExpr {
 	e := historyExpr{
 		c:             c,
 		w:             w,
+		ns:            ns,
 		window:        "[" + queries.FormatWindow(w) + "]",
 		byContainer:   "(" + k.NamespaceLabel + ", " + k.PodLabel + ", " + k.ContainerLabel + ")",
 		byPod:         "(" + k.NamespaceLabel + ", " + k.PodLabel + ")",
@@ -546,8 +673,13 @@ func (c HistoryCatalog) exprParts(ns string, w time.Duration) historyExpr {
 
 // sel is a selector of metric with matchers and the namespace's.
 func (e historyExpr) sel(metric string, matchers ...string) string {
+	return e.selWith(metric, append(matchers, e.nsm))
+}
+
+// selWith is a selector of metric with matchers alone.
+func (e historyExpr) selWith(metric string, matchers []string) string {
 	var ms []string
-	for _, x := range append(matchers, e.nsm) {
+	for _, x := range matchers {
 		if x != "" {
 			ms = append(ms, x)
 		}

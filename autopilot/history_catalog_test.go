@@ -63,6 +63,13 @@ func TestHistoryCatalogExprDefault(t *testing.T) {
 		`(max by (namespace, pod) (max_over_time(tgi_batch_max_total_tokens{namespace="llm"}[5m])) > 0)`)
 	f(HistoryTGIQueue, "llm", `max by (namespace, pod) (max_over_time(tgi_queue_size{namespace="llm"}[5m]))`)
 	f(HistoryTGIQueue, "", `max by (namespace, pod) (max_over_time(tgi_queue_size[5m]))`)
+	f(HistoryActivatorWake, "llm", `label_replace(sum by (namespace, workload) (increase(ebb_activator_wake_latency_seconds_sum{namespace="llm"}[5m])), "ebb_part", "sum", "", "") or `+
+		`label_replace(sum by (namespace, workload) (increase(ebb_activator_wake_latency_seconds_count{namespace="llm"}[5m])), "ebb_part", "count", "", "")`)
+	f(HistoryWakes, "llm", `max by (namespace, workload, ebb_part) (`+
+		`label_replace(label_replace(kube_deployment_spec_replicas{namespace="llm"} >= 1 and kube_deployment_spec_replicas{namespace="llm"} offset 5m < 1, "workload", "$1", "deployment", "(.+)"), "ebb_part", "start", "", "") or `+
+		`label_replace(label_replace(kube_deployment_status_replicas_ready{namespace="llm"} >= 1 and kube_deployment_status_replicas_ready{namespace="llm"} offset 5m < 1, "workload", "$1", "deployment", "(.+)"), "ebb_part", "ready", "", "") or `+
+		`label_replace(label_replace(kube_statefulset_replicas{namespace="llm"} >= 1 and kube_statefulset_replicas{namespace="llm"} offset 5m < 1, "workload", "$1", "statefulset", "(.+)"), "ebb_part", "start", "", "") or `+
+		`label_replace(label_replace(kube_statefulset_status_replicas_ready{namespace="llm"} >= 1 and kube_statefulset_status_replicas_ready{namespace="llm"} offset 5m < 1, "workload", "$1", "statefulset", "(.+)"), "ebb_part", "ready", "", ""))`)
 
 	// With an assumed capacity, pods without tgi_batch_max_total_tokens are
 	// divided by it; the others still by their own.
@@ -83,7 +90,9 @@ func TestHistoryCatalogExprCustomNames(t *testing.T) {
 	c.GPU = GPUHistoryMetrics{FramebufferUsed: "fb_used", FramebufferFree: "fb_free", GPULabel: "idx", ModelLabel: "model"}
 	c.VLLM = VLLMMetrics{KVCacheUsage: "kv", LegacyKVCacheUsage: "kv_old", RequestsWaiting: "waiting"}
 	c.TGI = TGIMetrics{BatchTokens: "batch_tokens", MaxBatchTotalTokens: "capacity", QueueSize: "queue"}
-	c.Workloads = WorkloadMetrics{DeploymentReplicas: "deploy_replicas", StatefulSetReplicas: "sts_replicas", DeploymentLabel: "d", StatefulSetLabel: "s"}
+	c.Workloads = WorkloadMetrics{DeploymentReplicas: "deploy_replicas", StatefulSetReplicas: "sts_replicas", DeploymentLabel: "d", StatefulSetLabel: "s",
+		DeploymentSpecReplicas: "d_spec", DeploymentReady: "d_ready", StatefulSetSpecReplicas: "s_spec", StatefulSetReady: "s_ready"}
+	c.Activator = ActivatorMetrics{WakeSeconds: "wake_s", NamespaceLabel: "ans", WorkloadLabel: "wl"}
 	c.Signals.GPU.UtilMetric, c.Signals.GPU.ProfMetric = "util", "prof"
 	c.Signals.GPU.NamespaceLabel, c.Signals.GPU.PodLabel = "gns", "gpod"
 	if err := c.Validate(); err != nil {
@@ -105,6 +114,13 @@ func TestHistoryCatalogExprCustomNames(t *testing.T) {
 		HistoryOOMRestarts: `max by (ns, p, c) (restarts{ns="a"} - restarts{ns="a"} offset 1m) and on (ns, p, c) (max by (ns, p, c) (max_over_time(term{why="OOMKilled",ns="a"}[1m])) > 0)`,
 		HistoryTGIKVCache:  `max by (ns, p) (max_over_time(batch_tokens{ns="a"}[1m])) / on (ns, p) (max by (ns, p) (max_over_time(capacity{ns="a"}[1m])) > 0)`,
 		HistoryTGIQueue:    `max by (ns, p) (max_over_time(queue{ns="a"}[1m]))`,
+		HistoryActivatorWake: `label_replace(sum by (ans, wl) (increase(wake_s_sum{ans="a"}[1m])), "ebb_part", "sum", "", "") or ` +
+			`label_replace(sum by (ans, wl) (increase(wake_s_count{ans="a"}[1m])), "ebb_part", "count", "", "")`,
+		HistoryWakes: `max by (ns, workload, ebb_part) (` +
+			`label_replace(label_replace(d_spec{ns="a"} >= 1 and d_spec{ns="a"} offset 1m < 1, "workload", "$1", "d", "(.+)"), "ebb_part", "start", "", "") or ` +
+			`label_replace(label_replace(d_ready{ns="a"} >= 1 and d_ready{ns="a"} offset 1m < 1, "workload", "$1", "d", "(.+)"), "ebb_part", "ready", "", "") or ` +
+			`label_replace(label_replace(s_spec{ns="a"} >= 1 and s_spec{ns="a"} offset 1m < 1, "workload", "$1", "s", "(.+)"), "ebb_part", "start", "", "") or ` +
+			`label_replace(label_replace(s_ready{ns="a"} >= 1 and s_ready{ns="a"} offset 1m < 1, "workload", "$1", "s", "(.+)"), "ebb_part", "ready", "", ""))`,
 	}
 	for m, w := range want {
 		ns := "a"
@@ -165,10 +181,10 @@ func TestHistoryMetricNames(t *testing.T) {
 		seen[s] = true
 	}
 	// every constant has its entry in the table, once
-	if len(HistoryMetrics) != int(HistoryRequestPeak) {
-		t.Errorf("HistoryMetrics lists %d metrics, there are %d constants", len(HistoryMetrics), int(HistoryRequestPeak))
+	if len(HistoryMetrics) != int(HistoryWakes) {
+		t.Errorf("HistoryMetrics lists %d metrics, there are %d constants", len(HistoryMetrics), int(HistoryWakes))
 	}
-	for m := HistoryRequests; m <= HistoryRequestPeak; m++ {
+	for m := HistoryRequests; m <= HistoryWakes; m++ {
 		if _, ok := m.lookup(); !ok {
 			t.Errorf("%d: no entry in historyMetrics", int(m))
 		}
@@ -194,6 +210,8 @@ func TestHistoryCatalogValidate(t *testing.T) {
 	c.TGI.AssumedMaxBatchTotalTokens = -1
 	c.Workloads.StatefulSetReplicas = "kube_statefulset_status_replicas{}"
 	c.Workloads.DeploymentLabel = "0deployment"
+	c.Workloads.StatefulSetReady = ""
+	c.Activator.WakeSeconds = "ebb-wake"
 	want := "gpu.util_metric: empty\n" +
 		"containers.cpu: empty\n" +
 		"containers.restarts: empty\n" +
@@ -203,7 +221,9 @@ func TestHistoryCatalogValidate(t *testing.T) {
 		"tgi.queue_size: empty\n" +
 		"tgi.assumed_max_batch_total_tokens: -1, must be 0 (none) or positive\n" +
 		`workloads.statefulset_replicas: "kube_statefulset_status_replicas{}" is not a valid metric name` + "\n" +
-		`workloads.deployment_label: "0deployment" is not a valid label name`
+		`workloads.deployment_label: "0deployment" is not a valid label name` + "\n" +
+		"workloads.statefulset_ready: empty\n" +
+		`activator.wake_seconds: "ebb-wake" is not a valid metric name`
 	if err := c.Validate(); err == nil || err.Error() != want {
 		t.Errorf("got %v\nwant %s", err, want)
 	}

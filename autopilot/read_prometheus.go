@@ -66,6 +66,19 @@ func (r *PrometheusReader) Read(ctx context.Context, h *History) error {
 	for ref, x := range rd.rows.resources {
 		h.SetResources(ref, *x)
 	}
+	for k, x := range rd.rows.activator {
+		h.ActivatorWake(k, x[0], x[1])
+	}
+	for _, m := range rd.wakes {
+		from := h.end.Add(-WakeWindow)
+		if from.Before(h.start) {
+			from = h.start
+		}
+		from = from.Add(rd.rows.wakeStep)
+		if err := rd.readAt(ctx, m, from, h.end, rd.rows.wakeStep, rd.rows.wakeStep); err != nil {
+			return err
+		}
+	}
 	for from := h.start.Add(h.step); !from.After(h.end); {
 		to := from.Add(rd.chunk - h.step)
 		if to.After(h.end) {
@@ -91,6 +104,7 @@ type historyRead struct {
 	namespaces      []string // "" for all
 	chunk, window   time.Duration
 	current, series []*historyMetric // read once at the end; read over the history
+	wakes           []*historyMetric // read once over the last WakeWindow at WakeStep
 	rows            *historyRows
 	done, total     int // queries, for Progress
 }
@@ -123,13 +137,17 @@ func (r *PrometheusReader) begin(h *History) (*historyRead, error) {
 		allowed[ns] = true
 	}
 	inScope := func(ns string) bool { return ns != "" && (len(allowed) == 0 || allowed[ns]) }
-	rd.rows = &historyRows{cat: cat, inScope: inScope, resources: map[ContainerRef]*Resources{}}
+	rd.rows = &historyRows{cat: cat, inScope: inScope, resources: map[ContainerRef]*Resources{},
+		activator: map[queries.WorkloadKey][2]float64{}, wakeStep: min(WakeStep, h.step)}
 	h.tgiAssumed = cat.TGI.AssumedMaxBatchTotalTokens
 
 	chunks := int((h.end.Sub(h.start)-h.step)/rd.chunk) + 1
 	for i := range historyMetrics {
 		m := &historyMetrics[i]
-		if m.atEnd {
+		if m.wakes {
+			rd.wakes = append(rd.wakes, m)
+			rd.total += len(rd.namespacesOf(m))
+		} else if m.atEnd {
 			rd.current = append(rd.current, m)
 			rd.total += len(rd.namespacesOf(m))
 		} else {
@@ -151,15 +169,23 @@ func (rd *historyRead) namespacesOf(m *historyMetric) []string {
 // read reads m from from to to and feeds its rows into the history.
 func (rd *historyRead) read(ctx context.Context, m *historyMetric, from, to time.Time) error {
 	w := rd.window
-	if m.stepWindow {
+	switch {
+	case m.stepWindow:
 		w = rd.h.step
+	case m.wholeHistory:
+		w = max(rd.h.end.Sub(rd.h.start), time.Minute)
 	}
+	return rd.readAt(ctx, m, from, to, rd.h.step, w)
+}
+
+// readAt reads m from from to to at steps of step, its window w.
+func (rd *historyRead) readAt(ctx context.Context, m *historyMetric, from, to time.Time, step, w time.Duration) error {
 	for _, ns := range rd.namespacesOf(m) {
 		expr, err := rd.cat.Expr(m.metric, ns, w)
 		if err != nil {
 			return fmt.Errorf("read %s: %w", m.name, err)
 		}
-		out, err := rd.r.Store.Range(ctx, expr, from, to, rd.h.step)
+		out, err := rd.r.Store.Range(ctx, expr, from, to, step)
 		if err != nil {
 			return fmt.Errorf("read %s: %w", m.name, err)
 		}
@@ -182,6 +208,10 @@ type historyRows struct {
 	inScope func(ns string) bool
 	// resources collects the requests and limits of each container.
 	resources map[ContainerRef]*Resources
+	// activator collects each workload's activator wake seconds and count.
+	activator map[queries.WorkloadKey][2]float64
+	// wakeStep is the step HistoryWakes is read at.
+	wakeStep time.Duration
 }
 
 // container places a cAdvisor or kube-state-metrics row.

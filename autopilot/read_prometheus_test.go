@@ -49,27 +49,32 @@ func TestPrometheusReaderBatches(t *testing.T) {
 	}
 
 	cat := DefaultHistoryCatalog()
-	expr := func(m HistoryMetric, ns string) string {
-		e, err := cat.Expr(m, ns, 5*time.Minute)
+	expr := func(m HistoryMetric, ns string, w time.Duration) string {
+		e, err := cat.Expr(m, ns, w)
 		if err != nil {
 			t.Fatal(err)
 		}
 		return e
 	}
 	var want []rangeCall
-	add := func(m HistoryMetric, from, to time.Time) {
+	addAt := func(m HistoryMetric, from, to time.Time, step, w time.Duration) {
 		nss := []string{""}
 		if m.Namespaced() {
 			nss = []string{"a", "b"}
 		}
 		for _, ns := range nss {
-			want = append(want, rangeCall{expr(m, ns), from, to, 5 * time.Minute})
+			want = append(want, rangeCall{expr(m, ns, w), from, to, step})
 		}
 	}
+	add := func(m HistoryMetric, from, to time.Time) { addAt(m, from, to, 5*time.Minute, 5*time.Minute) }
 	end := h.End()
 	for _, m := range []HistoryMetric{HistoryRequests, HistoryLimits, HistoryFramebufferSize} {
 		add(m, end, end)
 	}
+	// The activator's histogram over the whole 50h; the wakes in the
+	// replicas over the last 48h at 30s, offset by one step.
+	addAt(HistoryActivatorWake, end, end, 5*time.Minute, 50*time.Hour)
+	addAt(HistoryWakes, end.Add(-48*time.Hour+30*time.Second), end, 30*time.Second, 30*time.Second)
 	// (0, 50h] in chunks of 24h: (0, 24h], (24h, 48h], (48h, 50h]; in
 	// each, the replicas before the request rate.
 	perChunk := []HistoryMetric{
@@ -78,8 +83,8 @@ func TestPrometheusReaderBatches(t *testing.T) {
 		HistoryGPUUtil, HistoryFramebufferUsed,
 		HistoryKVCache, HistoryRequestsWaiting, HistoryTGIKVCache, HistoryTGIQueue,
 	}
-	if len(perChunk)+3 != len(HistoryMetrics) {
-		t.Fatalf("the test reads %d metrics, there are %d", len(perChunk)+3, len(HistoryMetrics))
+	if len(perChunk)+5 != len(HistoryMetrics) {
+		t.Fatalf("the test reads %d metrics, there are %d", len(perChunk)+5, len(HistoryMetrics))
 	}
 	for _, c := range [][2]time.Duration{{5 * time.Minute, 24 * time.Hour}, {24*time.Hour + 5*time.Minute, 48 * time.Hour}, {48*time.Hour + 5*time.Minute, 50 * time.Hour}} {
 		for _, m := range perChunk {
@@ -94,10 +99,11 @@ func TestPrometheusReaderBatches(t *testing.T) {
 			t.Errorf("query %d:\n got %+v\nwant %+v", i, store.calls[i], want[i])
 		}
 	}
-	// 5 at the end (requests and limits twice, framebuffer size once), then
-	// 22 per chunk (9 metrics twice, 4 once).
-	if n := len(progress); n != 71 || progress[n-1] != [2]int{71, 71} || progress[0] != [2]int{1, 71} {
-		t.Errorf("progress %v, want 1/71 to 71/71", progress)
+	// 7 at the end (requests, limits and the activator twice, framebuffer
+	// size once), the wakes twice, then 22 per chunk (9 metrics twice, 4
+	// once).
+	if n := len(progress); n != 75 || progress[n-1] != [2]int{75, 75} || progress[0] != [2]int{1, 75} {
+		t.Errorf("progress %v, want 1/75 to 75/75", progress)
 	}
 }
 

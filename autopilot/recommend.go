@@ -141,7 +141,15 @@ func (h *History) recommendWorkload(w *workloadHistory, prices Prices) WorkloadR
 			wakeFrom = "cold start of " + class
 		}
 	}
+	// A wake time the history shows wins over the flags' default.
+	measured, mFrom, wakes, ok := w.wake.measured()
+	if ok {
+		wake, wakeFrom = measured, mFrom
+	}
 	out.Autoshutdown = recommendShutdown(cfg, w, replicas, gpus, span, out.ReplicaHistory, wake, wakeFrom)
+	if a := out.Autoshutdown; a != nil && ok {
+		a.ColdStartWakes = wakes
+	}
 
 	// Prices: the recommended requests at the replicas of the history,
 	// then the recommended scaling replayed, then autoshutdown.

@@ -54,9 +54,14 @@ type AutoshutdownRecommendation struct {
 	GPUHoursUsed     float64    `json:"gpuHoursUsed"`
 	Candidates       []Backtest `json:"candidates"`
 	// ColdStart is the wake time assumed for each cold start, from
-	// ColdStartFrom ("default gpu", "default", "--cold-start ...").
-	ColdStart     string `json:"coldStart"`
-	ColdStartFrom string `json:"coldStartFrom"`
+	// ColdStartFrom: measured in the history where it shows wakes ("measured
+	// by ebb's activator: mean of 12 wakes", "measured in
+	// kube-state-metrics' replicas: median of 3 wakes, to the 30s step"),
+	// else the flags' ("default gpu", "default", "cold start of CLASS").
+	// ColdStartWakes is the number of wakes measured, 0 for the flags'.
+	ColdStart      string `json:"coldStart"`
+	ColdStartFrom  string `json:"coldStartFrom"`
+	ColdStartWakes int    `json:"coldStartWakes,omitempty"`
 	// KeepWarm: autoshutdown would save money, but its cold starts would
 	// make callers wait more than the day's budget; keep one replica
 	// (minReplicas: 1). KeepWarmMonthly is what that costs against the
