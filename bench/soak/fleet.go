@@ -71,9 +71,10 @@ func newFleet(n int, start time.Time, period time.Duration, wakeFrom, wakeTo tim
 		// A pod name as the ReplicaSet controller makes it: the pod
 		// template hash, then five characters of the safe alphabet.
 		w.pod = fmt.Sprintf("%s-7c9d8f6b5-%s", w.name, safe5(i))
-		w.phase = time.Duration(int64(i) * 7919 % int64(period))
-		span := wakeTo.Sub(wakeFrom)
-		w.wakeAt = wakeFrom.Add(time.Duration(int64(i) * 104729 % int64(span)))
+		// Phases and wake times spread over the period and the span by a
+		// stride coprime with 10007, so neighbours differ.
+		w.phase = period * time.Duration(i*7919%10007) / 10007
+		w.wakeAt = wakeFrom.Add(wakeTo.Sub(wakeFrom) * time.Duration(i*104729%10007) / 10007)
 		f.wl = append(f.wl, w)
 	}
 	return f

@@ -65,6 +65,8 @@ type recorder struct {
 	metricsCalls     int
 	lastStart        [2]time.Time // the replica's last (re)start
 	storeRestartedAt time.Time
+	blinds           []blind
+	wakeLate         []string // wakes later than seenBy allows
 }
 
 func (r *recorder) violation(format string, args ...any) {
@@ -125,12 +127,59 @@ func (k *keda) classify(rep int, w *workload, method string, err error, at time.
 	}
 }
 
-// checkAnswer checks an idle answer, given over [t0, t1], against the truth.
+// blind is a span when the store did not answer (a fault, or Prometheus
+// restarted empty until it has two scrapes): demand that appears in it
+// cannot be seen until it ends.
+type blind struct{ from, to time.Time }
+
+func (r *recorder) addBlind(from, to time.Time) {
+	r.mu.Lock()
+	r.blinds = append(r.blinds, blind{from, to})
+	r.mu.Unlock()
+}
+
+// seenBy is when ebb can have seen demand that appeared at s: one tick and
+// one scrape later, or that long after the store answers again.
+func (k *keda) seenBy(s time.Time) time.Time {
+	k.rec.mu.Lock()
+	defer k.rec.mu.Unlock()
+	d := s.Add(wakeBound)
+	for _, b := range k.rec.blinds {
+		if b.from.Before(d) && b.to.After(s) {
+			d = maxTime(d, b.to.Add(wakeBound))
+		}
+	}
+	return d
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+// checkAnswer checks an idle answer, given over [t0, t1], against the
+// truth: it is false if the workload had demand within idleAfter before
+// t1 that ebb could have seen by t0.
 func (k *keda) checkAnswer(w *workload, active bool, t0, t1 time.Time, via string) {
 	if active {
 		return
 	}
-	ld := k.f.lastDemand(w, t0.Add(-wakeBound))
+	x := t0.Add(-wakeBound)
+	for range 4 { // step back over blind spans
+		if ld := k.f.lastDemand(w, x); ld.IsZero() || !k.seenBy(ld).After(t0) {
+			break
+		}
+		k.rec.mu.Lock()
+		for _, b := range k.rec.blinds {
+			if b.from.Before(x.Add(wakeBound)) && b.to.After(x) {
+				x = b.from.Add(-wakeBound)
+			}
+		}
+		k.rec.mu.Unlock()
+	}
+	ld := k.f.lastDemand(w, x)
 	if !ld.IsZero() && ld.After(t1.Add(-idleAfter)) {
 		k.rec.mu.Lock()
 		if len(k.rec.falseIdle) < 10 {
@@ -315,6 +364,12 @@ func (k *keda) stream(ctx context.Context, w *workload) {
 							go debugWake(w, now)
 						}
 						k.rec.wake = append(k.rec.wake, now.Sub(w.wakeAt))
+						k.rec.mu.Unlock()
+						bound := k.seenBy(w.wakeAt)
+						k.rec.mu.Lock()
+						if now.After(bound) {
+							k.rec.wakeLate = append(k.rec.wakeLate, fmt.Sprintf("%s %s/%s woke at %s, pushed true %s later, %s after it could be seen", now.UTC().Format("15:04:05.000"), w.namespace, w.name, w.wakeAt.UTC().Format("15:04:05.000"), now.Sub(w.wakeAt).Round(time.Millisecond), now.Sub(bound).Round(time.Millisecond)))
+						}
 					} else {
 						k.rec.wakeUnmeasured++
 					}

@@ -163,7 +163,12 @@ func run(ctx context.Context, d time.Duration, n int, out string) (bool, error) 
 	at := warm
 	for _, fl := range []fault{down, hang, http500, garbage, slow} {
 		fl := fl
-		schedule = append(schedule, event{at, l, "store " + fl.String(), func() { proxy.set(fl) }})
+		schedule = append(schedule, event{at, l, "store " + fl.String(), func() {
+			proxy.set(fl)
+			// The queries in flight when the fault ends answer up to a
+			// query timeout later (a hang, a slow answer).
+			k.rec.addBlind(time.Now(), time.Now().Add(l+10*time.Second))
+		}})
 		at += 2 * l
 	}
 	schedule = append(schedule, event{at, 0, "replica 1 SIGKILL and restart", func() {
@@ -197,6 +202,7 @@ func run(ctx context.Context, d time.Duration, n int, out string) (bool, error) 
 	schedule = append(schedule, event{at, 0, "streams cut", func() { k.cutStreams(runCtx) }})
 	at += l
 	schedule = append(schedule, event{at, 0, "Prometheus restarted empty", func() {
+		t := time.Now()
 		stopProm()
 		p2, stop2, err := storetest.LaunchPrometheus(storetest.PromOptions{ScrapeTarget: x.addr, ScrapeInterval: scrape, Dir: filepath.Join(tmp, "prom-2")})
 		if err != nil {
@@ -208,6 +214,8 @@ func run(ctx context.Context, d time.Duration, n int, out string) (bool, error) 
 		k.rec.mu.Lock()
 		k.rec.storeRestartedAt = time.Now()
 		k.rec.mu.Unlock()
+		// A rate needs two scrapes of the new Prometheus.
+		k.rec.addBlind(t, time.Now().Add(2*scrape))
 	}})
 	if at > d {
 		fmt.Printf("warning: the schedule needs %s, longer than -duration %s; the last faults do not run\n", at, d)
@@ -288,8 +296,8 @@ func report(k *keda, ch charts, d time.Duration, n int, warm, ready, recovered t
 	check(len(r.falseIdle) == 0, "false idle answers: %d %v", len(r.falseIdle), r.falseIdle[:min(len(r.falseIdle), 5)])
 	slices.Sort(r.wake)
 	if len(r.wake) > 0 {
-		check(r.wake[len(r.wake)-1] <= wakeBound, "wake (push streams, demand to first true): %d measured, median %s, max %s, bound one tick + one scrape = %s; %d not measured (stream reopened after the wake)",
-			len(r.wake), r.wake[len(r.wake)/2].Round(time.Millisecond), r.wake[len(r.wake)-1].Round(time.Millisecond), wakeBound, r.wakeUnmeasured)
+		check(len(r.wakeLate) == 0, "wake (push streams, demand to first true): %d measured, median %s, p90 %s, max %s; bound one tick + one scrape = %s after the demand, or after the store answers again if it appeared during a fault: %d later %v; %d not measured (stream reopened after the wake)",
+			len(r.wake), r.wake[len(r.wake)/2].Round(time.Millisecond), r.wake[len(r.wake)*9/10].Round(time.Millisecond), r.wake[len(r.wake)-1].Round(time.Millisecond), wakeBound, len(r.wakeLate), r.wakeLate[:min(len(r.wakeLate), 5)], r.wakeUnmeasured)
 	} else {
 		check(false, "wake: none measured")
 	}
