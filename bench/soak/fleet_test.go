@@ -1,0 +1,69 @@
+package main
+
+import (
+	"testing"
+	"time"
+)
+
+// TestTruth checks the fleet's truth the checks compare ebb with: a
+// diurnal workload's last demand, a waking one's, and when demand that
+// appears during a store fault can be seen.
+func TestTruth(t *testing.T) {
+	start := time.Date(2026, 12, 7, 6, 0, 0, 0, time.UTC)
+	f := newFleet(20, start, 80*time.Second, start.Add(time.Minute), start.Add(2*time.Minute))
+	d := &workload{kind: diurnal} // phase 0: on [0s, 40s), off [40s, 80s), ...
+	at := func(s int) time.Time { return start.Add(time.Duration(s) * time.Second) }
+	for _, tt := range []struct {
+		t, want time.Time
+	}{
+		{at(10), at(10)},
+		{at(50), at(40)},
+		{at(79), at(40)},
+		{at(85), at(85)},
+		{at(130), at(120)},
+	} {
+		if got := f.lastDemand(d, tt.t); !got.Equal(tt.want) {
+			t.Errorf("diurnal lastDemand(%s) = %s, want %s", tt.t.Sub(start), got.Sub(start), tt.want.Sub(start))
+		}
+		if got, want := f.active(d, tt.t), tt.t.Equal(tt.want); got != want {
+			t.Errorf("diurnal active(%s) = %v, want %v", tt.t.Sub(start), got, want)
+		}
+	}
+	w := &workload{kind: waking, wakeAt: at(90)}
+	if got := f.lastDemand(w, at(89)); !got.IsZero() {
+		t.Errorf("waking before its wake: last demand %s, want none", got.Sub(start))
+	}
+	if got := f.lastDemand(w, at(91)); !got.Equal(at(91)) {
+		t.Errorf("waking after its wake: last demand %s, want 91s", got.Sub(start))
+	}
+	if got := f.lastDemand(&workload{kind: idle}, at(100)); !got.IsZero() {
+		t.Errorf("idle: last demand %s, want none", got.Sub(start))
+	}
+	// The fleet's mix and its spread wake times.
+	kinds := map[kind]int{}
+	wakes := map[time.Time]bool{}
+	for _, w := range f.wl {
+		kinds[w.kind]++
+		if w.kind == waking {
+			wakes[w.wakeAt] = true
+			if w.wakeAt.Before(at(60)) || !w.wakeAt.Before(at(120)) {
+				t.Errorf("%s wakes at %s, outside [60s, 120s)", w.name, w.wakeAt.Sub(start))
+			}
+		}
+	}
+	if kinds[steady] != 8 || kinds[idle] != 6 || kinds[diurnal] != 3 || kinds[waking] != 2 || kinds[gpu] != 1 {
+		t.Errorf("mix of 20: %v", kinds)
+	}
+	if len(wakes) != 2 {
+		t.Errorf("2 waking workloads share wake times: %v", wakes)
+	}
+
+	k := &keda{f: f, rec: &recorder{}}
+	k.rec.addBlind(at(100), at(130))
+	if got := k.seenBy(at(50)); !got.Equal(at(50).Add(wakeBound)) {
+		t.Errorf("seenBy before the fault = %s, want %s", got.Sub(start), at(50).Add(wakeBound).Sub(start))
+	}
+	if got := k.seenBy(at(110)); !got.Equal(at(130).Add(wakeBound)) {
+		t.Errorf("seenBy during the fault = %s, want %s", got.Sub(start), at(130).Add(wakeBound).Sub(start))
+	}
+}
