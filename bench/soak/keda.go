@@ -140,13 +140,16 @@ func (r *recorder) addBlind(from, to time.Time) {
 
 // seenBy is when ebb can have seen demand that appeared at s: one tick and
 // one scrape later, or that long after the store answers again.
-func (k *keda) seenBy(s time.Time) time.Time {
+func (k *keda) seenBy(s time.Time) time.Time { return k.seenWithin(s, wakeBound) }
+
+// seenWithin is seenBy with bound in place of wakeBound.
+func (k *keda) seenWithin(s time.Time, bound time.Duration) time.Time {
 	k.rec.mu.Lock()
 	defer k.rec.mu.Unlock()
-	d := s.Add(wakeBound)
+	d := s.Add(bound)
 	for _, b := range k.rec.blinds {
-		if b.from.Before(d) && b.to.After(s) {
-			d = maxTime(d, b.to.Add(wakeBound))
+		if !b.from.After(d) && b.to.After(s) {
+			d = maxTime(d, b.to.Add(bound))
 		}
 	}
 	return d
@@ -166,21 +169,21 @@ func (k *keda) checkAnswer(w *workload, active bool, t0, t1 time.Time, via strin
 	if active {
 		return
 	}
-	x := t0.Add(-wakeBound)
+	x := t0.Add(-seeBound)
 	for range 4 { // step back over blind spans
-		if ld := k.f.lastDemand(w, x); ld.IsZero() || !k.seenBy(ld).After(t0) {
+		if ld := k.f.lastDemand(w, x); ld.IsZero() || !k.seenWithin(ld, seeBound).After(t0) {
 			break
 		}
 		k.rec.mu.Lock()
 		for _, b := range k.rec.blinds {
-			if b.from.Before(x.Add(wakeBound)) && b.to.After(x) {
-				x = b.from.Add(-wakeBound)
+			if !b.from.After(x.Add(seeBound)) && b.to.After(x) {
+				x = b.from.Add(-seeBound)
 			}
 		}
 		k.rec.mu.Unlock()
 	}
 	ld := k.f.lastDemand(w, x)
-	if !ld.IsZero() && ld.After(t1.Add(-idleAfter)) {
+	if !ld.IsZero() && ld.After(t1.Add(-idleAfter)) && !k.seenWithin(ld, seeBound).After(t0) {
 		k.rec.mu.Lock()
 		if len(k.rec.falseIdle) < 10 {
 			k.rec.falseIdle = append(k.rec.falseIdle, fmt.Sprintf("%s %s/%s (%s) idle via %s, last demand %s before", t1.UTC().Format("15:04:05.000"), w.namespace, w.name, w.kind, via, t1.Sub(ld).Round(time.Millisecond)))
