@@ -535,11 +535,27 @@ func evidence(r *autopilot.Report, wl autopilot.WorkloadReport) []string {
 			cs = append(cs, fmt.Sprintf("%s: zero %s, %s/mo, cold starts %s a day, %s waiting", c.IdleAfter, pctText(c.ZeroShare), money(r, c.MonthlySavings),
 				num(c.ColdStartsPerDay), waitText(c.WaitMinutesPerDay)))
 		}
-		out = append(out, fmt.Sprintf("idleAfter trade-off (a cold start takes %s, %s): %s", a.ColdStart, a.ColdStartFrom, strings.Join(cs, "; ")))
+		out = append(out, fmt.Sprintf("idleAfter trade-off (a cold start takes %s, %s): %s", a.ColdStart, coldStartFrom(a), strings.Join(cs, "; ")))
 	}
 	out = append(out, fmt.Sprintf("monthly cost: now %s, recommended %s, savings %s (%s)", money(r, wl.Cost.MonthlyNow), money(r, wl.Cost.MonthlyRecommended),
 		money(r, wl.Cost.MonthlySavings), savingsBy(r, wl.Cost.SavingsBy)))
 	return out
+}
+
+// coldStartFrom says where a's wake time comes from: the history's
+// measure, or --cold-start where the history shows no wake.
+func coldStartFrom(a *autopilot.AutoshutdownRecommendation) string {
+	if a.ColdStartWakes > 0 {
+		return a.ColdStartFrom
+	}
+	flag := "--cold-start default"
+	switch {
+	case a.ColdStartFrom == "default gpu":
+		flag = "--cold-start default for GPU model servers"
+	case strings.HasPrefix(a.ColdStartFrom, "cold start of "):
+		flag = "--cold-start for " + strings.TrimPrefix(a.ColdStartFrom, "cold start of ")
+	}
+	return flag + "; no wake measured in the history"
 }
 
 // everAtZero reports whether any idleAfter would have put the workload at

@@ -255,3 +255,24 @@ func TestFormatMoney(t *testing.T) {
 		}
 	}
 }
+
+// The trade-off says where its wake time comes from: the history's
+// measure, or --cold-start where the history showed no wake.
+func TestColdStartFromText(t *testing.T) {
+	for _, c := range []struct {
+		a    autopilot.AutoshutdownRecommendation
+		want string
+	}{
+		{autopilot.AutoshutdownRecommendation{ColdStartFrom: "measured by ebb's activator: mean of 12 wakes", ColdStartWakes: 12},
+			"measured by ebb's activator: mean of 12 wakes"},
+		{autopilot.AutoshutdownRecommendation{ColdStartFrom: "measured in kube-state-metrics' replicas: median of 3 wakes, to the 30s step", ColdStartWakes: 3},
+			"measured in kube-state-metrics' replicas: median of 3 wakes, to the 30s step"},
+		{autopilot.AutoshutdownRecommendation{ColdStartFrom: "default gpu"}, "--cold-start default for GPU model servers; no wake measured in the history"},
+		{autopilot.AutoshutdownRecommendation{ColdStartFrom: "default"}, "--cold-start default; no wake measured in the history"},
+		{autopilot.AutoshutdownRecommendation{ColdStartFrom: "cold start of A100-40GB"}, "--cold-start for A100-40GB; no wake measured in the history"},
+	} {
+		if got := coldStartFrom(&c.a); got != c.want {
+			t.Errorf("%q: got %q, want %q", c.a.ColdStartFrom, got, c.want)
+		}
+	}
+}
