@@ -100,9 +100,9 @@ func recommendFlags(c *recommendConfig) *flag.FlagSet {
 	fs.Float64Var(&c.cpuLimitFactor, "cpu-limit-factor", d.CPULimitFactor, "CPU limit as a multiple of the request; 0: no limit")
 	fs.Float64Var(&c.memoryLimitFactor, "memory-limit-factor", d.MemoryLimitFactor, "memory limit as a multiple of the request; 0: no limit")
 	c.coldStart = coldStartFlag{d: d.ColdStart}
-	fs.Var(&c.coldStart, "cold-start", "how long a wake from zero takes, by kind: gpu (GPU model servers), cpu (the rest) or a GPU class ("+
+	fs.Var(&c.coldStart, "cold-start", "how long a wake from zero takes where the history shows no wake (ebb's activator or kube-state-metrics' replicas), by kind: gpu (GPU model servers), cpu (the rest) or a GPU class ("+
 		strings.Join(autopilot.GPUClasses(), ", ")+"), e.g. gpu=3m,H100-80GB=5m")
-	fs.DurationVar(&c.maxWait, "max-cold-start-wait", d.MaxWaitPerDay, "most a day's cold starts may make callers wait (wakes a day x --cold-start) before one replica is kept warm instead of autoshutdown")
+	fs.DurationVar(&c.maxWait, "max-cold-start-wait", d.MaxWaitPerDay, "most a day's cold starts may make callers wait (wakes a day x the wake time) before one replica is kept warm instead of autoshutdown")
 	fs.Float64Var(&c.warningShare, "warning-share", d.WarningShare, "severity warning from savings of at least this share of a workload's cost (and --warning-amount)")
 	fs.Float64Var(&c.warningAmount, "warning-amount", d.WarningAmount, "severity warning from savings of at least this much a month, in the price table's currency (and --warning-share)")
 	fs.BoolVar(&c.wide, "wide", false, "with --format table: every column and reason, however wide; by default the table fits 120 columns")
