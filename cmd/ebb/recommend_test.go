@@ -207,6 +207,9 @@ func knownHistory() []storetest.Series {
 			return 4
 		})},
 
+		{Metric: "ebb_activator_wake_latency_seconds_sum", Labels: activatorReport, Samples: minutes(func(at time.Time) float64 { return reportWakes(at, true) })},
+		{Metric: "ebb_activator_wake_latency_seconds_count", Labels: activatorReport, Samples: minutes(func(at time.Time) float64 { return reportWakes(at, false) })},
+
 		{Metric: "tgi_batch_current_max_tokens", Labels: labels("namespace", "ml", "pod", "tgi-0"), Samples: constant(6000)},
 		{Metric: "tgi_queue_size", Labels: labels("namespace", "ml", "pod", "tgi-0"), Samples: constant(1)},
 		{Metric: "container_memory_working_set_bytes", Labels: tgi(), Samples: constant(6 * autopilot.GiB)},
@@ -227,6 +230,29 @@ func knownHistory() []storetest.Series {
 			return 1
 		})},
 	}
+}
+
+// activatorReport labels ebb's activator's series of shop/report, as a
+// scrape with honor_labels keeps them.
+var activatorReport = labels("namespace", "shop", "workload", "report", "job", "ebb-activator", "instance", "10.0.5.9:9090")
+
+// reportWakes is ebb's activator's wake histogram of shop/report: its sum
+// (sum) or count. Each of its 17 cold starts (the traffic of cycles 1-17,
+// see checkKnownReplicasAndTGI) took 9s and 15s in turn, observed a minute
+// after the cycle began: 17 wakes, 9 of 9s and 8 of 15s, 201s, a mean of
+// 11.8s.
+func reportWakes(at time.Time, sum bool) float64 {
+	n, total := 0.0, 0.0
+	for k := 1; k <= 17; k++ {
+		if !at.Before(histStart.Add(time.Duration(k)*4*time.Hour + time.Minute)) {
+			n++
+			total += 9 + 6*float64((k+1)%2)
+		}
+	}
+	if sum {
+		return total
+	}
+	return n
 }
 
 func reportPod(kv ...string) map[string]string {
@@ -396,6 +422,15 @@ func checkKnownReplicasAndTGI(t *testing.T, byName map[string]autopilot.Workload
 	a := rep.Autoshutdown
 	if a == nil || !a.Recommended || a.IdleAfter != "5m" || a.ReplicaHoursUsed != 216 {
 		t.Fatalf("shop/report autoshutdown %+v", a)
+	}
+	// Its wake time is the activator's mean, 201s / 17 = 11.8s, rounded to
+	// 12s, not --cold-start's 15s for CPU workloads; shop/web, never woken,
+	// keeps the flag's.
+	if a.ColdStart != "12s" || a.ColdStartWakes != 17 || a.ColdStartFrom != "measured by ebb's activator: mean of 17 wakes" {
+		t.Errorf("shop/report wake time %q from %q (%d wakes)", a.ColdStart, a.ColdStartFrom, a.ColdStartWakes)
+	}
+	if w := byName["shop/web"].Autoshutdown; w == nil || w.ColdStart != "15s" || w.ColdStartFrom != "default" || w.ColdStartWakes != 0 {
+		t.Errorf("shop/web autoshutdown %+v, want --cold-start's 15s", w)
 	}
 	if c := a.Candidates[0]; c.IdleAfter != "5m" || c.ZeroHours != 67.417 || c.ColdStarts != 17 || c.ColdStartsPerDay != 5.667 ||
 		c.ReplicaHoursSaved != 202.333 || c.ReplicaHoursWith != 13.667 || c.GPUHoursSaved != 0 {
