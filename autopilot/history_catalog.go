@@ -73,8 +73,10 @@ const (
 	HistoryRequestPeak
 	// HistoryActivatorWake is each workload's wake time as ebb's activator
 	// measured it over the whole history: the growth of
-	// ebb_activator_wake_latency_seconds' _sum and _count, two rows per
-	// workload labelled HistoryPartLabel "sum" and "count".
+	// ebb_activator_wake_latency_seconds' _sum and _count in each window,
+	// two rows per workload labelled HistoryPartLabel "sum" and "count".
+	// PrometheusReader reads it in windows of at most a day that tile the
+	// history, and adds them up.
 	HistoryActivatorWake
 	// HistoryWakes is when each Deployment's and StatefulSet's desired
 	// replicas rose from 0 (HistoryPartLabel "start") and when its ready
@@ -109,7 +111,10 @@ type historyMetric struct {
 	// stepWindow: the window is the step, so that the windows tile the
 	// history (a counter's growth, counted once).
 	stepWindow bool
-	// wholeHistory: read once at the end, its window the whole history.
+	// wholeHistory: read once, in windows of at most a day that tile the
+	// history (wholeHistoryTiles), each window a step: a window of the
+	// whole history would load all its samples at once, past Prometheus'
+	// --query.max-samples on a large fleet.
 	wholeHistory bool
 	// wakes: read once over the last WakeWindow at WakeStep (or the
 	// history's step where finer), its window the step.
@@ -203,7 +208,10 @@ var historyMetrics = []historyMetric{
 			}
 			k := queries.WorkloadKey{Namespace: ns, Name: name}
 			parts := r.activator[k]
-			v := s.Points[len(s.Points)-1].V
+			v := 0.0
+			for _, p := range s.Points {
+				v += p.V
+			}
 			switch s.Labels[HistoryPartLabel] {
 			case "sum":
 				parts[0] = v

@@ -59,7 +59,11 @@ func (r *PrometheusReader) Read(ctx context.Context, h *History) error {
 		return err
 	}
 	for _, m := range rd.current {
-		if err := rd.read(ctx, m, h.end, h.end); err != nil {
+		from, to := h.end, h.end
+		if m.wholeHistory {
+			from, to = rd.tile.from, rd.tile.to
+		}
+		if err := rd.read(ctx, m, from, to); err != nil {
 			return err
 		}
 	}
@@ -105,6 +109,7 @@ type historyRead struct {
 	chunk, window   time.Duration
 	current, series []*historyMetric // read once at the end; read over the history
 	wakes           []*historyMetric // read once over the last WakeWindow at WakeStep
+	tile            tiles            // the windows of the metrics read over the whole history
 	rows            *historyRows
 	done, total     int // queries, for Progress
 }
@@ -132,6 +137,7 @@ func (r *PrometheusReader) begin(h *History) (*historyRead, error) {
 		rd.chunk = DefaultChunk
 	}
 	rd.chunk = max(rd.chunk, h.step)
+	rd.tile = wholeHistoryTiles(h.start, h.end)
 	allowed := map[string]bool{}
 	for _, ns := range r.Namespaces {
 		allowed[ns] = true
@@ -173,7 +179,7 @@ func (rd *historyRead) read(ctx context.Context, m *historyMetric, from, to time
 	case m.stepWindow:
 		w = rd.h.step
 	case m.wholeHistory:
-		w = max(rd.h.end.Sub(rd.h.start), time.Minute)
+		return rd.readAt(ctx, m, from, to, rd.tile.step, rd.tile.step)
 	}
 	return rd.readAt(ctx, m, from, to, rd.h.step, w)
 }
@@ -308,4 +314,22 @@ func perGPU(add func(h *History, ref GPURef, p promapi.Point)) func(*historyRows
 			}
 		}
 	}
+}
+
+// tiles are windows that tile a history: the steps from from to to, each
+// window the step.
+type tiles struct {
+	from, to time.Time
+	step     time.Duration
+}
+
+// wholeHistoryTiles splits the history from start to end into the fewest
+// windows of at most a day, of equal whole seconds (at least a minute); the
+// first starts up to a second per window after start.
+func wholeHistoryTiles(start, end time.Time) tiles {
+	span := end.Sub(start)
+	n := (span + 24*time.Hour - 1) / (24 * time.Hour)
+	step := max(time.Minute, (span / max(n, 1)).Truncate(time.Second))
+	n = max(span/step, 1)
+	return tiles{from: end.Add(-(n - 1) * step), to: end, step: step}
 }

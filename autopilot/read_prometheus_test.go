@@ -71,9 +71,11 @@ func TestPrometheusReaderBatches(t *testing.T) {
 	for _, m := range []HistoryMetric{HistoryRequests, HistoryLimits, HistoryFramebufferSize} {
 		add(m, end, end)
 	}
-	// The activator's histogram over the whole 50h; the wakes in the
-	// replicas over the last 48h at 30s, offset by one step.
-	addAt(HistoryActivatorWake, end, end, 5*time.Minute, 50*time.Hour)
+	// The activator's histogram over the whole 50h in three windows of
+	// 16h40m; the wakes in the replicas over the last 48h at 30s, offset
+	// by one step.
+	tile := 16*time.Hour + 40*time.Minute
+	addAt(HistoryActivatorWake, end.Add(-2*tile), end, tile, tile)
 	addAt(HistoryWakes, end.Add(-48*time.Hour+30*time.Second), end, 30*time.Second, 30*time.Second)
 	// (0, 50h] in chunks of 24h: (0, 24h], (24h, 48h], (48h, 50h]; in
 	// each, the replicas before the request rate.
@@ -483,5 +485,36 @@ func checkOOMAndVLLM(t *testing.T, r *Report) {
 	// legacy: the old metric name, read where the new one is missing.
 	if g := byName["llm/legacy"].GPU; g == nil || !g.KVCache || g.KVCacheP95 != 50 || g.Action != GPUNotEnough {
 		t.Errorf("llm/legacy gpu %+v", g)
+	}
+}
+
+// The activator's histogram is read in windows of at most a day that
+// tile the history, never one window of all of it.
+func TestWholeHistoryTiles(t *testing.T) {
+	t.Parallel()
+	end := t0.Add(30 * 24 * time.Hour)
+	for _, c := range []struct {
+		span, step time.Duration
+		n          int
+	}{
+		{14 * 24 * time.Hour, 24 * time.Hour, 14},
+		{50 * time.Hour, 16*time.Hour + 40*time.Minute, 3},
+		{24 * time.Hour, 24 * time.Hour, 1},
+		{25 * time.Hour, 12*time.Hour + 30*time.Minute, 2},
+		{time.Hour, time.Hour, 1},
+		{30 * time.Second, time.Minute, 1},
+		// 48h1s / 3 = 16h0m0.333s, truncated to the second: the windows
+		// start 1s after the history.
+		{48*time.Hour + time.Second, 16 * time.Hour, 3},
+	} {
+		got := wholeHistoryTiles(end.Add(-c.span), end)
+		want := tiles{from: end.Add(-time.Duration(c.n-1) * c.step), to: end, step: c.step}
+		if got != want {
+			t.Errorf("%v: got %+v, want %+v", c.span, got, want)
+		}
+	}
+	odd := wholeHistoryTiles(end.Add(-(24*time.Hour + 10*time.Second)), end)
+	if odd.step != 12*time.Hour+5*time.Second || !odd.from.Equal(end.Add(-odd.step)) {
+		t.Errorf("24h10s: %+v, want 2 windows of 12h5s", odd)
 	}
 }

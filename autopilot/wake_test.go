@@ -206,9 +206,14 @@ func TestPrometheusReaderWakes(t *testing.T) {
 			check("coder", 90*time.Second, "measured in kube-state-metrics' replicas: median of 3 wakes, to the 30s step", 3)
 			check("embed", 2*time.Minute, "measured in kube-state-metrics' replicas: median of 1 wake, to the 30s step", 1)
 			check("chat", 100*time.Second, "measured by ebb's activator: mean of 12 wakes", 12)
+			// coder's given-up wake is a start without a ready: 4 starts, 3
+			// readies. idle never rose: no row of the wakes query.
+			if w := h.workloads[queries.WorkloadKey{Namespace: "llm", Name: "coder"}]; len(w.wake.starts) != 4 || len(w.wake.readies) != 3 {
+				t.Errorf("llm/coder: starts %v, readies %v; want 4 and 3", w.wake.starts, w.wake.readies)
+			}
 			if w := h.workloads[queries.WorkloadKey{Namespace: "llm", Name: "idle"}]; w != nil {
-				if d, from, _, ok := w.wake.measured(); ok {
-					t.Errorf("llm/idle: measured %v %q from no wake", d, from)
+				if d, from, _, ok := w.wake.measured(); ok || len(w.wake.starts)+len(w.wake.readies) > 0 {
+					t.Errorf("llm/idle: measured %v %q from no wake (starts %v, readies %v)", d, from, w.wake.starts, w.wake.readies)
 				}
 			}
 		})
