@@ -16,8 +16,8 @@ import (
 
 // WakeWindow and WakeStep are the part of the history and the resolution
 // the wakes in kube-state-metrics' replicas are read at: one range query
-// for every workload, the last two days at 30s (5,761 points a row, rows
-// only at a wake's two ends).
+// for every workload, the last two days at 30s (5,760 steps), whose answer
+// holds a point only at each end of a wake.
 const (
 	WakeWindow = 48 * time.Hour
 	WakeStep   = 30 * time.Second
@@ -63,7 +63,7 @@ func (h *History) WakeReady(k queries.WorkloadKey, t time.Time, step time.Durati
 	w.wake.step = step
 }
 
-// measuredWake is a workload's wake time as the history shows it: the mean
+// measured is a workload's wake time as the history shows it: the mean
 // of ebb's activator where it saw at least one wake, else the median of the
 // wakes in kube-state-metrics' replicas (from the step the desired replicas
 // rose from 0 to the step the ready ones did), else ok is false. from says
