@@ -24,9 +24,16 @@ func (s *Switcher) IdleReady(w queries.WorkloadKey) bool {
 		return false
 	}
 	s.mu.RLock()
+	h, holds := s.holds[w.Namespace][w.Name]
+	if !holds {
+		s.mu.RUnlock()
+		return true // the common case, one lookup: it holds no requests
+	}
+	// Every Service that selects its pods, even one that a tie gives to
+	// another workload: waiting for that one's slice too is only safer.
 	var keys []types.NamespacedName
 	for _, svc := range s.servicesIn(w.Namespace) {
-		if wl, ok := s.workloadOfLocked(svc); ok && wl == w {
+		if len(svc.Spec.Selector) > 0 && selects(svc.Spec.Selector, h.Labels) {
 			keys = append(keys, types.NamespacedName{Namespace: svc.Namespace, Name: svc.Name})
 		}
 	}

@@ -1081,3 +1081,31 @@ func TestSwitcherIdleReadyBeforeSync(t *testing.T) {
 		t.Error("before Run: IdleReady = true, want false")
 	}
 }
+
+// BenchmarkSwitcherIdleReady is the collector's question for every idle
+// workload every tick when the activator is on: for a workload that holds
+// nothing (one map lookup), and for one that does, in a namespace of
+// n/100 Services that all hold requests (one pass over them).
+func BenchmarkSwitcherIdleReady(b *testing.B) {
+	for _, n := range []int{100, 1000, 10000} {
+		s := benchSwitcher(b, n)
+		close(s.ready) // as if synced: the caches are filled by hand
+		ns := fmt.Sprintf("team-%d", (n-1)%100)
+		for _, c := range []struct {
+			name string
+			w    queries.WorkloadKey
+		}{
+			{"holds-nothing", queries.WorkloadKey{Namespace: ns, Name: "batch"}},
+			{"holds", queries.WorkloadKey{Namespace: ns, Name: fmt.Sprintf("web-%d", n-1)}},
+		} {
+			b.Run(fmt.Sprintf("%d/%s", n, c.name), func(b *testing.B) {
+				b.ReportAllocs()
+				for b.Loop() {
+					if s.IdleReady(c.w) {
+						benchSink++
+					}
+				}
+			})
+		}
+	}
+}

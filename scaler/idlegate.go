@@ -17,7 +17,10 @@ type IdleGate interface {
 
 // gate returns d, or when d is idle and the IdleGate holds w back, d
 // answered active with reason shutdown.ReasonSwitching. The StateSink is
-// told d as it is: its idle is what puts the activator in front.
+// told d as it is: its idle is what puts the activator in front. Refresh
+// asks only where the last answer was not idle already: the gate guards
+// the step to idle, and a workload once answered idle stays so without
+// asking each tick (its slices are then kept by the Switcher).
 func (c *Collector) gate(w queries.WorkloadKey, d shutdown.Decision) shutdown.Decision {
 	if d.Active || !d.Known() || c.cfg.IdleGate == nil || c.cfg.IdleGate.IdleReady(w) {
 		return d

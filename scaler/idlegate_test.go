@@ -13,9 +13,15 @@ import (
 )
 
 // fakeGate holds back every idle answer until it is open.
-type fakeGate struct{ open atomic.Bool }
+type fakeGate struct {
+	open  atomic.Bool
+	asked atomic.Int32
+}
 
-func (g *fakeGate) IdleReady(queries.WorkloadKey) bool { return g.open.Load() }
+func (g *fakeGate) IdleReady(queries.WorkloadKey) bool {
+	g.asked.Add(1)
+	return g.open.Load()
+}
 
 // TestIdleGateHoldsBackIdle: a workload Decide finds idle is answered
 // active (switching) while the IdleGate holds it back, and idle at the
@@ -61,6 +67,12 @@ func TestIdleGateHoldsBackIdle(t *testing.T) {
 	c.Refresh(context.Background())
 	if d := decision(t, c, in); d.Active || d.Reason != shutdown.ReasonIdle {
 		t.Fatalf("the gate let go: %v, want idle", d)
+	}
+	// Answered idle, it stays idle without asking again each tick.
+	asked := gate.asked.Load()
+	stepTo(c, clk, clk.Now().Add(time.Minute))
+	if got := gate.asked.Load(); got != asked {
+		t.Errorf("the gate was asked %d more times while the workload stayed idle, want 0", got-asked)
 	}
 
 	// Unknown stays unknown, gate or not.

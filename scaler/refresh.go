@@ -79,7 +79,9 @@ func (c *Collector) Refresh(ctx context.Context) {
 			}
 			d := in.tracker.Decide(c.learned(in, c.policy(in), o, now), now)
 			in.decision = d // what the StateSink is told: idle puts the activator in front
-			d = c.gate(in.workload, d)
+			if !known || o.Active || !knownReason(o.Reason) { // not answered idle last tick
+				d = c.gate(in.workload, d)
+			}
 			if !known || d.Active != o.Active || d.Known() != knownReason(o.Reason) {
 				c.flipped = append(c.flipped, in)
 			}
