@@ -391,3 +391,42 @@ func TestIntegrationStoppedStore(t *testing.T) {
 		t.Errorf("after Stop: error = %v, want kind unreachable", err)
 	}
 }
+
+// TestIntegrationVictoriaMetricsAnswersNow checks that a query at now sees
+// the samples of the last seconds on VictoriaMetrics, which by default
+// answers a query within its -search.latencyOffset (30s) of now as of 30s
+// ago: a workload that woke 10s ago would be idle for 20s more. Prometheus
+// answers as of now anyway (the other stores' tests query fixed times).
+func TestIntegrationVictoriaMetricsAnswersNow(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs real stores; skipped with -short")
+	}
+	stores.once.Do(startStores)
+	srv := storetest.Require(t, stores.vm, stores.vmErr)
+	src, err := promapi.NewPrometheus(promapi.PrometheusConfig{URL: srv.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// shop/woke's sidecar counted its first requests 12s and 2s ago, at 2
+	// a second; nothing before that.
+	now := time.Now().Truncate(time.Second)
+	labels := destination("shop", "woke", "istio-system", "istio-ingressgateway", "200")
+	if err := srv.Import([]storetest.Series{{Metric: "istio_requests_total", Labels: labels, Samples: []storetest.Sample{
+		{T: now.Add(-12 * time.Second), V: 1000}, {T: now.Add(-2 * time.Second), V: 1020},
+	}}}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := src.Instant(context.Background(), queries.Shape{Signal: queries.SignalRequests, Window: time.Minute}, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var woke *queries.Sample
+	for i := range got {
+		if got[i].Workload == (queries.WorkloadKey{Namespace: "shop", Name: "woke"}) {
+			woke = &got[i]
+		}
+	}
+	if woke == nil || woke.Value <= 0 {
+		t.Fatalf("requests at now = %v, want shop/woke above 0 (its requests of the last 12s)", got)
+	}
+}

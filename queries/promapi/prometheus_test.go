@@ -120,6 +120,7 @@ func TestInstantSendsForm(t *testing.T) {
 		"query":       {mustExpr(t, queries.DefaultCatalog(), requests1m)},
 		"time":        {"1767225600.250"},
 		"timeout":     {"2.5"},
+		"nocache":     {"1"},      // VictoriaMetrics: the data as it is now
 		"extra_label": {"team=a"}, // kept from the configured URL
 	}
 	if !reflect.DeepEqual(got.form, want) {
