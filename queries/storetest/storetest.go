@@ -268,7 +268,7 @@ func startPrometheus(bin, dir string, opts PromOptions) (*Server, error) {
 		}
 	}
 	cfgPath := filepath.Join(dir, "prometheus.yml")
-	if err := os.WriteFile(cfgPath, []byte(promConfig(opts)), 0o644); err != nil {
+	if err := os.WriteFile(cfgPath, []byte(scrapeConfig(opts.ScrapeTarget, opts.ScrapeInterval, true)), 0o644); err != nil {
 		return nil, err
 	}
 	return launch("prometheus", bin, dir, "/-/ready", func(addr string) []string {
@@ -302,18 +302,23 @@ func backfill(dir, data string, history []Series) error {
 	return nil
 }
 
-func promConfig(opts PromOptions) string {
-	interval := opts.ScrapeInterval
+// scrapeConfig is a Prometheus configuration that scrapes target every
+// interval (1 s when zero) as job "target", or nothing when target is empty;
+// with evaluation, rules are evaluated as often.
+func scrapeConfig(target string, interval time.Duration, evaluation bool) string {
 	if interval <= 0 {
 		interval = time.Second
 	}
 	var b strings.Builder
-	b.WriteString("global:\n  scrape_interval: " + interval.String() + "\n  evaluation_interval: " + interval.String() + "\n")
-	if opts.ScrapeTarget == "" {
+	b.WriteString("global:\n  scrape_interval: " + interval.String() + "\n")
+	if evaluation {
+		b.WriteString("  evaluation_interval: " + interval.String() + "\n")
+	}
+	if target == "" {
 		b.WriteString("scrape_configs: []\n")
 		return b.String()
 	}
-	b.WriteString("scrape_configs:\n  - job_name: target\n    static_configs:\n      - targets: [" + strconv.Quote(opts.ScrapeTarget) + "]\n")
+	b.WriteString("scrape_configs:\n  - job_name: target\n    static_configs:\n      - targets: [" + strconv.Quote(target) + "]\n")
 	return b.String()
 }
 
@@ -321,6 +326,11 @@ func promConfig(opts PromOptions) string {
 type VMOptions struct {
 	// History is imported after start; Launch returns once a query sees it.
 	History []Series
+	// ScrapeTarget, if set, is a host:port VictoriaMetrics scrapes /metrics
+	// of every ScrapeInterval (1 s when zero) as job "target", with the
+	// scrape configuration Prometheus would be given.
+	ScrapeTarget   string
+	ScrapeInterval time.Duration
 	// Dir holds data and log; a new temporary directory when empty.
 	Dir string
 }
@@ -336,14 +346,25 @@ func LaunchVictoriaMetrics(opts VMOptions) (s *Server, stop func(), err error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	var scrape []string
+	if opts.ScrapeTarget != "" {
+		cfgPath := filepath.Join(dir, "scrape.yml")
+		// VictoriaMetrics evaluates no rules and refuses the unknown key.
+		cfg := scrapeConfig(opts.ScrapeTarget, opts.ScrapeInterval, false)
+		if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
+			remove()
+			return nil, nil, err
+		}
+		scrape = []string{"-promscrape.config=" + cfgPath}
+	}
 	s, err = launch("victoriametrics", bin, dir, "/health", func(addr string) []string {
-		return []string{
+		return append([]string{
 			"-storageDataPath=" + filepath.Join(dir, "data"),
 			"-retentionPeriod=100y",
 			"-httpListenAddr=" + addr,
 			// Answers must reflect the data as it is now, not as cached.
 			"-search.disableCache",
-		}
+		}, scrape...)
 	})
 	if err != nil {
 		remove()
