@@ -83,7 +83,7 @@ type workloadHistory struct {
 	peakAt         time.Time
 	peakChart      []float64
 	idleN          int // samples at or below the activation
-	backtests      []*backtest
+	backtests      []*idleReplay
 	gpu            *gpuHistory
 
 	// Replicas over time, one sample per step (kube-state-metrics).
@@ -405,7 +405,7 @@ func (h *History) RequestRate(k queries.WorkloadKey, t time.Time, rps float64) {
 		w.rpsChart = h.newChart()
 		w.rpsBinSum, w.rpsBinN = make([]float64, h.cfg.ChartBins), make([]float64, h.cfg.ChartBins)
 		for _, c := range h.cfg.IdleAfterCandidates {
-			w.backtests = append(w.backtests, newBacktest(h.cfg, c, h.step))
+			w.backtests = append(w.backtests, newIdleReplay(h.cfg, c, h.step))
 		}
 	}
 	if rps > w.rps.Max() || w.rpsMaxAt.IsZero() {

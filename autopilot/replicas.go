@@ -5,6 +5,7 @@ import (
 	"math"
 	"time"
 
+	"github.com/ebbscale/ebb/backtest"
 	"github.com/ebbscale/ebb/shutdown"
 )
 
@@ -117,30 +118,30 @@ type Backtest struct {
 	MonthlySavings float64 `json:"monthlySavings"`
 }
 
-// backtest replays a request-rate series through shutdown.Tracker and
-// shutdown.Policy as they run in ebb serve, with KEDA's cooldown after the
-// policy turns idle. It counts the time at zero replicas and the cold
-// starts: traffic arriving while at zero. A gap of more than two steps in
-// the series is unknown data: ebb answers KEDA neither active nor idle, and
-// KEDA keeps the replicas it has, at zero or up.
+// idleReplay replays a request-rate series through the backtest package's
+// engine with ebb's fixed idleAfter policy as `ebb serve` runs it (its
+// Tracker and Policy, min uptime, KEDA's cooldown after the idle answer),
+// one sample a tick: the workload is active at a sample whose rate is above
+// the activation. The history's workload is up at its first sample, its
+// idle clock recovered there. A gap of more than two steps in the series
+// is unknown data: ebb answers KEDA neither active nor idle, and KEDA keeps
+// the replicas it has, at zero or up. A cold start is a sample above the
+// activation that finds the workload at zero.
 //
 // The replica-hours saved are the time at zero times the replicas that ran
 // then (the last sample at or before each request-rate sample). Time at
 // zero before a workload's first replica sample is priced at the end: at
 // its current replicas when it has no replica samples at all, else at
 // none, as the replica-hours it used count only its samples.
-type backtest struct {
+type idleReplay struct {
 	idleAfter  time.Duration
-	policy     shutdown.Policy
+	policy     backtest.Ebb
 	activation float64
-	cooldown   time.Duration
 	step       time.Duration
-	tr         shutdown.Tracker
+	run        *backtest.Replayer
 	prev       time.Time
-	idleSince  time.Time
-	atZero     bool
 	zero       time.Duration
-	coldStarts int
+	outcome    backtest.Outcome
 	finished   bool
 	// zeroReplicaHours is the replica-hours at zero where the replicas
 	// were known; zeroUnknown the time at zero where they were not.
@@ -150,18 +151,21 @@ type backtest struct {
 	replicasKnown    bool
 }
 
-func newBacktest(cfg Config, idleAfter, step time.Duration) *backtest {
-	return &backtest{
-		idleAfter:  idleAfter,
-		policy:     shutdown.Policy{IdleAfter: idleAfter, MinUptime: cfg.MinUptime},
-		activation: cfg.Activation,
-		cooldown:   cfg.Cooldown,
-		step:       step,
-	}
+func newIdleReplay(cfg Config, idleAfter, step time.Duration) *idleReplay {
+	// One tick a sample, active while the sample is: the store's rate is
+	// the collector's read.
+	p := backtest.DefaultEbb(idleAfter)
+	p.MinUptime, p.Cooldown, p.Tick, p.Window = cfg.MinUptime, cfg.Cooldown, step, step
+	return &idleReplay{idleAfter: idleAfter, policy: p, activation: cfg.Activation, step: step}
 }
 
-// addZero adds dt at zero, with the replicas that ran then.
-func (b *backtest) addZero(dt time.Duration, replicas float64, known bool) {
+// addZero adds the part of dt the policy kept the workload at zero, up
+// being the rest, with the replicas that ran then.
+func (b *idleReplay) addZero(dt, up time.Duration, replicas float64, known bool) {
+	dt -= up
+	if dt <= 0 {
+		return
+	}
 	b.zero += dt
 	if known {
 		b.zeroReplicaHours += dt.Hours() * replicas
@@ -172,55 +176,52 @@ func (b *backtest) addZero(dt time.Duration, replicas float64, known bool) {
 
 // observe replays the request rate at t, with the replicas that ran in the
 // step that ends at t.
-func (b *backtest) observe(t time.Time, rps, replicas float64, replicasKnown bool) {
+func (b *idleReplay) observe(t time.Time, rps, replicas float64, replicasKnown bool) {
 	if b.prev.IsZero() {
 		// Nothing is known before the history: take the workload as
-		// active at its first sample, as a restarted ebb recovers it.
-		b.tr.Recover(t)
-	} else if !t.After(b.prev) {
+		// up and active at its first sample, as a restarted ebb
+		// recovers it.
+		w := &backtest.Workload{Start: t, Step: b.step, UpAtStart: true}
+		b.run = backtest.NewReplayer(w, b.policy, backtest.Options{})
+		b.prev, b.replicas, b.replicasKnown = t, replicas, replicasKnown
 		return
-	} else {
-		dt := t.Sub(b.prev)
-		if dt > 2*b.step {
-			// Unknown: no wake and no shutdown.
-			b.tr.Observe(0, 0, false, t)
-			b.tr.Decide(b.policy, t)
-		}
-		if b.atZero {
-			b.addZero(dt, replicas, replicasKnown)
-		}
 	}
+	if !t.After(b.prev) {
+		return
+	}
+	demand := 0.0
+	if rps > b.activation {
+		demand = rps * b.step.Seconds()
+	}
+	from := b.prev
+	switch dt := t.Sub(b.prev); {
+	case dt > 2*b.step:
+		// Unknown: no wake and no shutdown.
+		from = t.Add(-b.step)
+		b.addZero(from.Sub(b.prev), b.run.Unknown(b.prev, from, 1), replicas, replicasKnown)
+	case dt > b.step:
+		// One sample missing: nothing happened in it.
+		from = t.Add(-b.step)
+		b.addZero(from.Sub(b.prev), b.run.Step(b.prev, from, 0, 1), replicas, replicasKnown)
+	}
+	b.addZero(t.Sub(from), b.run.Step(from, t, demand, 1), replicas, replicasKnown)
 	b.prev, b.replicas, b.replicasKnown = t, replicas, replicasKnown
-	b.tr.Observe(rps, b.activation, true, t)
-	d := b.tr.Decide(b.policy, t)
-	if d.Active {
-		if b.atZero && rps > b.activation {
-			b.coldStarts++
-		}
-		b.atZero, b.idleSince = false, time.Time{}
-		return
-	}
-	if b.idleSince.IsZero() {
-		b.idleSince = t
-	}
-	if t.Sub(b.idleSince) >= b.cooldown {
-		b.atZero = true
-	}
 }
 
-func (b *backtest) finish(end time.Time) {
-	if b.finished {
+func (b *idleReplay) finish(end time.Time) {
+	if b.finished || b.run == nil {
 		return
 	}
 	b.finished = true
-	if b.atZero && end.After(b.prev) && end.Sub(b.prev) <= 2*b.step {
-		b.addZero(end.Sub(b.prev), b.replicas, b.replicasKnown)
+	if !b.run.Up() && end.After(b.prev) && end.Sub(b.prev) <= 2*b.step {
+		b.addZero(end.Sub(b.prev), 0, b.replicas, b.replicasKnown)
 	}
+	b.outcome = b.run.Finish(b.prev)
 }
 
-// result is the backtest's outcome: unknown stands for the replicas where
+// result is the replay's outcome: unknown stands for the replicas where
 // none were known, used is the replica-hours run without autoshutdown.
-func (b *backtest) result(unknown float64, gpusPerReplica int, span time.Duration, used float64) Backtest {
+func (b *idleReplay) result(unknown float64, gpusPerReplica int, span time.Duration, used float64) Backtest {
 	zh := b.zero.Hours()
 	saved := b.zeroReplicaHours + b.zeroUnknown.Hours()*unknown
 	r := Backtest{
@@ -229,11 +230,11 @@ func (b *backtest) result(unknown float64, gpusPerReplica int, span time.Duratio
 		ReplicaHoursSaved: round(saved, 3),
 		ReplicaHoursWith:  round(max(used-saved, 0), 3),
 		GPUHoursSaved:     round(saved*float64(gpusPerReplica), 3),
-		ColdStarts:        b.coldStarts,
+		ColdStarts:        b.outcome.ColdStarts,
 	}
 	if span > 0 {
 		r.ZeroShare = round(b.zero.Seconds()/span.Seconds(), 4)
-		r.ColdStartsPerDay = round(float64(b.coldStarts)/(span.Hours()/24), 3)
+		r.ColdStartsPerDay = round(float64(r.ColdStarts)/(span.Hours()/24), 3)
 	}
 	return r
 }

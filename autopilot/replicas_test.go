@@ -1,10 +1,12 @@
 package autopilot
 
 import (
+	"math"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/ebbscale/ebb/backtest"
 	"github.com/ebbscale/ebb/queries"
 )
 
@@ -82,6 +84,35 @@ func TestBacktestHandComputed(t *testing.T) {
 	}
 	if w.Scaling == nil || w.Scaling.MinReplicas != 0 {
 		t.Errorf("scaling %+v: min replicas must be 0 with autoshutdown", w.Scaling)
+	}
+}
+
+// The idleAfter advice is the backtest package's engine: every candidate
+// of idleDay at zero and cold as backtest.Replay has ebb's policy with that
+// idleAfter (a tick and a rate window of one sample, min uptime, KEDA's
+// cooldown) on the same series, the workload up at its first sample.
+func TestBacktestIsTheEngine(t *testing.T) {
+	cfg := DefaultConfig()
+	a := workloadOf(t, mustRecommend(t, idleDay(t, cfg)), notebook).Autoshutdown
+	// Samples at minutes 1..1440; the replay's steps end at 2..1440.
+	w := &backtest.Workload{Key: notebook, Start: t0.Add(time.Minute), Step: time.Minute,
+		Requests: make([]float64, 1439), UpAtStart: true}
+	for i := range w.Requests {
+		if r := (i + 2) % 120; r >= 1 && r <= 10 {
+			w.Requests[i] = 60
+		}
+	}
+	if len(a.Candidates) != len(cfg.IdleAfterCandidates) {
+		t.Fatalf("%d candidates, want %d", len(a.Candidates), len(cfg.IdleAfterCandidates))
+	}
+	for i, idle := range cfg.IdleAfterCandidates {
+		p := backtest.DefaultEbb(idle)
+		p.MinUptime, p.Cooldown, p.Tick, p.Window = cfg.MinUptime, cfg.Cooldown, time.Minute, time.Minute
+		out := backtest.Replay(w, p, backtest.Options{})
+		c := a.Candidates[i]
+		if zero := round(1439.0/60-out.ReplicaHours, 3); math.Abs(c.ZeroHours-zero) > 0.002 || c.ColdStarts != out.ColdStarts {
+			t.Errorf("idleAfter %s: %v h at zero, %d cold starts; the engine: %v and %d", c.IdleAfter, c.ZeroHours, c.ColdStarts, zero, out.ColdStarts)
+		}
 	}
 }
 

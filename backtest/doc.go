@@ -9,5 +9,6 @@
 // RhythmFleet) or a trace (RhythmFleet with TraceDemand,
 // StretchedTraceFleet). ebb's policies run through shutdown's own Tracker,
 // Policy and Learn, as `ebb serve` does; there is one idle policy and one
-// backtester.
+// backtester: autopilot's idleAfter advice replays each candidate through
+// a Replayer, a sample at a time, with the Ebb policy.
 package backtest

@@ -29,6 +29,13 @@ type Workload struct {
 	// Replicas[i] is the replicas the workload needed in step i while up,
 	// at least 1 (0 or a missing value counts as 1). nil: 1 throughout.
 	Replicas []float64
+	// UpAtStart says the workload was up, its replicas ready, when the
+	// history begins (a live workload's, as autopilot reads it): every
+	// policy starts from there, and ebb's idle clock is recovered at
+	// Start, as a restarted ebb finds nothing older. KEDA, which has no
+	// last active time yet, scales it to zero at its first poll without
+	// demand, as KEDA's documentation says it does. false: down.
+	UpAtStart bool
 }
 
 // Workload classes.
@@ -181,121 +188,6 @@ type Runner interface {
 
 // noter is a Runner that says what it learned.
 type noter interface{ Note() string }
-
-// Replay plays one workload through one policy. Replicas run from each
-// scale-up (they cost while they start) until the scale-down; they serve
-// from ColdStart after the scale-up. Requests of a step arrive at its
-// middle; those that find no ready replica wait for one: the one starting,
-// or the scale-up they cause. A scale-up with no request waiting is a
-// pre-wake; a request that finds one ready is a cold start it hid.
-func Replay(w *Workload, p Policy, o Options) Outcome {
-	cold := o.coldStart(w.class())
-	r := p.Start(w)
-	out := Outcome{Policy: p.Name()}
-	type waiting struct {
-		at time.Time
-		n  float64
-	}
-	var (
-		up          bool
-		readyAt     time.Time
-		pending     []waiting // requests that arrived while down
-		preWoke     bool      // up from a pre-wake no request has reached yet
-		counted     bool      // this scale-up's cold start is counted
-		replicaSecs float64
-	)
-	step := w.Step
-	measure := w.Start.Add(o.Warmup)
-	for i, demand := range w.Requests {
-		from := w.Start.Add(time.Duration(i) * step)
-		to := from.Add(step)
-		counting := !from.Before(measure)
-		want, at := r.Step(from, to, demand, up)
-		if at.IsZero() || at.Before(from) || at.After(to) {
-			at = to
-		}
-		replicas := 1.0
-		if w.Replicas != nil && w.Replicas[i] > 1 {
-			replicas = w.Replicas[i]
-		}
-		secs := 0.0
-		switch {
-		case want && !up:
-			up, readyAt, counted = true, at.Add(cold), false
-			preWoke = len(pending) == 0 && (demand <= 0 || at.Before(from.Add(step/2)))
-			if preWoke && counting {
-				out.PreWakes++
-			}
-			for _, q := range pending {
-				if counting {
-					out.ColdRequests += q.n
-					out.WaitSeconds += q.n * readyAt.Sub(q.at).Seconds()
-				}
-			}
-			if len(pending) > 0 && counting {
-				out.ColdStarts++
-				counted = true
-			}
-			pending = pending[:0]
-			secs = to.Sub(at).Seconds()
-		case !want && up:
-			up = false
-			secs = at.Sub(from).Seconds()
-			if preWoke && counting {
-				out.WastedPreWakes++
-			}
-			preWoke = false
-		case up:
-			secs = step.Seconds()
-		}
-		if counting {
-			replicaSecs += secs * replicas
-		}
-		if demand <= 0 {
-			continue
-		}
-		arrive := from.Add(step / 2)
-		switch {
-		case !up:
-			pending = append(pending, waiting{arrive, demand})
-		case !readyAt.After(arrive):
-			if preWoke && counting {
-				out.HiddenColdStarts++
-			}
-		default:
-			if counting {
-				if !counted {
-					out.ColdStarts++
-				}
-				out.ColdRequests += demand
-				out.WaitSeconds += demand * readyAt.Sub(arrive).Seconds()
-			}
-			counted = true
-		}
-		preWoke = false
-	}
-	// Requests still waiting when the history ends waited to its end.
-	end := w.End()
-	if len(pending) > 0 && !end.Before(measure) {
-		out.ColdStarts++
-		for _, q := range pending {
-			out.ColdRequests += q.n
-			out.WaitSeconds += q.n * end.Sub(q.at).Seconds()
-		}
-	}
-	out.ReplicaHours = replicaSecs / 3600
-	out.GPUHours = out.ReplicaHours * float64(w.GPUsPerReplica)
-	if w.GPUsPerReplica > 0 {
-		out.Dollars = out.GPUHours * o.GPUHourPrice
-	} else {
-		out.Dollars = out.ReplicaHours * o.ReplicaHourPrice
-	}
-	if n, ok := r.(noter); ok {
-		out.Note = n.Note()
-	}
-	out.round()
-	return out
-}
 
 func later(a, b time.Time) time.Time {
 	if b.After(a) {

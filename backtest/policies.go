@@ -70,7 +70,7 @@ func DefaultKnative() Knative {
 
 func (k Knative) Name() string { return "knative" }
 
-func (k Knative) Start(*Workload) Runner { return &afterLastRequest{wait: k.StableWindow + k.Grace} }
+func (k Knative) Start(w *Workload) Runner { return newAfterLastRequest(w, k.StableWindow+k.Grace) }
 
 // KubeElasti is KubeElasti's scale to zero: its resolver holds a request
 // and wakes the workload at once; it scales to zero after Cooldown (its
@@ -84,13 +84,21 @@ func DefaultKubeElasti() KubeElasti { return KubeElasti{Cooldown: 900 * time.Sec
 
 func (k KubeElasti) Name() string { return "kubeelasti-" + shutdown.FormatDuration(k.Cooldown) }
 
-func (k KubeElasti) Start(*Workload) Runner { return &afterLastRequest{wait: k.Cooldown} }
+func (k KubeElasti) Start(w *Workload) Runner { return newAfterLastRequest(w, k.Cooldown) }
 
 // afterLastRequest wakes at a request's arrival and stops wait after the
-// last one.
+// last one (or after the start, for a workload up at the start).
 type afterLastRequest struct {
 	wait       time.Duration
 	lastDemand time.Time
+}
+
+func newAfterLastRequest(w *Workload, wait time.Duration) *afterLastRequest {
+	r := &afterLastRequest{wait: wait}
+	if w.UpAtStart {
+		r.lastDemand = w.Start
+	}
+	return r
 }
 
 func (r *afterLastRequest) Step(from, to time.Time, demand float64, up bool) (bool, time.Time) {
@@ -159,8 +167,13 @@ func (e Ebb) Start(w *Workload) Runner {
 			r.Learn.WakeLead += tick
 		}
 	}
-	// A fresh ebb recovers an empty idle clock: nothing before the history.
-	r.tr.Recover(time.Time{})
+	// A fresh ebb recovers an empty idle clock: nothing before the
+	// history; one that finds the workload up, the start.
+	var last time.Time
+	if w.UpAtStart {
+		last = w.Start
+	}
+	r.tr.Recover(last)
 	return r
 }
 
@@ -223,6 +236,18 @@ func (r *ebbRunner) Step(from, to time.Time, demand float64, up bool) (bool, tim
 	}
 	return want, time.Time{}
 }
+
+// Unknown sees the ticks of a step without data: the collector's reads
+// fail, the Tracker answers neither active nor idle, and KEDA keeps the
+// replicas; the cooldown resumes where it was once data returns.
+func (r *ebbRunner) Unknown(from, to time.Time) {
+	for ; !r.nextTick.After(to); r.nextTick = r.nextTick.Add(r.tick) {
+		r.tr.Observe(0, 0, false, r.nextTick)
+		r.tr.Decide(r.policy, r.nextTick)
+	}
+}
+
+var _ unknownStepper = (*ebbRunner)(nil)
 
 // Note is the model learned last, for ebb auto.
 func (r *ebbRunner) Note() string {
