@@ -92,7 +92,7 @@ func TestRunErrors(t *testing.T) {
 			t.Errorf("got %v, want %q", err, want)
 		}
 	}
-	ps := backtest.StandardPolicies(shutdown.DefaultLearnConfig(), 0)
+	ps := backtest.StandardPolicies(shutdown.DefaultLearnConfig(), 0, nil)
 	f(nil, ps, "backtest: no workloads")
 	f([]*backtest.Workload{oneRequest()}, nil, "backtest: no policies")
 	bad := oneRequest()

@@ -130,6 +130,10 @@ type Ebb struct {
 	Window    time.Duration
 	Cooldown  time.Duration
 	Learn     shutdown.LearnConfig
+	// ColdStart is each workload class's cold start (Options.ColdStart),
+	// which Auto learns with: a cold start's price and the pre-wake's
+	// lead. A class not in it learns with Learn's.
+	ColdStart map[string]time.Duration
 }
 
 // DefaultEbb is `ebb serve`'s defaults with a fixed idleAfter: a 5s tick,
@@ -160,6 +164,9 @@ func (e Ebb) Start(w *Workload) Runner {
 		activity: &shutdown.Activity{Step: tick}}
 	if e.Auto {
 		r.policy.IdleAfter = e.Learn.Fixed
+		if d, ok := e.ColdStart[w.class()]; ok {
+			r.Learn.ColdStart, r.Learn.WakeLead = d, d+r.Learn.WakeLead-r.Learn.ColdStart
+		}
 		// Decisions come at tick granularity: a tick as long as the
 		// lead's 30s margin over a 2m cold start (a store's 1m step)
 		// wakes up to a tick late, so the lead grows by one.
@@ -259,9 +266,10 @@ func (r *ebbRunner) Note() string {
 
 // StandardPolicies are the policies `ebb backtest` compares by default:
 // KEDA's default, Knative, KubeElasti, ebb with a fixed 5m, 15m and 30m,
-// and ebb auto learning as learn says. ebbCooldown is KEDA's cooldownPeriod
-// in front of ebb's policies (0: DefaultEbb's 30s).
-func StandardPolicies(learn shutdown.LearnConfig, ebbCooldown time.Duration) []Policy {
+// and ebb auto learning as learn says, with each class's cold start in
+// coldStart (Options.ColdStart). ebbCooldown is KEDA's cooldownPeriod in
+// front of ebb's policies (0: DefaultEbb's 30s).
+func StandardPolicies(learn shutdown.LearnConfig, ebbCooldown time.Duration, coldStart map[string]time.Duration) []Policy {
 	ebb := func(idleAfter time.Duration) Ebb {
 		e := DefaultEbb(idleAfter)
 		if ebbCooldown > 0 {
@@ -270,7 +278,7 @@ func StandardPolicies(learn shutdown.LearnConfig, ebbCooldown time.Duration) []P
 		return e
 	}
 	auto := ebb(learn.Fixed)
-	auto.Auto, auto.Learn = true, learn
+	auto.Auto, auto.Learn, auto.ColdStart = true, learn, coldStart
 	return []Policy{
 		DefaultKEDA(), DefaultKnative(), DefaultKubeElasti(),
 		ebb(5 * time.Minute), ebb(15 * time.Minute), ebb(30 * time.Minute),

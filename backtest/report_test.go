@@ -25,7 +25,7 @@ func smallResult(t *testing.T) *backtest.Result {
 	}
 	o := backtest.DefaultOptions()
 	o.Warmup = 48 * time.Hour
-	res, err := backtest.Run(ws, backtest.StandardPolicies(shutdown.DefaultLearnConfig(), 0), o)
+	res, err := backtest.Run(ws, backtest.StandardPolicies(shutdown.DefaultLearnConfig(), 0, o.ColdStart), o)
 	if err != nil {
 		t.Fatal(err)
 	}

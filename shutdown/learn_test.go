@@ -283,8 +283,9 @@ func TestLearnBursty(t *testing.T) {
 	m := shutdown.Learn(history(p, monday, from), from, cfg)
 	// A pause of 3 idle minutes is a 4-minute gap between active
 	// observations; every pause is cheaper to bridge than a cold start
-	// priced at the fixed 15m, and every gap between bursts costs the
-	// keep-alive: the least that bridges 4m with 30s to spare, 5m.
+	// priced at twice the 2m wake plus the keep-alive, and every gap
+	// between bursts costs the keep-alive: the least that bridges 4m with
+	// 30s to spare, 5m.
 	if m.Mode != shutdown.ModeLearned || m.KeepAlive != 5*time.Minute || m.PreWakeFrom != 0 {
 		t.Fatalf("got mode %d keep-alive %s pre-wake %s (%s), want learned 5m without pre-wake", m.Mode, m.KeepAlive, m.PreWakeFrom, m.Why)
 	}
@@ -293,6 +294,37 @@ func TestLearnBursty(t *testing.T) {
 	if auto.coldStarts != fixed.coldStarts || auto.up >= fixed.up || auto.preWakes != 0 {
 		t.Errorf("auto up %d cold %d pre-wakes %d, fixed 15m up %d cold %d: want fewer minutes up, the same cold starts, no pre-wake",
 			auto.up, auto.coldStarts, auto.preWakes, fixed.up, fixed.coldStarts)
+	}
+}
+
+// The keep-alive prices a cold start at twice the wake time (the caller's
+// wait and the pod's start), not at the fixed 15m: pauses of 5 and 6 idle
+// minutes in turn, gaps of 6 and 7 minutes between active observations,
+// are bridged by 8m or more at 6+7 = 13 minutes a pair; a 1m
+// keep-alive costs (1+2w) twice. With a 2m wake that is 10, so 1m; with
+// a 3m wake 14, so all are bridged, by the longest of the tie, 15m.
+// Priced at 15m, both wakes would give 15m.
+func TestLearnKeepAlivePricesColdStart(t *testing.T) {
+	t.Parallel()
+	var p pattern
+	for i, t := 0, monday; t.Before(monday.AddDate(0, 0, 3)); i++ {
+		p = append(p, shutdown.Span{Start: t, End: t.Add(5 * time.Minute)})
+		t = t.Add(5*time.Minute + time.Duration(5+i%2)*time.Minute)
+	}
+	for _, c := range []struct {
+		wake, keep time.Duration
+	}{
+		{2 * time.Minute, time.Minute},
+		{3 * time.Minute, 15 * time.Minute},
+	} {
+		cfg := shutdown.DefaultLearnConfig()
+		cfg.ColdStart = c.wake
+		now := monday.AddDate(0, 0, 3)
+		m := shutdown.Learn(history(p, monday, now), now, cfg)
+		if m.Mode != shutdown.ModeLearned || m.KeepAlive != c.keep || m.PreWakeFrom != 0 {
+			t.Errorf("wake %s: mode %d keep-alive %s pre-wake %s (%s), want learned %s without pre-wake",
+				c.wake, m.Mode, m.KeepAlive, m.PreWakeFrom, m.Why, c.keep)
+		}
 	}
 }
 

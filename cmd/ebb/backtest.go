@@ -184,7 +184,7 @@ func runBacktest(ctx context.Context, args []string, stdout io.Writer, deps back
 	if err != nil {
 		return err
 	}
-	res, err := backtest.Run(ws, backtest.StandardPolicies(lc, c.kedaCooldown), o)
+	res, err := backtest.Run(ws, backtest.StandardPolicies(lc, c.kedaCooldown, o.ColdStart), o)
 	if err != nil {
 		return err
 	}
