@@ -43,7 +43,7 @@ type LearnConfig struct {
 	// in a week).
 	MinGaps, MinRegularGaps int
 	// RecentGaps is how many of the latest long gaps (longer than the
-	// keep-alive) the pre-wake window is learned from: a new rhythm
+	// keep-alive and the lead) the pre-wake window is learned from: a new rhythm
 	// replaces the old one within that many gaps.
 	RecentGaps int
 	// Range is the longest idle gap the histogram holds; more than
@@ -53,7 +53,8 @@ type LearnConfig struct {
 	MaxOutOfRange float64
 	// RegularSpread is how narrow the long gaps must be for pre-wake: their
 	// 10th to 90th percentile within this share of their median. The
-	// pre-wake window spans the gaps within this share of the median.
+	// pre-wake window runs from their 10th percentile to the longest
+	// within this share of the median.
 	RegularSpread float64
 	// ColdStart is how long a wake from zero takes: a cold start costs a
 	// caller that long of waiting and the pod that long of its GPU while
@@ -262,9 +263,12 @@ func preWake(gaps []gap, keep time.Duration, cfg LearnConfig) (from, until time.
 	if cfg.PreWakeBudget <= 0 {
 		return 0, 0
 	}
+	// Only a gap longer than the keep-alive and the lead can be woken
+	// ahead of (the window opens after the keep-alive ends): shorter
+	// ones, pauses within a session, are no part of the rhythm.
 	var long []float64
 	for i := len(gaps) - 1; i >= 0 && len(long) < cfg.RecentGaps; i-- {
-		if gaps[i].len > keep {
+		if gaps[i].len > keep+cfg.WakeLead {
 			long = append(long, float64(gaps[i].len))
 		}
 	}
@@ -276,16 +280,19 @@ func preWake(gaps []gap, keep time.Duration, cfg LearnConfig) (from, until time.
 	if hi-lo > cfg.RegularSpread*mid || hi-lo > float64(maxPreWakeSpread) {
 		return 0, 0
 	}
-	// The window spans the gaps seen, outliers beyond the spread aside:
-	// it opens the lead before the shortest and closes once the longest
-	// has come and gone, with a margin for the sampling.
-	first, last := lo, hi
+	// The window opens the lead before the 10th percentile of the gaps
+	// (the one early run in ten meets a cold start rather than every run
+	// waiting from the earliest) and closes the lead after the longest,
+	// outliers beyond the spread aside: a window that closes at the
+	// longest, before its lead, costs cold starts of runs that come late
+	// for the few minutes of a wasted pre-wake it saves.
+	last := hi
 	for _, g := range long {
 		if g <= mid*(1+cfg.RegularSpread) {
 			last = max(last, g)
 		}
 	}
-	from = time.Duration(first) - cfg.WakeLead
+	from = time.Duration(lo) - cfg.WakeLead
 	until = time.Duration(last) + cfg.WakeLead
 	if from <= keep {
 		return 0, 0 // the keep-alive already covers it

@@ -328,6 +328,24 @@ func TestLearnKeepAlivePricesColdStart(t *testing.T) {
 	}
 }
 
+// A job every hour ± 1m whose runs pause for 2 minutes halfway: the
+// pauses, too short to be woken ahead of (a gap within the 1m keep-alive
+// and the 2m30s lead), are no part of its rhythm, so the gaps between runs
+// are regular and pre-woken as they would be without pauses.
+func TestLearnPeriodicWithPauses(t *testing.T) {
+	t.Parallel()
+	var p pattern
+	for _, s := range periodic(monday, monday.AddDate(0, 0, 3), time.Hour, time.Minute, 5*time.Minute, 7) {
+		p = append(p, shutdown.Span{Start: s.Start, End: s.Start.Add(2 * time.Minute)},
+			shutdown.Span{Start: s.Start.Add(4 * time.Minute), End: s.End.Add(time.Minute)})
+	}
+	now := monday.AddDate(0, 0, 3)
+	m := shutdown.Learn(history(p, monday, now), now, shutdown.DefaultLearnConfig())
+	if m.Mode != shutdown.ModeLearned || m.KeepAlive != time.Minute || m.PreWakeFrom < 50*time.Minute || m.PreWakeUntil > 58*time.Minute {
+		t.Fatalf("got mode %d keep-alive %s pre-wake %s-%s (%s), want learned 1m with a pre-wake within 50m-58m", m.Mode, m.KeepAlive, m.PreWakeFrom, m.PreWakeUntil, m.Why)
+	}
+}
+
 func TestLearnNeverActive(t *testing.T) {
 	t.Parallel()
 	cfg := shutdown.DefaultLearnConfig()
