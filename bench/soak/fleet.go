@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -45,6 +46,11 @@ type fleet struct {
 	start  time.Time
 	period time.Duration // diurnal period
 	wl     []*workload
+	// counted is when the exporter's counters first counted demand (unix
+	// ns): its second scrape, which adds the requests since the first.
+	// Demand that ended before it never reached the store, so it is not
+	// demand ebb could have seen.
+	counted atomic.Int64
 }
 
 // newFleet makes n workloads: 40% steady, 30% idle, 15% diurnal, 10%
@@ -109,9 +115,19 @@ func (f *fleet) onWave(w *workload, t time.Time) bool {
 	return x < f.period/2
 }
 
-// lastDemand is the latest moment at or before t at which w had demand;
-// zero if none since the fleet started.
+// lastDemand is the latest moment at or before t at which w had demand
+// that reached the store; zero if none.
 func (f *fleet) lastDemand(w *workload, t time.Time) time.Time {
+	ld := f.lastDemandSinceStart(w, t)
+	if c := f.counted.Load(); c == 0 || ld.UnixNano() < c {
+		return time.Time{}
+	}
+	return ld
+}
+
+// lastDemandSinceStart is the latest moment at or before t at which w had
+// demand; zero if none since the fleet started.
+func (f *fleet) lastDemandSinceStart(w *workload, t time.Time) time.Time {
 	switch w.kind {
 	case steady:
 		return t
@@ -173,6 +189,7 @@ func (x *exporter) ServeHTTP(w http.ResponseWriter, _ *http.Request) {
 	dt := 0.0
 	if !x.last.IsZero() {
 		dt = now.Sub(x.last).Seconds()
+		x.f.counted.CompareAndSwap(0, now.UnixNano())
 	}
 	x.last = now
 	var b strings.Builder

@@ -13,6 +13,10 @@ func TestTruth(t *testing.T) {
 	f := newFleet(20, start, 80*time.Second, start.Add(time.Minute), start.Add(2*time.Minute))
 	d := &workload{kind: diurnal} // phase 0: on [0s, 40s), off [40s, 80s), ...
 	at := func(s int) time.Time { return start.Add(time.Duration(s) * time.Second) }
+	if got := f.lastDemand(d, at(10)); !got.IsZero() {
+		t.Errorf("before the exporter counted: last demand %s, want none", got.Sub(start))
+	}
+	f.counted.Store(at(0).UnixNano())
 	for _, tt := range []struct {
 		t, want time.Time
 	}{
@@ -29,6 +33,17 @@ func TestTruth(t *testing.T) {
 			t.Errorf("diurnal active(%s) = %v, want %v", tt.t.Sub(start), got, want)
 		}
 	}
+	// Demand that ended before the exporter's counters first counted never
+	// reached the store: a diurnal workload off since 40s has none at 50s
+	// if the exporter counted first at 45s, and its demand from 80s on.
+	f.counted.Store(at(45).UnixNano())
+	if got := f.lastDemand(d, at(50)); !got.IsZero() {
+		t.Errorf("demand that ended before the exporter counted: last demand %s, want none", got.Sub(start))
+	}
+	if got := f.lastDemand(d, at(85)); !got.Equal(at(85)) {
+		t.Errorf("demand after the exporter counted: last demand %s, want 85s", got.Sub(start))
+	}
+	f.counted.Store(at(0).UnixNano())
 	w := &workload{kind: waking, wakeAt: at(90)}
 	if got := f.lastDemand(w, at(89)); !got.IsZero() {
 		t.Errorf("waking before its wake: last demand %s, want none", got.Sub(start))
@@ -65,5 +80,42 @@ func TestTruth(t *testing.T) {
 	}
 	if got := k.seenBy(at(110)); !got.Equal(at(130).Add(wakeBound)) {
 		t.Errorf("seenBy during the fault = %s, want %s", got.Sub(start), at(130).Add(wakeBound).Sub(start))
+	}
+}
+
+// TestRecheck checks that an idle answer excused only by a blind span
+// without a measured end (Prometheus restarting) is checked again once the
+// span has its end, and counts as false if the demand could be seen by then.
+func TestRecheck(t *testing.T) {
+	start := time.Date(2026, 12, 7, 6, 0, 0, 0, time.UTC)
+	f := newFleet(20, start, 80*time.Second, start.Add(time.Minute), start.Add(2*time.Minute))
+	f.counted.Store(start.UnixNano())
+	at := func(s int) time.Time { return start.Add(time.Duration(s) * time.Second) }
+	w := &workload{kind: waking, wakeAt: at(100), name: "waking-api-00017", namespace: "infra-00"}
+	k := &keda{f: f, rec: &recorder{}}
+
+	// Prometheus restarts at 95s; its end is estimated at 215s. The demand
+	// appears at 100s; an idle answer at 112s is excused for now.
+	bl := k.rec.openBlind(at(95), at(215))
+	k.checkAnswer(w, false, at(112), at(112), "IsActive on replica 0")
+	if k.rec.falseIdleCount != 0 || len(k.rec.pending) != 1 {
+		t.Fatalf("during the open blind: %d false, %d held; want 0 and 1", k.rec.falseIdleCount, len(k.rec.pending))
+	}
+	// The new Prometheus had a rate at 101s: the demand could be seen by
+	// 101s + seeBound, before the answer at 112s.
+	k.rec.closeBlind(bl, at(101))
+	k.recheck()
+	if k.rec.falseIdleCount != 1 || k.rec.rechecked != 1 {
+		t.Errorf("after the blind closed at 101s: %d false of %d rechecked, want 1 of 1", k.rec.falseIdleCount, k.rec.rechecked)
+	}
+
+	// Closed at 110s instead, the answer at 112s is within seeBound of it.
+	k = &keda{f: f, rec: &recorder{}}
+	bl = k.rec.openBlind(at(95), at(215))
+	k.checkAnswer(w, false, at(112), at(112), "IsActive on replica 0")
+	k.rec.closeBlind(bl, at(110))
+	k.recheck()
+	if k.rec.falseIdleCount != 0 {
+		t.Errorf("after the blind closed at 110s: %d false, want 0 (seen by %s)", k.rec.falseIdleCount, at(110).Add(seeBound).Sub(start))
 	}
 }

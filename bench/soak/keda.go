@@ -46,7 +46,12 @@ type recorder struct {
 	mu sync.Mutex
 
 	calls, ok        int
-	falseIdle        []string
+	falseIdle        []string // the first 10
+	falseIdleCount   int
+	pending          []answer // idle answers to check once blinds close
+	pendingWakes     []answer
+	pendingDropped   int
+	rechecked        int
 	unavailableStale int // Unavailable naming data older than --max-staleness
 	unavailableNew   int // Unavailable "not collected yet" after a start
 	unavailableDown  int // transport errors while a replica was down
@@ -128,14 +133,55 @@ func (k *keda) classify(rep int, w *workload, method string, err error, at time.
 }
 
 // blind is a span when the store did not answer (a fault, or Prometheus
-// restarted empty until it has two scrapes): demand that appears in it
-// cannot be seen until it ends.
-type blind struct{ from, to time.Time }
+// restarted empty until it has a rate again): demand that appears in it
+// cannot be seen until it ends. An open one ends at an upper estimate until
+// it is closed at its measured end.
+type blind struct {
+	from, to time.Time
+	open     bool
+}
 
 func (r *recorder) addBlind(from, to time.Time) {
 	r.mu.Lock()
-	r.blinds = append(r.blinds, blind{from, to})
+	r.blinds = append(r.blinds, blind{from: from, to: to})
 	r.mu.Unlock()
+}
+
+// openBlind starts a blind span whose end is not known yet; to is an upper
+// estimate. It returns the span's index for closeBlind.
+func (r *recorder) openBlind(from, to time.Time) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.blinds = append(r.blinds, blind{from: from, to: to, open: true})
+	return len(r.blinds) - 1
+}
+
+// closeBlind ends span i at its measured end.
+func (r *recorder) closeBlind(i int, to time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.blinds[i].to, r.blinds[i].open = to, false
+}
+
+// anyOpen says whether a blind span has no measured end yet: an answer it
+// excuses is checked again once it has.
+func (r *recorder) anyOpen() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, b := range r.blinds {
+		if b.open {
+			return true
+		}
+	}
+	return false
+}
+
+// answer is an idle answer, or a wake, held for checking once every blind
+// span has its measured end.
+type answer struct {
+	w      *workload
+	t0, t1 time.Time
+	via    string
 }
 
 // seenBy is when ebb can have seen demand that appeared at s: one tick and
@@ -164,11 +210,33 @@ func maxTime(a, b time.Time) time.Time {
 
 // checkAnswer checks an idle answer, given over [t0, t1], against the
 // truth: it is false if the workload had demand within idleAfter before
-// t1 that ebb could have seen by t0.
+// t1 that ebb could have seen by t0. One that only a blind span without a
+// measured end excuses is checked again at the end (recheck).
 func (k *keda) checkAnswer(w *workload, active bool, t0, t1 time.Time, via string) {
 	if active {
 		return
 	}
+	if k.falseIdle(w, t0, t1, via) {
+		return
+	}
+	if k.rec.anyOpen() {
+		k.rec.mu.Lock()
+		if len(k.rec.pending) < maxPending {
+			k.rec.pending = append(k.rec.pending, answer{w, t0, t1, via})
+		} else {
+			k.rec.pendingDropped++
+		}
+		k.rec.mu.Unlock()
+	}
+}
+
+// maxPending bounds the idle answers held for recheck: a Prometheus restart
+// holds about 30 s of them.
+const maxPending = 2_000_000
+
+// falseIdle records and reports an idle answer given over [t0, t1] that
+// the truth says is false.
+func (k *keda) falseIdle(w *workload, t0, t1 time.Time, via string) bool {
 	x := t0.Add(-seeBound)
 	for range 4 { // step back over blind spans
 		if ld := k.f.lastDemand(w, x); ld.IsZero() || !k.seenWithin(ld, seeBound).After(t0) {
@@ -183,14 +251,52 @@ func (k *keda) checkAnswer(w *workload, active bool, t0, t1 time.Time, via strin
 		k.rec.mu.Unlock()
 	}
 	ld := k.f.lastDemand(w, x)
-	if !ld.IsZero() && ld.After(t1.Add(-idleAfter)) && !k.seenWithin(ld, seeBound).After(t0) {
+	if ld.IsZero() || !ld.After(t1.Add(-idleAfter)) || k.seenWithin(ld, seeBound).After(t0) {
+		return false
+	}
+	k.rec.mu.Lock()
+	defer k.rec.mu.Unlock()
+	k.rec.falseIdleCount++
+	if len(k.rec.falseIdle) < 10 {
+		k.rec.falseIdle = append(k.rec.falseIdle, fmt.Sprintf("%s %s/%s (%s) idle via %s, last demand %s before", t1.UTC().Format("15:04:05.000"), w.namespace, w.name, w.kind, via, t1.Sub(ld).Round(time.Millisecond)))
+	}
+	return true
+}
+
+// recheck checks the answers held while a blind span had no measured end,
+// now that every one has.
+func (k *keda) recheck() {
+	k.rec.mu.Lock()
+	pending, wakes := k.rec.pending, k.rec.pendingWakes
+	k.rec.pending, k.rec.pendingWakes = nil, nil
+	k.rec.mu.Unlock()
+	for _, a := range pending {
+		k.falseIdle(a.w, a.t0, a.t1, a.via)
+	}
+	k.rec.mu.Lock()
+	k.rec.rechecked += len(pending) + len(wakes)
+	k.rec.mu.Unlock()
+	for _, a := range wakes {
+		k.checkWake(a.w, a.t1)
+	}
+}
+
+// checkWake records a push stream's first true for a waking workload at
+// now, late if after one tick and one scrape from when ebb could see the
+// demand. One that a blind span without a measured end bounds is checked
+// again at the end (recheck).
+func (k *keda) checkWake(w *workload, now time.Time) {
+	if k.rec.anyOpen() {
 		k.rec.mu.Lock()
-		if len(k.rec.falseIdle) < 10 {
-			k.rec.falseIdle = append(k.rec.falseIdle, fmt.Sprintf("%s %s/%s (%s) idle via %s, last demand %s before", t1.UTC().Format("15:04:05.000"), w.namespace, w.name, w.kind, via, t1.Sub(ld).Round(time.Millisecond)))
-		} else {
-			k.rec.falseIdle = append(k.rec.falseIdle, "")
-		}
+		k.rec.pendingWakes = append(k.rec.pendingWakes, answer{w: w, t1: now})
 		k.rec.mu.Unlock()
+		return
+	}
+	bound := k.seenBy(w.wakeAt)
+	k.rec.mu.Lock()
+	defer k.rec.mu.Unlock()
+	if now.After(bound) {
+		k.rec.wakeLate = append(k.rec.wakeLate, fmt.Sprintf("%s %s/%s woke at %s, pushed true %s later, %s after it could be seen", now.UTC().Format("15:04:05.000"), w.namespace, w.name, w.wakeAt.UTC().Format("15:04:05.000"), now.Sub(w.wakeAt).Round(time.Millisecond), now.Sub(bound).Round(time.Millisecond)))
 	}
 }
 
@@ -368,11 +474,8 @@ func (k *keda) stream(ctx context.Context, w *workload) {
 						}
 						k.rec.wake = append(k.rec.wake, now.Sub(w.wakeAt))
 						k.rec.mu.Unlock()
-						bound := k.seenBy(w.wakeAt)
+						k.checkWake(w, now)
 						k.rec.mu.Lock()
-						if now.After(bound) {
-							k.rec.wakeLate = append(k.rec.wakeLate, fmt.Sprintf("%s %s/%s woke at %s, pushed true %s later, %s after it could be seen", now.UTC().Format("15:04:05.000"), w.namespace, w.name, w.wakeAt.UTC().Format("15:04:05.000"), now.Sub(w.wakeAt).Round(time.Millisecond), now.Sub(bound).Round(time.Millisecond)))
-						}
 					} else {
 						k.rec.wakeUnmeasured++
 					}
