@@ -119,3 +119,25 @@ func TestRecheck(t *testing.T) {
 		t.Errorf("after the blind closed at 110s: %d false, want 0 (seen by %s)", k.rec.falseIdleCount, at(110).Add(seeBound).Sub(start))
 	}
 }
+
+// TestWakeSplit checks that a wake splits into the store's part and ebb's
+// at the store's first answer with the rate, and that a wake a fault
+// covered is left out.
+func TestWakeSplit(t *testing.T) {
+	start := time.Date(2026, 12, 7, 6, 0, 0, 0, time.UTC)
+	at := func(ms int) time.Time { return start.Add(time.Duration(ms) * time.Millisecond) }
+	f := &fleet{start: start}
+	clear := &workload{i: 0, kind: waking, wakeAt: at(10_000)}
+	faulted := &workload{i: 1, kind: waking, wakeAt: at(50_000)}
+	unseen := &workload{i: 2, kind: waking, wakeAt: at(90_000)}
+	w := newStoreWatch(f, "http://127.0.0.1:9")
+	w.saw[clear.i] = at(12_500)
+	w.saw[faulted.i] = at(52_000)
+	k := &keda{f: f, rec: &recorder{}, watch: w}
+	k.rec.addBlind(at(45_000), at(55_000))
+	k.rec.pushed = []answer{{w: clear, t1: at(13_700)}, {w: faulted, t1: at(60_000)}, {w: unseen, t1: at(93_000)}}
+	store, ebb, missed := k.wakeSplit()
+	if len(store) != 1 || store[0] != 2500*time.Millisecond || ebb[0] != 1200*time.Millisecond || missed != 1 {
+		t.Errorf("wakeSplit = store %v, ebb %v, missed %d; want [2.5s], [1.2s], 1", store, ebb, missed)
+	}
+}

@@ -28,6 +28,7 @@ type keda struct {
 	replicas [2]*replica
 	down     [2]atomic.Bool // the harness killed it and it is not ready yet
 	rec      *recorder
+	watch    *storeWatch // when the store itself first had each wake
 
 	streamGen atomic.Pointer[generation] // cancelled to cut every stream
 }
@@ -37,9 +38,6 @@ type generation struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 }
-
-// debugWake, when set, prints the store's samples around a wake.
-var debugWake func(w *workload, sawAt time.Time)
 
 // recorder collects what the checks find.
 type recorder struct {
@@ -59,6 +57,7 @@ type recorder struct {
 	violationCount   int
 	failovers        int
 	wake             []time.Duration // push waking workloads: first true after demand
+	pushed           []answer        // the same wakes: the workload and its first true
 	wakeUnmeasured   int
 	pairs, agreeNow  int
 	agreeWithinTick  int
@@ -469,10 +468,8 @@ func (k *keda) stream(ctx context.Context, w *workload) {
 					woke = true
 					k.rec.mu.Lock()
 					if measurable {
-						if len(k.rec.wake) == 0 && debugWake != nil {
-							go debugWake(w, now)
-						}
 						k.rec.wake = append(k.rec.wake, now.Sub(w.wakeAt))
+						k.rec.pushed = append(k.rec.pushed, answer{w: w, t1: now})
 						k.rec.mu.Unlock()
 						k.checkWake(w, now)
 						k.rec.mu.Lock()
@@ -611,4 +608,32 @@ func (r *recorder) p99(rep int) float64 {
 	}
 	slices.Sort(l)
 	return l[min(len(l)-1, int(0.99*float64(len(l))))]
+}
+
+// wakeSplit splits the measured wakes outside blind spans into the store's
+// part (demand to the store's first answer with the rate) and ebb's (that
+// answer to the first true pushed), and counts the wakes the store watch
+// missed. Call with k.rec.mu held, after recheck.
+func (k *keda) wakeSplit() (store, ebb []time.Duration, missed int) {
+	for _, a := range k.rec.pushed {
+		blinded := false
+		for _, b := range k.rec.blinds {
+			if !b.from.After(a.t1) && b.to.After(a.w.wakeAt.Add(-wakeBound)) {
+				blinded = true
+			}
+		}
+		if blinded {
+			continue
+		}
+		saw := k.watch.sawAt(a.w)
+		if saw.IsZero() {
+			missed++
+			continue
+		}
+		store = append(store, saw.Sub(a.w.wakeAt))
+		ebb = append(ebb, a.t1.Sub(saw))
+	}
+	slices.Sort(store)
+	slices.Sort(ebb)
+	return store, ebb, missed
 }

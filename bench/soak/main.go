@@ -120,21 +120,6 @@ func run(ctx context.Context, d time.Duration, n int, out, store string, launch 
 		return false, fmt.Errorf("%s: %w (install: make test-deps)", store, err)
 	}
 	defer func() { stopProm() }()
-	if os.Getenv("SOAK_DEBUG_WAKE") != "" {
-		debugWake = func(w *workload, sawAt time.Time) {
-			time.Sleep(3 * time.Second)
-			q := fmt.Sprintf(`istio_requests_total{destination_workload=%q}[40s]`, w.name)
-			c := http.Client{Timeout: 5 * time.Second}
-			resp, err := c.Get(prom.URL + "/api/v1/query?nocache=1&query=" + url.QueryEscape(q))
-			if err != nil {
-				fmt.Println("debug:", err)
-				return
-			}
-			defer resp.Body.Close()
-			body, _ := io.ReadAll(resp.Body)
-			fmt.Printf("debug wake %s: wakeAt %s, pushed true at %s\n%s\n", w.name, w.wakeAt.Format("15:04:05.000"), sawAt.Format("15:04:05.000"), body)
-		}
-	}
 	// The fleet's truth holds from when the store has a rate for every
 	// workload with demand: before, "no series" is what ebb must answer.
 	if err := waitRates(ctx, prom.URL, f); err != nil {
@@ -144,8 +129,9 @@ func run(ctx context.Context, d time.Duration, n int, out, store string, launch 
 	if err != nil {
 		return false, err
 	}
+	watch := newStoreWatch(f, prom.URL)
 	flags := []string{"--interval=" + tick.String(), "--max-staleness=" + maxStaleness.String(), "--min-uptime=0s", "--log-format=json", "--log-level=warn"}
-	k := &keda{f: f, rec: &recorder{}}
+	k := &keda{f: f, rec: &recorder{}, watch: watch}
 	for i := range 2 {
 		r, err := newReplica(i, bin, proxy.url(), filepath.Join(out, fmt.Sprintf("replica-%d.log", i)), flags)
 		if err != nil {
@@ -179,6 +165,7 @@ func run(ctx context.Context, d time.Duration, n int, out, store string, launch 
 		}
 	}
 	go k.poll(runCtx)
+	go watch.run(runCtx)
 	go k.pairs(runCtx, rand.New(rand.NewPCG(1, 2)))
 
 	// The faults, one after another after the warm-up.
@@ -241,6 +228,7 @@ func run(ctx context.Context, d time.Duration, n int, out, store string, launch 
 		}
 		stopProm = stop2
 		_ = proxy.setUpstream(p2.URL)
+		watch.setURL(p2.URL)
 		k.rec.mu.Lock()
 		k.rec.storeRestartedAt = time.Now()
 		k.rec.mu.Unlock()
@@ -334,6 +322,13 @@ func report(k *keda, ch charts, d time.Duration, store string, n int, warm, read
 			len(r.wake), r.wake[len(r.wake)/2].Round(time.Millisecond), r.wake[len(r.wake)*9/10].Round(time.Millisecond), r.wake[len(r.wake)-1].Round(time.Millisecond), wakeBound, len(r.wakeLate), r.wakeLate[:min(len(r.wakeLate), 5)], r.wakeUnmeasured)
 	} else {
 		check(false, "wake: none measured")
+	}
+	if st, eb, missed := k.wakeSplit(); len(st) > 0 {
+		q := func(d []time.Duration, p float64) time.Duration {
+			return d[min(len(d)-1, int(p*float64(len(d))))].Round(time.Millisecond)
+		}
+		fmt.Fprintf(&b, "- wake, split (%d wakes outside faults; the store asked directly every 250ms; %d the store was not seen to answer): demand to the store's rate median %s, p90 %s, max %s (one scrape and the store's ingestion); the store's rate to ebb's true median %s, p90 %s, max %s (ebb's tick, its query, and up to 250ms of the watch)\n",
+			len(st), missed, q(st, 0.5), q(st, 0.9), st[len(st)-1].Round(time.Millisecond), q(eb, 0.5), q(eb, 0.9), eb[len(eb)-1].Round(time.Millisecond))
 	}
 	agree := float64(r.agreeNow+r.agreeWithinTick) / float64(max(1, r.pairs))
 	check(agree >= 0.999, "replica agreement: %d paired checks, %d agreed at once, %d within one tick, %.4f%% (want >= 99.9%%); %d pairs skipped (an error on either); disagreements %v",
