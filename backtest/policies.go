@@ -131,8 +131,8 @@ type Ebb struct {
 	Cooldown  time.Duration
 	Learn     shutdown.LearnConfig
 	// ColdStart is each workload class's cold start (Options.ColdStart),
-	// which Auto learns with: a cold start's price and the pre-wake's
-	// lead. A class not in it learns with Learn's.
+	// which Auto's pre-wake leads by, with shutdown.WakeMargin. A class
+	// not in it keeps Learn's WakeLead.
 	ColdStart map[string]time.Duration
 }
 
@@ -165,7 +165,7 @@ func (e Ebb) Start(w *Workload) Runner {
 	if e.Auto {
 		r.policy.IdleAfter = e.Learn.Fixed
 		if d, ok := e.ColdStart[w.class()]; ok {
-			r.Learn.ColdStart, r.Learn.WakeLead = d, d+r.Learn.WakeLead-r.Learn.ColdStart
+			r.Learn.WakeLead = d + shutdown.WakeMargin
 		}
 		// Decisions come at tick granularity: a tick as long as the
 		// lead's 30s margin over a 2m cold start (a store's 1m step)
@@ -266,9 +266,9 @@ func (r *ebbRunner) Note() string {
 
 // StandardPolicies are the policies `ebb backtest` compares by default:
 // KEDA's default, Knative, KubeElasti, ebb with a fixed 5m, 15m and 30m,
-// and ebb auto learning as learn says, with each class's cold start in
-// coldStart (Options.ColdStart). ebbCooldown is KEDA's cooldownPeriod in
-// front of ebb's policies (0: DefaultEbb's 30s).
+// and ebb auto learning as learn says, its pre-wake led by each class's
+// cold start in coldStart (Options.ColdStart). ebbCooldown is KEDA's
+// cooldownPeriod in front of ebb's policies (0: DefaultEbb's 30s).
 func StandardPolicies(learn shutdown.LearnConfig, ebbCooldown time.Duration, coldStart map[string]time.Duration) []Policy {
 	ebb := func(idleAfter time.Duration) Ebb {
 		e := DefaultEbb(idleAfter)

@@ -1,7 +1,6 @@
 package backtest_test
 
 import (
-	"strings"
 	"testing"
 	"time"
 
@@ -75,33 +74,31 @@ func TestReplayerUnknownHoldsReplicas(t *testing.T) {
 	f("gap while down", func(m int) bool { return m < 10 || m >= 45 }, 6*time.Minute, 0)
 }
 
-// ebb auto learns with its workload class's cold start: a CPU workload
-// that pauses 5 and 6 minutes in turn between 3-minute runs bridges its
-// pauses when a cold start costs twice the learner's default 2m, and not
-// when it costs twice the class's 30s.
-func TestEbbAutoLearnsWithTheClassColdStart(t *testing.T) {
+// ebb auto's pre-wake leads by its workload class's cold start: a CPU
+// workload run 5 minutes every hour is woken 2m30s ahead with the
+// learner's default lead (a GPU model server's 2m cold start and 30s of
+// sampling), 1m ahead with its class's 30s.
+func TestEbbAutoLeadsByTheClassColdStart(t *testing.T) {
 	t.Parallel()
 	w := &backtest.Workload{Key: queries.WorkloadKey{Namespace: "shop", Name: "tool"}, Start: start,
 		Step: 10 * time.Second, Requests: make([]float64, 3*24*360)}
-	for i, on := 0, 0; on < len(w.Requests); i++ {
-		for j := on; j < on+18 && j < len(w.Requests); j++ { // 3 minutes
+	for on := 0; on < len(w.Requests); on += 360 {
+		for j := on; j < on+30; j++ { // 5 minutes
 			w.Requests[j] = 1
 		}
-		on += 18 + 6*(5+i%2)
 	}
 	o := backtest.DefaultOptions() // cpu=30s
 	for _, c := range []struct {
 		coldStart map[string]time.Duration
 		want      string
 	}{
-		{nil, "auto: keep-alive 15m learned from"},
-		{o.ColdStart, "auto: keep-alive 1m learned from"},
+		{nil, "auto: keep-alive 1m learned from 71 idle gaps, pre-wake 51m-56m after activity"},
+		{o.ColdStart, "auto: keep-alive 1m learned from 71 idle gaps, pre-wake 53m-55m after activity"},
 	} {
 		auto := backtest.DefaultEbbAuto()
 		auto.ColdStart = c.coldStart
-		got := backtest.Replay(w, auto, o)
-		if !strings.HasPrefix(got.Note, c.want) {
-			t.Errorf("cold starts %v: learned %q, want %q...", c.coldStart, got.Note, c.want)
+		if got := backtest.Replay(w, auto, o).Note; got != c.want {
+			t.Errorf("cold starts %v: learned %q, want %q", c.coldStart, got, c.want)
 		}
 	}
 }

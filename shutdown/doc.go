@@ -42,10 +42,10 @@
 //
 // Learn reads a workload's Activity (its active spans over the last 7 days)
 // and returns a Model: the keep-alive that would have cost least over its
-// idle gaps, a cold start priced at twice the wake time (ColdStart), a
-// pre-wake window when the latest gaps longer than the keep-alive and the
-// lead are regular (a job every 2h ± 2m is woken 2m30s before the 10th
-// percentile of those gaps and let go right after its work),
+// idle gaps, a cold start priced at the fixed idle-after, a pre-wake
+// window when the latest gaps longer than the keep-alive and the lead are
+// regular (a job every 2h ± 2m is woken 2m30s before the shortest of those
+// gaps and let go right after its work),
 // and keep-awake hours in which the workload was busy 90% of the time. With
 // less than MinHistory of history, or gaps that are neither a regular
 // rhythm nor at least 8 with at most 10% beyond 4h, it falls back to the fixed idle-after and says why. Pre-

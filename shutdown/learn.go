@@ -20,13 +20,13 @@ const (
 	DefaultLearnMinHistory = 48 * time.Hour
 	DefaultLearnWindow     = 7 * 24 * time.Hour
 	DefaultPreWakeBudget   = 4
-	DefaultLearnColdStart  = 2 * time.Minute
-	DefaultWakeLead        = DefaultLearnColdStart + wakeMargin
+	// DefaultWakeLead is a GPU model server's 2m cold start and WakeMargin.
+	DefaultWakeLead = 2*time.Minute + WakeMargin
 )
 
-// wakeMargin is how much earlier than the cold start a pre-wake starts,
-// for the sampling: a collector's tick and a store's scrape.
-const wakeMargin = 30 * time.Second
+// WakeMargin is how much earlier than the cold start to hide a pre-wake
+// starts, for the sampling: a collector's tick and a store's scrape.
+const WakeMargin = 30 * time.Second
 
 // LearnConfig is how Learn reads a workload's activity. DefaultLearnConfig
 // holds the defaults; a zero field is not a default.
@@ -53,13 +53,8 @@ type LearnConfig struct {
 	MaxOutOfRange float64
 	// RegularSpread is how narrow the long gaps must be for pre-wake: their
 	// 10th to 90th percentile within this share of their median. The
-	// pre-wake window runs from their 10th percentile to the longest
-	// within this share of the median.
+	// pre-wake window spans the gaps within this share of the median.
 	RegularSpread float64
-	// ColdStart is how long a wake from zero takes: a cold start costs a
-	// caller that long of waiting and the pod that long of its GPU while
-	// it starts, so the keep-alive prices one at twice it.
-	ColdStart time.Duration
 	// WakeLead is how long before the expected activity a pre-wake (or a
 	// learned keep-awake hour) starts: at least the cold start to hide.
 	WakeLead time.Duration
@@ -77,14 +72,14 @@ type LearnConfig struct {
 
 // DefaultLearnConfig returns the defaults: fall back to 15m, 2 days of
 // history needed, 7 days read, 8 gaps, the latest 12 long gaps, a 4h range
-// with at most 10% beyond it, a spread within 10%, a 2m cold start (a GPU
-// model server's), a 2m30s lead (the cold start and the sampling), 4 wasted
-// pre-wakes a day, hours busy 90% of the time, in UTC.
+// with at most 10% beyond it, a spread within 10%, a 2m30s lead (a GPU
+// model server's 2m cold start and the sampling), 4 wasted pre-wakes a day,
+// hours busy 90% of the time, in UTC.
 func DefaultLearnConfig() LearnConfig {
 	return LearnConfig{
 		Fixed: DefaultIdleAfter, MinHistory: DefaultLearnMinHistory, Window: DefaultLearnWindow,
 		MinGaps: 8, MinRegularGaps: 5, RecentGaps: 12, Range: 4 * time.Hour, MaxOutOfRange: 0.1,
-		RegularSpread: 0.1, ColdStart: DefaultLearnColdStart, WakeLead: DefaultWakeLead, PreWakeBudget: DefaultPreWakeBudget,
+		RegularSpread: 0.1, WakeLead: DefaultWakeLead, PreWakeBudget: DefaultPreWakeBudget,
 		BusyShare: 0.9, Location: time.UTC,
 	}
 }
@@ -106,8 +101,6 @@ func (c LearnConfig) Validate() error {
 		return fmt.Errorf("range = %s, must be longer than the fixed keep-alive (%s)", FormatDuration(c.Range), FormatDuration(c.Fixed))
 	case c.PreWakeBudget < 0:
 		return fmt.Errorf("prewake budget = %d, must be >= 0", c.PreWakeBudget)
-	case c.ColdStart < 0 || c.ColdStart > time.Hour:
-		return fmt.Errorf("cold start = %s, must be in [0s, 1h]", c.ColdStart)
 	case c.WakeLead < 0 || c.WakeLead > time.Hour:
 		return fmt.Errorf("wake lead = %s, must be in [0s, 1h]", c.WakeLead)
 	}
@@ -226,11 +219,11 @@ func Learn(a *Activity, now time.Time, cfg LearnConfig) *Model {
 
 // keepAlive picks the keep-alive that would have cost least over the
 // history's gaps: a gap it bridges costs its length, one it does not costs
-// the keep-alive plus a cold start, priced at twice the cold start's
-// duration: the caller's wait and the GPU time the pod spends starting
-// (ski rental's break-even). A gap counts as bridged with 30s to spare,
-// for the sampling. Whole minutes, at least one, at most the fixed
-// keep-alive; on a tie, the longer (fewer cold starts).
+// the keep-alive plus a cold start, priced at the fixed keep-alive (the
+// wait the operator chose to pay to avoid one; ski rental's break-even).
+// A gap counts as bridged with 30s to spare, for the sampling. Whole
+// minutes, at least one, at most the fixed keep-alive; on a tie, the
+// longer (fewer cold starts).
 func keepAlive(gaps []gap, cfg LearnConfig) time.Duration {
 	best, bestCost := cfg.Fixed, math.Inf(1)
 	for k := time.Minute; k <= cfg.Fixed; k += time.Minute {
@@ -239,7 +232,7 @@ func keepAlive(gaps []gap, cfg LearnConfig) time.Duration {
 			if g.len+bridgeMargin <= k {
 				cost += g.len
 			} else {
-				cost += k + 2*cfg.ColdStart
+				cost += k + cfg.Fixed
 			}
 		}
 		if c := float64(cost); c <= bestCost {
@@ -280,19 +273,23 @@ func preWake(gaps []gap, keep time.Duration, cfg LearnConfig) (from, until time.
 	if hi-lo > cfg.RegularSpread*mid || hi-lo > float64(maxPreWakeSpread) {
 		return 0, 0
 	}
-	// The window opens the lead before the 10th percentile of the gaps
-	// (the one early run in ten meets a cold start rather than every run
-	// waiting from the earliest) and closes the lead after the longest,
-	// outliers beyond the spread aside: a window that closes at the
-	// longest, before its lead, costs cold starts of runs that come late
-	// for the few minutes of a wasted pre-wake it saves.
-	last := hi
+	// The window opens the lead before the shortest gap and closes the
+	// lead after the longest, outliers beyond the spread aside: a window
+	// that closes at the longest, before its lead, costs cold starts of
+	// runs that come late for the few minutes of a wasted pre-wake it
+	// saves; one that opens before the 10th percentile makes the early
+	// runs meet cold starts that cost more than the minutes it saves
+	// (docs/backtest.md).
+	first, last := lo, hi
 	for _, g := range long {
+		if g >= mid*(1-cfg.RegularSpread) {
+			first = min(first, g)
+		}
 		if g <= mid*(1+cfg.RegularSpread) {
 			last = max(last, g)
 		}
 	}
-	from = time.Duration(lo) - cfg.WakeLead
+	from = time.Duration(first) - cfg.WakeLead
 	until = time.Duration(last) + cfg.WakeLead
 	if from <= keep {
 		return 0, 0 // the keep-alive already covers it

@@ -283,9 +283,8 @@ func TestLearnBursty(t *testing.T) {
 	m := shutdown.Learn(history(p, monday, from), from, cfg)
 	// A pause of 3 idle minutes is a 4-minute gap between active
 	// observations; every pause is cheaper to bridge than a cold start
-	// priced at twice the 2m wake plus the keep-alive, and every gap
-	// between bursts costs the keep-alive: the least that bridges 4m with
-	// 30s to spare, 5m.
+	// priced at the fixed 15m, and every gap between bursts costs the
+	// keep-alive: the least that bridges 4m with 30s to spare, 5m.
 	if m.Mode != shutdown.ModeLearned || m.KeepAlive != 5*time.Minute || m.PreWakeFrom != 0 {
 		t.Fatalf("got mode %d keep-alive %s pre-wake %s (%s), want learned 5m without pre-wake", m.Mode, m.KeepAlive, m.PreWakeFrom, m.Why)
 	}
@@ -297,52 +296,59 @@ func TestLearnBursty(t *testing.T) {
 	}
 }
 
-// The keep-alive prices a cold start at twice the wake time (the caller's
-// wait and the pod's start), not at the fixed 15m: pauses of 5 and 6 idle
-// minutes in turn, gaps of 6 and 7 minutes between active observations,
-// are bridged by 8m or more at 6+7 = 13 minutes a pair; a 1m
-// keep-alive costs (1+2w) twice. With a 2m wake that is 10, so 1m; with
-// a 3m wake 14, so all are bridged, by the longest of the tie, 15m.
-// Priced at 15m, both wakes would give 15m.
+// The keep-alive prices a cold start at the fixed idle-after, the wait the
+// operator chose to pay to avoid one. Runs of 5 minutes come in pairs, 5
+// idle minutes apart (a 6-minute gap between active observations), the
+// pairs 30 to 90 minutes apart. Bridging the pause takes 7m (6m and 30s to
+// spare) and costs 6 + 7 + F a pair, where F is the fixed idle-after; a 1m
+// keep-alive costs 2 × (1 + F). With 15m (28 against 32) the pause is
+// bridged; with 10m (23 against 22) it is not.
 func TestLearnKeepAlivePricesColdStart(t *testing.T) {
 	t.Parallel()
 	var p pattern
 	for i, t := 0, monday; t.Before(monday.AddDate(0, 0, 3)); i++ {
-		p = append(p, shutdown.Span{Start: t, End: t.Add(5 * time.Minute)})
-		t = t.Add(5*time.Minute + time.Duration(5+i%2)*time.Minute)
+		p = append(p, shutdown.Span{Start: t, End: t.Add(5 * time.Minute)},
+			shutdown.Span{Start: t.Add(10 * time.Minute), End: t.Add(15 * time.Minute)})
+		t = t.Add(15*time.Minute + time.Duration(30+20*(i%4))*time.Minute)
 	}
 	for _, c := range []struct {
-		wake, keep time.Duration
+		fixed, keep time.Duration
 	}{
-		{2 * time.Minute, time.Minute},
-		{3 * time.Minute, 15 * time.Minute},
+		{15 * time.Minute, 7 * time.Minute},
+		{10 * time.Minute, time.Minute},
 	} {
 		cfg := shutdown.DefaultLearnConfig()
-		cfg.ColdStart = c.wake
+		cfg.Fixed = c.fixed
 		now := monday.AddDate(0, 0, 3)
 		m := shutdown.Learn(history(p, monday, now), now, cfg)
 		if m.Mode != shutdown.ModeLearned || m.KeepAlive != c.keep || m.PreWakeFrom != 0 {
-			t.Errorf("wake %s: mode %d keep-alive %s pre-wake %s (%s), want learned %s without pre-wake",
-				c.wake, m.Mode, m.KeepAlive, m.PreWakeFrom, m.Why, c.keep)
+			t.Errorf("fixed %s: mode %d keep-alive %s pre-wake %s (%s), want learned %s without pre-wake",
+				c.fixed, m.Mode, m.KeepAlive, m.PreWakeFrom, m.Why, c.keep)
 		}
 	}
 }
 
-// A job every hour ± 1m whose runs pause for 2 minutes halfway: the
-// pauses, too short to be woken ahead of (a gap within the 1m keep-alive
-// and the 2m30s lead), are no part of its rhythm, so the gaps between runs
-// are regular and pre-woken as they would be without pauses.
+// A job every hour ± 1m whose every fifth run pauses for 2 minutes halfway:
+// bridging one pause in five gaps is not worth a longer keep-alive on the
+// other four, so the keep-alive is 1m and the pause a 3-minute gap. It is
+// too short to be woken ahead of (within the keep-alive and the 2m30s
+// lead), so it is no part of the rhythm: the gaps between runs are regular
+// and pre-woken as they would be without pauses.
 func TestLearnPeriodicWithPauses(t *testing.T) {
 	t.Parallel()
 	var p pattern
-	for _, s := range periodic(monday, monday.AddDate(0, 0, 3), time.Hour, time.Minute, 5*time.Minute, 7) {
+	for i, s := range periodic(monday, monday.AddDate(0, 0, 3), time.Hour, time.Minute, 5*time.Minute, 7) {
+		if i%5 != 0 {
+			p = append(p, s)
+			continue
+		}
 		p = append(p, shutdown.Span{Start: s.Start, End: s.Start.Add(2 * time.Minute)},
 			shutdown.Span{Start: s.Start.Add(4 * time.Minute), End: s.End.Add(time.Minute)})
 	}
 	now := monday.AddDate(0, 0, 3)
 	m := shutdown.Learn(history(p, monday, now), now, shutdown.DefaultLearnConfig())
-	if m.Mode != shutdown.ModeLearned || m.KeepAlive != time.Minute || m.PreWakeFrom < 50*time.Minute || m.PreWakeUntil > 58*time.Minute {
-		t.Fatalf("got mode %d keep-alive %s pre-wake %s-%s (%s), want learned 1m with a pre-wake within 50m-58m", m.Mode, m.KeepAlive, m.PreWakeFrom, m.PreWakeUntil, m.Why)
+	if m.Mode != shutdown.ModeLearned || m.KeepAlive != time.Minute || m.PreWakeFrom < 50*time.Minute || m.PreWakeUntil > 59*time.Minute {
+		t.Fatalf("got mode %d keep-alive %s pre-wake %s-%s (%s), want learned 1m with a pre-wake within 50m-59m", m.Mode, m.KeepAlive, m.PreWakeFrom, m.PreWakeUntil, m.Why)
 	}
 }
 
