@@ -182,12 +182,23 @@ func TestVanishedSeriesAreNotNoTraffic(t *testing.T) {
 	if d := decision(t, c, inNever); d.Active {
 		t.Errorf("never seen: %v, want idle", d)
 	}
-	// The series come back at 0: no traffic, and the idle clock runs from
-	// the last activity seen (t0).
+	// The series come back at 0: no traffic now, but what happened in the
+	// hour without series is not known, and the workload was active going
+	// in: its idle clock starts again at the return, so it is idle 15m
+	// (idle-after) later, not at once.
+	back := t0.Add(time.Hour + 5*time.Second)
 	src.Set(reqShape, queries.Sample{Workload: w, Value: 0})
-	stepTo(c, clk, t0.Add(time.Hour+5*time.Second))
+	stepTo(c, clk, back)
+	if d := decision(t, c, in); !d.Active || d.Reason != shutdown.ReasonRecent {
+		t.Errorf("back at 0 after an hour without series: %v, want active (recent): the hour is unknown", d)
+	}
+	stepTo(c, clk, back.Add(15*time.Minute-5*time.Second))
+	if d := decision(t, c, in); !d.Active {
+		t.Errorf("14m55s after the return: %v, want active", d)
+	}
+	stepTo(c, clk, back.Add(15*time.Minute))
 	if d := decision(t, c, in); d.Active {
-		t.Errorf("back at 0, last active an hour ago: %v, want idle", d)
+		t.Errorf("15m after the return: %v, want idle", d)
 	}
 }
 

@@ -51,6 +51,12 @@ func (t *Tracker) Holding(n int, since time.Time) {
 // activation threshold, or ok = false when the source failed. A value or
 // activation that is not a finite number counts as a failure. Observations
 // older than the last good one are ignored.
+//
+// A workload that was active at the last good observation before failures
+// is taken as active through them: its idle clock starts again at the
+// first good observation after them. What happened while the source failed
+// is not known (a store restarted empty has lost it for good), and the
+// failure rules never let an outage bring a shutdown forward.
 func (t *Tracker) Observe(value, activation float64, ok bool, at time.Time) {
 	if !ok || !finite(value) || !finite(activation) {
 		t.failing = true
@@ -59,10 +65,16 @@ func (t *Tracker) Observe(value, activation float64, ok bool, at time.Time) {
 	if at.Before(t.lastOK) {
 		return
 	}
+	wasActive := t.failing && !t.lastOK.IsZero() && t.isActive(t.value, t.activation)
 	t.value, t.activation, t.lastOK, t.failing = value, activation, at, false
-	if (value > activation || t.CountsRequests && value > 0) && at.After(t.lastActive) {
+	if (wasActive || t.isActive(value, activation)) && at.After(t.lastActive) {
 		t.lastActive = at
 	}
+}
+
+// isActive says whether an observed value is activity.
+func (t *Tracker) isActive(value, activation float64) bool {
+	return value > activation || t.CountsRequests && value > 0
 }
 
 // Saw records activity seen outside the store at at, such as a request

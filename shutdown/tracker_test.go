@@ -176,3 +176,45 @@ func TestTrackerWakeUntil(t *testing.T) {
 		t.Errorf("got until %s, want %s", fmtTime(d.Until), fmtTime(want))
 	}
 }
+
+// A workload active when the source began to fail is taken as active
+// through the failures: its idle clock starts again at the first good
+// observation after them, so an outage (a store restarted empty has lost
+// what happened in it) never brings a shutdown forward. One idle going in
+// keeps its idle clock: the outage wakes nothing.
+func TestTrackerActiveThroughFailures(t *testing.T) {
+	t.Parallel()
+	p := shutdown.Policy{IdleAfter: 30 * time.Second}
+	at := func(s int) time.Time { return now.Add(time.Duration(s) * time.Second) }
+	for _, tt := range []struct {
+		name     string
+		before   float64 // the last good value before the failures, at 2s
+		wantLast int     // the idle clock's start, in seconds
+		idleAt   int     // the first second answered idle
+	}{
+		{"active going in", 12, 10, 40},
+		{"idle going in", 0, 0, 30},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			tr := &shutdown.Tracker{MaxStaleness: time.Minute}
+			tr.Recover(time.Time{})
+			tr.Observe(5, 0, true, at(0)) // active at 0s
+			tr.Observe(tt.before, 0, true, at(2))
+			tr.Observe(0, 0, false, at(4)) // the store restarts
+			tr.Observe(0, 0, false, at(6))
+			tr.Observe(0, 0, true, at(10)) // back, empty: no traffic
+			if got := tr.State(at(10)).LastActive; !got.Equal(at(tt.wantLast)) {
+				t.Fatalf("last active = %s, want %s", fmtTime(got), fmtTime(at(tt.wantLast)))
+			}
+			for s := 10; s <= 45; s++ {
+				if s > 10 {
+					tr.Observe(0, 0, true, at(s))
+				}
+				d := tr.Decide(p, at(s))
+				if idle := !d.Active; idle != (s >= tt.idleAt) {
+					t.Fatalf("second %d: active = %v (%s), want idle from %ds", s, d.Active, d.Reason, tt.idleAt)
+				}
+			}
+		})
+	}
+}
