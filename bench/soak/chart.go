@@ -5,6 +5,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 )
 
@@ -70,7 +71,15 @@ func (c *charts) write(dir string) error {
 			return err
 		}
 	}
-	return nil
+	// The samples behind the charts.
+	var b strings.Builder
+	b.WriteString("replica,seconds,rss_mib,goroutines,rpc_p99_ms,data_age_s\n")
+	for rep, ps := range c.pts {
+		for _, p := range ps {
+			fmt.Fprintf(&b, "%d,%.1f,%.1f,%.0f,%.1f,%.1f\n", rep, p.el, p.s.rss, p.s.goroutines, 1000*p.p99, p.s.dataAge)
+		}
+	}
+	return os.WriteFile(filepath.Join(dir, "samples.csv"), []byte(b.String()), 0o644)
 }
 
 func (c *charts) svg(title, unit string, v func(point) float64) string {
@@ -87,7 +96,9 @@ func (c *charts) svg(title, unit string, v func(point) float64) string {
 	if maxY == 0 {
 		maxY = 1
 	}
-	maxY *= 1.1
+	yStep := niceStep(maxY * 1.1 / 4)
+	maxY = yStep * math.Ceil(maxY*1.1/yStep)
+	xStep := 60 * niceStep(maxX/60/6) // minutes
 	x := func(el float64) float64 { return left + (w-left-right)*el/maxX }
 	y := func(val float64) float64 { return h - bottom - (h-top-bottom)*math.Min(val, maxY)/maxY }
 	var b strings.Builder
@@ -96,13 +107,11 @@ func (c *charts) svg(title, unit string, v func(point) float64) string {
 	for _, bd := range c.bands {
 		fmt.Fprintf(&b, `<rect x="%.1f" y="%.0f" width="%.1f" height="%.0f" fill="#f4c7c3" opacity="0.6"><title>%s</title></rect>`+"\n", x(bd.from), top, math.Max(1, x(bd.to)-x(bd.from)), h-top-bottom, bd.name)
 	}
-	for i := 0; i <= 4; i++ {
-		val := maxY * float64(i) / 4
-		fmt.Fprintf(&b, `<line x1="%.0f" x2="%.0f" y1="%.1f" y2="%.1f" stroke="#ddd"/><text x="%.0f" y="%.1f" text-anchor="end">%.3g%s</text>`+"\n", left, w-right, y(val), y(val), left-4, y(val)+4, val, unit)
+	for val := 0.0; val <= maxY*1.0001; val += yStep {
+		fmt.Fprintf(&b, `<line x1="%.0f" x2="%.0f" y1="%.1f" y2="%.1f" stroke="#ddd"/><text x="%.0f" y="%.1f" text-anchor="end">%s %s</text>`+"\n", left, w-right, y(val), y(val), left-4, y(val)+4, tickLabel(val, yStep), unit)
 	}
-	for i := 0; i <= 6; i++ {
-		el := maxX * float64(i) / 6
-		fmt.Fprintf(&b, `<text x="%.1f" y="%.0f" text-anchor="middle">%.0fs</text>`+"\n", x(el), h-bottom+16, el)
+	for el := 0.0; el <= maxX; el += xStep {
+		fmt.Fprintf(&b, `<text x="%.1f" y="%.0f" text-anchor="middle">%s min</text>`+"\n", x(el), h-bottom+16, tickLabel(el/60, xStep/60))
 	}
 	colors := [2]string{"#1a73e8", "#e8710a"}
 	for rep, ps := range c.pts {
@@ -118,4 +127,27 @@ func (c *charts) svg(title, unit string, v func(point) float64) string {
 	fmt.Fprintf(&b, `<text x="%.0f" y="%.0f" fill="#b3261e">shaded: faults</text>`+"\n", left, h-6)
 	b.WriteString("</svg>\n")
 	return b.String()
+}
+
+// niceStep is the step of 1, 2 or 5 times a power of ten at or above raw.
+func niceStep(raw float64) float64 {
+	if raw <= 0 {
+		return 1
+	}
+	p := math.Pow(10, math.Floor(math.Log10(raw)))
+	for _, m := range []float64{1, 2, 5, 10} {
+		if m*p >= raw {
+			return m * p
+		}
+	}
+	return 10 * p
+}
+
+// tickLabel writes a tick's value with as many decimals as its step needs.
+func tickLabel(v, step float64) string {
+	decimals := 0
+	if step < 1 {
+		decimals = int(math.Ceil(-math.Log10(step)))
+	}
+	return strconv.FormatFloat(v, 'f', decimals, 64)
 }

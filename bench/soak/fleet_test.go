@@ -141,3 +141,26 @@ func TestWakeSplit(t *testing.T) {
 		t.Errorf("wakeSplit = store %v, ebb %v, missed %d; want [2.5s], [1.2s], 1", store, ebb, missed)
 	}
 }
+
+// TestTicks checks the charts' axis steps and labels: 1, 2 or 5 times a
+// power of ten, written with the decimals the step needs.
+func TestTicks(t *testing.T) {
+	for _, tt := range []struct {
+		raw, step float64
+		v         float64
+		label     string
+	}{
+		{0.37, 0.5, 1.5, "1.5"},
+		{552, 1000, 2000, "2000"},
+		{78, 100, 300, "300"},
+		{1.5, 2, 10, "10"},
+		{0.012, 0.02, 0.06, "0.06"},
+	} {
+		if got := niceStep(tt.raw); got != tt.step {
+			t.Errorf("niceStep(%g) = %g, want %g", tt.raw, got, tt.step)
+		}
+		if got := tickLabel(tt.v, tt.step); got != tt.label {
+			t.Errorf("tickLabel(%g, %g) = %q, want %q", tt.v, tt.step, got, tt.label)
+		}
+	}
+}
