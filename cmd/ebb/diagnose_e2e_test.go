@@ -128,7 +128,7 @@ func TestServeSaysWhatIsWrongWithTheStore(t *testing.T) {
 		storeURL := vm.URL + "/select/0/prometheus"
 		e := startServe(t, storeURL, clk)
 		prefix := "not ready: store " + storeURL + " wrong path since " + since + ": POST " + storeURL + `/api/v1/query answered 400 Bad Request: "remoteAddr: \"127.0.0.1:`
-		suffix := "; requestURI: /select/0/prometheus/api/v1/query?query=vector%281%29&time=" + strconv.FormatInt(evalAt.Unix(), 10) + ".000&timeout=10" +
+		suffix := "; requestURI: /select/0/prometheus/api/v1/query?nocache=1&query=vector%281%29&time=" + strconv.FormatInt(evalAt.Unix(), 10) + ".000&timeout=10" +
 			`; unsupported path requested: \"/select/0/prometheus/api/v1/query\""; ` +
 			"--prometheus-url must be the API root, such as http://prometheus:9090 or http://vmselect:8481/select/0/prometheus; ebb appends /api/v1/query\n"
 		deadline := time.Now().Add(20 * time.Second)

@@ -371,9 +371,11 @@ func parseErrorBody(body []byte) (env envelope, ok bool) {
 	return env, env.Status == "error" && env.Error != ""
 }
 
-// snippet returns the start of body on one line, for error messages.
+// snippet returns the start of body on one line, for error messages: long
+// enough for VictoriaMetrics' 400, which quotes the client's address, the
+// whole request URI and then the cause.
 func snippet(body []byte) string {
-	const max = 200
+	const max = 256
 	s := bytes.Join(bytes.Fields(body), []byte(" "))
 	if len(s) > max {
 		return string(s[:max]) + "…"
