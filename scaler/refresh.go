@@ -78,7 +78,8 @@ func (c *Collector) Refresh(ctx context.Context) {
 				in.tracker.Saw(time.Unix(0, at))
 			}
 			d := in.tracker.Decide(c.learned(in, c.policy(in), o, now), now)
-			in.decision = d // what the StateSink is told: idle puts the activator in front
+			// What the StateSink is told: idle puts the activator in front.
+			in.decision = d
 			if !known || o.Active || !knownReason(o.Reason) { // not answered idle last tick
 				d = c.gate(in.workload, d)
 			}
