@@ -56,8 +56,7 @@ type recorder struct {
 	violations       []string
 	violationCount   int
 	failovers        int
-	wake             []time.Duration // push waking workloads: first true after demand
-	pushed           []answer        // the same wakes: the workload and its first true
+	pushed           []answer // push waking workloads: each and its first true after demand
 	wakeUnmeasured   int
 	pairs, agreeNow  int
 	agreeWithinTick  int
@@ -468,7 +467,6 @@ func (k *keda) stream(ctx context.Context, w *workload) {
 					woke = true
 					k.rec.mu.Lock()
 					if measurable {
-						k.rec.wake = append(k.rec.wake, now.Sub(w.wakeAt))
 						k.rec.pushed = append(k.rec.pushed, answer{w: w, t1: now})
 						k.rec.mu.Unlock()
 						k.checkWake(w, now)
@@ -636,4 +634,15 @@ func (k *keda) wakeSplit() (store, ebb []time.Duration, missed int) {
 	slices.Sort(store)
 	slices.Sort(ebb)
 	return store, ebb, missed
+}
+
+// wakes is each measured wake's time from demand to the first true, sorted.
+// Call with k.rec.mu held.
+func (k *keda) wakes() []time.Duration {
+	d := make([]time.Duration, 0, len(k.rec.pushed))
+	for _, a := range k.rec.pushed {
+		d = append(d, a.t1.Sub(a.w.wakeAt))
+	}
+	slices.Sort(d)
+	return d
 }

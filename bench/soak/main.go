@@ -22,7 +22,6 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
-	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -316,10 +315,9 @@ func report(k *keda, ch charts, d time.Duration, store string, n int, warm, read
 	fmt.Fprintf(&b, "soak: %s on %s, %d workloads, 2 replicas, %d calls (%d ok, %d GetMetrics), %d streams open at the last sample, %d stream reopens, %d calls failed over\n",
 		d, store, n, r.calls, r.ok, r.metricsCalls, streamsAtEnd, r.streamReopens, r.failovers)
 	check(r.falseIdleCount == 0 && r.pendingDropped == 0, "false idle answers (idle while the workload had demand within its idleAfter that ebb could have seen: %s after it appeared, or that long after the store answered again): %d %v; %d idle answers checked again once the restarted store had a rate for every workload with demand, %d not checked (over %d held)", seeBound, r.falseIdleCount, r.falseIdle[:min(len(r.falseIdle), 5)], r.rechecked, r.pendingDropped, maxPending)
-	slices.Sort(r.wake)
-	if len(r.wake) > 0 {
+	if wake := k.wakes(); len(wake) > 0 {
 		check(len(r.wakeLate) == 0, "wake (push streams, demand to first true): %d measured, median %s, p90 %s, max %s; bound one tick + one scrape = %s after the demand, or after the store answers again if it appeared during a fault: %d later %v; %d not measured (stream reopened after the wake)",
-			len(r.wake), r.wake[len(r.wake)/2].Round(time.Millisecond), r.wake[len(r.wake)*9/10].Round(time.Millisecond), r.wake[len(r.wake)-1].Round(time.Millisecond), wakeBound, len(r.wakeLate), r.wakeLate[:min(len(r.wakeLate), 5)], r.wakeUnmeasured)
+			len(wake), wake[len(wake)/2].Round(time.Millisecond), wake[len(wake)*9/10].Round(time.Millisecond), wake[len(wake)-1].Round(time.Millisecond), wakeBound, len(r.wakeLate), r.wakeLate[:min(len(r.wakeLate), 5)], r.wakeUnmeasured)
 	} else {
 		check(false, "wake: none measured")
 	}
